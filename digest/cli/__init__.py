@@ -1,0 +1,60 @@
+"""The ``digest`` command: a thin shell over the library. Each command's help ends with an
+example; expected failures print one line and exit 1."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from digest import __version__
+from digest.cli import commands, subscribers
+
+app = typer.Typer(
+    name="digest",
+    help="paper-digest: personal digests of new research papers, by email and feed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(subscribers.app, name="subscribers")
+app.add_typer(commands.db_app, name="db")
+commands.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"paper-digest {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Overrides DIGEST_DATA_DIR.")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Overrides DIGEST_DATABASE_URL.")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """paper-digest: personal digests of new research papers, by email and feed.
+
+    Example: digest import listing.json && digest run
+    """
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    ctx.obj = {"overrides": overrides}
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())

@@ -1,0 +1,65 @@
+"""Shared CLI plumbing: settings from the root options, error translation, output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+import typer
+from rich.console import Console
+
+from digest.errors import DigestError
+from digest.settings import Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected failures into one line on stderr and exit code 1 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except DigestError as exc:
+            message = " ".join(str(exc).split())  # always exactly one line
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def get_settings() -> Settings:
+    """Settings from the environment and digest.toml, with the root command's overrides."""
+    ctx = click.get_current_context()
+    overrides: dict[str, Any] = (ctx.find_root().obj or {}).get("overrides", {})
+    return load_settings(**overrides)
+
+
+def parse_now(value: str | None) -> datetime:
+    """``--now`` as an aware UTC datetime (naive values are taken as UTC)."""
+    if not value:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise DigestError(f"--now: not an ISO 8601 time: {value!r}") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output on stdout, nothing else mixed in."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def existing_files(paths: list[Path]) -> list[Path]:
+    return paths

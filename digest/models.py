@@ -1,0 +1,187 @@
+"""Store tables (SQLModel over SQLAlchemy 2).
+
+::
+
+    paper ──< sighting            one row per paper (canonical key), one per (paper, source)
+    subscriber ──< interest       keyword / exclude / author / category / require
+    subscriber ──< digest ──< digest_item
+                                  digest: unique (subscriber, period); digest_item: unique
+                                  (subscriber, paper) = the ledger: each paper reaches
+                                  a subscriber at most once
+    run                           every import, fetch and delivery run, with counts and errors
+
+Times are stored as timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from digest.dbtypes import UTCDateTime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(UTCDateTime(), nullable=nullable, index=index),
+    )
+
+
+class Paper(SQLModel, table=True):
+    """A paper, whatever sources listed it. ``key`` is the canonical identity."""
+
+    __tablename__ = "paper"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
+    arxiv_id: str | None = Field(default=None, max_length=64)
+    doi: str | None = Field(default=None, max_length=255)
+    title: str
+    abstract: str = ""
+    authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    url: str | None = None
+    pdf_url: str | None = None
+    published_at: datetime | None = _ts()
+    version: int | None = None
+    upvotes: int | None = None
+    github_repo: str | None = None
+    github_stars: int | None = None
+    project_page: str | None = None
+    thumbnail: str | None = None
+    ai_summary: str | None = None
+    first_source: str = Field(max_length=200)
+    first_seen_at: datetime = _ts(nullable=False, index=True)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class Sighting(SQLModel, table=True):
+    """That a source listed a paper: first and last time, its id there, the version seen."""
+
+    __tablename__ = "sighting"
+    __table_args__ = (UniqueConstraint("paper_id", "source", name="uq_sighting_paper_source"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE", index=True)
+    source: str = Field(max_length=200)
+    external_id: str | None = None
+    version: int | None = None
+    first_seen_at: datetime = _ts(nullable=False)
+    last_seen_at: datetime = _ts(nullable=False)
+    times_seen: int = 1
+
+
+class Subscriber(SQLModel, table=True):
+    """A person receiving digests. ``token`` authorizes their feed and manage links."""
+
+    __tablename__ = "subscriber"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    name: str | None = Field(default=None, max_length=200)
+    status: str = Field(default="active", max_length=20)  # pending active paused unsubscribed
+    frequency: str = Field(default="weekly", max_length=10)  # daily weekly off
+    weekday: int = 0
+    hour: int = 8
+    timezone: str = Field(default="UTC", max_length=64)
+    max_items: int | None = None
+    min_score: float | None = None
+    popularity_weight: float = 0.0
+    token: str = Field(max_length=64, unique=True)
+    origin: str = Field(default="cli", max_length=20)  # cli web sync import
+    bounce_count: int = 0
+    last_bounce: str | None = None
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+    confirmed_at: datetime | None = _ts()
+    unsubscribed_at: datetime | None = _ts()
+
+
+class Interest(SQLModel, table=True):
+    """One line of a profile. kind: keyword, exclude, author, category, require."""
+
+    __tablename__ = "interest"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "kind", "text", name="uq_interest_subscriber_kind_text"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE", index=True)
+    kind: str = Field(max_length=20)
+    text: str = Field(max_length=500)
+    weight: float = 1.0
+    position: int = 0
+
+
+class Digest(SQLModel, table=True):
+    """One subscriber's digest for one period; its status drives delivery.
+
+    pending → sending → sent | failed | empty. Unique per (subscriber, period): a rerun or a
+    crash can never produce a second digest for the same period.
+    """
+
+    __tablename__ = "digest"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "period_key", name="uq_digest_subscriber_period"),
+        Index("ix_digest_status", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE", index=True)
+    period_key: str = Field(max_length=40)
+    period_label: str = Field(max_length=100)
+    status: str = Field(default="pending", max_length=10)
+    window_start: datetime = _ts(nullable=False)
+    window_end: datetime = _ts(nullable=False)
+    created_at: datetime = _ts(nullable=False)
+    sent_at: datetime | None = _ts()
+    message_id: str | None = Field(default=None, max_length=255)
+    item_count: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()  # failed: when to retry; None = never (5xx)
+    last_error: str | None = None
+    subject: str | None = None
+
+
+class DigestItem(SQLModel, table=True):
+    """A paper in a digest. Unique (subscriber, paper): the ledger of what was delivered."""
+
+    __tablename__ = "digest_item"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "paper_id", name="uq_digest_item_subscriber_paper"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest_id: int = Field(foreign_key="digest.id", ondelete="CASCADE", index=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
+    paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE", index=True)
+    rank: int
+    score: float
+    reason: str = ""
+    matched: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Run(SQLModel, table=True):
+    """One import, fetch or delivery run: when, what, how it ended."""
+
+    __tablename__ = "run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)  # import fetch deliver
+    source: str | None = Field(default=None, max_length=500)
+    status: str = Field(default="running", max_length=10)  # running ok error
+    started_at: datetime = _ts(nullable=False, index=True)
+    finished_at: datetime | None = _ts()
+    new_count: int = 0
+    seen_count: int = 0
+    error: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

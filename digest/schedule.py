@@ -1,0 +1,93 @@
+"""When digests are due: periods and send times, per subscriber, in their own time zone.
+
+A period is a local calendar day (daily) or ISO week (weekly). A digest for a period is due
+once the subscriber's local send time in that period has passed. Periods are keyed by their
+local date, so DST changes neither skip nor double a digest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from digest.errors import ConfigError
+
+Frequency = Literal["daily", "weekly", "off"]
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def validate_timezone(name: str) -> str:
+    """Return the IANA name if valid, else raise ConfigError."""
+    if name not in available_timezones() and name != "UTC":
+        raise ConfigError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown time zone {name!r}") from None
+    return name
+
+
+def parse_weekday(value: str | int) -> int:
+    """0-6, or a weekday name or 3-letter abbreviation, to 0 (Monday) … 6 (Sunday)."""
+    if isinstance(value, int) or value.strip().isdigit():
+        number = int(value)
+        if 0 <= number <= 6:
+            return number
+        raise ConfigError(f"weekday must be 0-6 (0 = Monday), not {value}")
+    text = value.strip().lower()
+    for index, name in enumerate(WEEKDAYS):
+        if text in (name, name[:3]):
+            return index
+    raise ConfigError(f"unknown weekday {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """One digest period of one subscriber."""
+
+    key: str  # "daily:2026-11-23" or "weekly:2026-W48"
+    label: str  # human label for subjects and pages
+    send_at: datetime  # UTC instant the digest becomes due
+    start: date  # first local day of the period
+
+
+def _localize(day: date, hour: int, zone: ZoneInfo) -> datetime:
+    # A nonexistent local time (spring forward) resolves forward; an ambiguous one (fall
+    # back) takes the first occurrence (fold=0). Either way exactly one instant per period.
+    local = datetime.combine(day, time(hour), tzinfo=zone)
+    roundtrip = local.astimezone(UTC).astimezone(zone)
+    if roundtrip.replace(tzinfo=None) != local.replace(tzinfo=None):
+        local = roundtrip
+    return local.astimezone(UTC)
+
+
+def period_for(
+    frequency: Frequency, *, now: datetime, weekday: int, hour: int, timezone: str
+) -> Period | None:
+    """The period containing ``now`` in the subscriber's zone (None when frequency is off)."""
+    if frequency == "off":
+        return None
+    zone = ZoneInfo(timezone)
+    local_day = now.astimezone(zone).date()
+    if frequency == "daily":
+        return Period(
+            key=f"daily:{local_day.isoformat()}",
+            label=local_day.strftime("%A %d %b %Y"),
+            send_at=_localize(local_day, hour, zone),
+            start=local_day,
+        )
+    monday = local_day - timedelta(days=local_day.weekday())
+    iso = monday.isocalendar()
+    return Period(
+        key=f"weekly:{iso.year}-W{iso.week:02d}",
+        label=f"week of {monday.strftime('%d %b %Y')}",
+        send_at=_localize(monday + timedelta(days=weekday), hour, zone),
+        start=monday,
+    )
+
+
+def is_due(period: Period | None, now: datetime) -> bool:
+    """True when the period's send time has passed."""
+    return period is not None and now >= period.send_at

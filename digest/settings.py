@@ -1,0 +1,242 @@
+"""Typed settings, declared once with their help text.
+
+Sources, highest priority first: keyword arguments, environment variables ``DIGEST_*``, the
+TOML file (``DIGEST_CONFIG``, else ``./digest.toml`` when present), defaults. Every field's
+description is the documentation: ``digest config`` prints them and the README's table is
+generated from them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from digest.errors import ConfigError
+
+PLACEHOLDER_SECRET = "change-me-in-production"  # noqa: S105 - a placeholder refused in production
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/paper-digest``, i.e. ``~/.local/share/paper-digest`` by default."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "paper-digest"
+
+
+def config_file() -> Path | None:
+    """The TOML settings file: ``DIGEST_CONFIG`` if set, else ``./digest.toml`` if present."""
+    explicit = os.environ.get("DIGEST_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"DIGEST_CONFIG points to {path}, which is not a file")
+        return path
+    local = Path("digest.toml")
+    return local if local.is_file() else None
+
+
+class Settings(BaseSettings):
+    """All settings of paper-digest. Environment names are ``DIGEST_`` + the upper-cased name."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DIGEST_", extra="ignore", validate_default=True, frozen=True
+    )
+
+    environment: Literal["development", "production"] = Field(
+        "development",
+        description="`production` refuses placeholder secrets and a non-HTTPS base URL.",
+    )
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the SQLite store, the outbox and rendered feeds live "
+        "(default `~/.local/share/paper-digest`, or `$XDG_DATA_HOME/paper-digest`).",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the store. Empty: SQLite file `digest.sqlite3` in the "
+        "data directory. PostgreSQL: `postgresql+psycopg://user@host/db`.",
+    )
+    base_url: str = Field(
+        "http://localhost:8000",
+        description="Public URL of the web app; every link in emails and feeds starts with it.",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(PLACEHOLDER_SECRET),
+        description="Key that signs confirmation links. Must be changed in production.",
+    )
+    site_name: str = Field("Paper digest", description="Name shown in emails, feeds and pages.")
+
+    # Mail
+    delivery: Literal["outbox", "smtp"] = Field(
+        "outbox",
+        description="`outbox` writes `.eml` files to the outbox directory; `smtp` sends.",
+    )
+    outbox_dir: Path | None = Field(
+        None, description="Directory for `.eml` files (default: `<data_dir>/outbox`)."
+    )
+    mail_from: str = Field(
+        "Paper digest <digest@localhost>",
+        description="`From` header: one address in a domain you control.",
+    )
+    bounce_address: str | None = Field(
+        None,
+        description="Envelope sender (MAIL FROM) for bounces (default: the From address).",
+    )
+    list_id: str | None = Field(
+        None,
+        description="List-Id (RFC 2919), e.g. `Paper digest <digest.example.org>` "
+        "(default: built from the base URL's host).",
+    )
+    unsubscribe_mailto: str | None = Field(
+        None, description="Optional mailto: address added to List-Unsubscribe."
+    )
+    smtp_host: str = Field("localhost", description="SMTP server host.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP server port.")
+    smtp_security: Literal["none", "starttls", "ssl"] = Field(
+        "none", description="`starttls` upgrades a plain connection; `ssl` is implicit TLS."
+    )
+    smtp_username: str | None = Field(None, description="SMTP AUTH user (optional).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP AUTH password (optional).")
+    smtp_timeout: float = Field(30.0, gt=0, description="Seconds before an SMTP call times out.")
+    smtp_retries: int = Field(
+        3, ge=0, description="Retries (with exponential backoff) on 4xx or a dropped connection."
+    )
+    smtp_retry_wait: float = Field(
+        1.0, ge=0, description="First backoff wait in seconds; doubles per retry, with jitter."
+    )
+    bounce_limit: int = Field(
+        3, ge=1, description="Hard bounces after which an address is no longer sent to."
+    )
+    dkim_selector: str | None = Field(None, description="DKIM selector (enables signing).")
+    dkim_domain: str | None = Field(None, description="DKIM signing domain.")
+    dkim_private_key: Path | None = Field(None, description="PEM file of the DKIM private key.")
+
+    # Digests
+    default_frequency: Literal["daily", "weekly"] = Field(
+        "weekly", description="Frequency of new subscribers."
+    )
+    default_weekday: int = Field(
+        0, ge=0, le=6, description="Weekday of weekly digests (0 = Monday)."
+    )
+    default_hour: int = Field(8, ge=0, le=23, description="Local hour digests are sent.")
+    default_timezone: str = Field("UTC", description="IANA time zone of new subscribers.")
+    max_items: int = Field(
+        20, ge=1, le=100, description="Papers per digest (about 27 fit before Gmail clips)."
+    )
+    min_score: float | None = Field(
+        None, description="Score threshold for picks (empty: the ranker's default)."
+    )
+    lookback_days: int = Field(
+        7, ge=1, description="A first digest considers papers first seen this many days back."
+    )
+    send_empty: bool = Field(
+        False, description="Send a short 'nothing new' note instead of no email."
+    )
+    feed_items: int = Field(50, ge=1, le=500, description="Items in personal feeds.")
+
+    # Files and limits
+    templates_dir: Path | None = Field(
+        None, description="Directory whose templates override the shipped ones."
+    )
+    max_listing_bytes: int = Field(
+        50_000_000, ge=1024, description="Listings larger than this are refused."
+    )
+    log_json: bool = Field(False, description="Log one JSON object per line.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = config_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from digest.schedule import validate_timezone  # noqa: PLC0415 - avoid an import cycle
+
+        return validate_timezone(value)
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Settings:
+        if self.environment == "production":
+            if self.secret_key.get_secret_value() in ("", PLACEHOLDER_SECRET):
+                raise ValueError("DIGEST_SECRET_KEY must be set to a real secret in production")
+            if not self.base_url.startswith("https://"):
+                raise ValueError("DIGEST_BASE_URL must be https:// in production")
+        return self
+
+    # Derived values -------------------------------------------------------------------
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'digest.sqlite3'}"
+
+    @property
+    def resolved_outbox_dir(self) -> Path:
+        return self.outbox_dir or self.data_dir / "outbox"
+
+    @property
+    def resolved_list_id(self) -> str:
+        if self.list_id:
+            return self.list_id
+        host = urlsplit(self.base_url).hostname or "localhost"
+        return f"{self.site_name} <digest.{host}>"
+
+    @property
+    def envelope_from(self) -> str:
+        from email.utils import parseaddr  # noqa: PLC0415 - only needed here
+
+        return self.bounce_address or parseaddr(self.mail_from)[1]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from overrides, environment and digest.toml; one-line ConfigError if bad."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+
+
+def describe_settings() -> list[tuple[str, str, str, str]]:
+    """(name, environment variable, default, description) of every setting, for the docs."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            default = "see description"
+        elif isinstance(field.default, SecretStr):
+            default = "(placeholder)"
+        else:
+            default = "" if field.default is None else str(field.default)
+        rows.append((name, f"DIGEST_{name.upper()}", default, field.description or ""))
+    return rows

@@ -1,0 +1,322 @@
+"""Subscribers and their profiles: add, edit, pause, remove, export/import.
+
+Addresses are validated (syntax only, no DNS) and normalized to lower case, so one person
+is one row. Every function takes a session and never commits; a refused change raises a
+:class:`~digest.errors.SubscriberError` before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import delete, select
+from sqlmodel import Session
+
+from digest.errors import (
+    DuplicateSubscriberError,
+    InvalidEmailError,
+    ProfileError,
+    SubscriberError,
+    UnknownSubscriberError,
+)
+from digest.models import Interest, Subscriber
+from digest.ranking.base import Profile
+from digest.ranking.profile_text import build_profile, parse_interest
+from digest.schedule import WEEKDAYS, parse_weekday, validate_timezone
+from digest.settings import Settings
+from digest.urls import links_for, new_token
+
+STATUSES = ("pending", "active", "paused", "unsubscribed")
+FREQUENCIES = ("daily", "weekly", "off")
+PROFILE_KINDS = ("keyword", "exclude", "require", "author", "category")
+
+
+def normalize_email(text: str) -> str:
+    """The address in its stored form, or InvalidEmailError with a one-line reason."""
+    candidate = text.strip()
+    if not candidate or any(ch in candidate for ch in "\r\n"):
+        raise InvalidEmailError(f"invalid email address {text!r}")
+    try:
+        result = validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidEmailError(f"invalid email address {candidate!r}: {exc}") from None
+    return result.normalized.lower()
+
+
+@dataclass(slots=True)
+class ProfileSpec:
+    """The editable profile of a subscriber, as given on the CLI or in a TOML file."""
+
+    keywords: list[str] = field(default_factory=list)
+    excludes: list[str] = field(default_factory=list)
+    required: list[str] = field(default_factory=list)
+    authors: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        """Raise ProfileError (one line) if the profile cannot be ranked."""
+        build_profile(
+            self.keywords,
+            self.excludes,
+            required=self.required,
+            authors=self.authors,
+            categories=self.categories,
+        )
+
+    def by_kind(self) -> dict[str, list[str]]:
+        return {
+            "keyword": self.keywords,
+            "exclude": self.excludes,
+            "require": self.required,
+            "author": self.authors,
+            "category": self.categories,
+        }
+
+
+def _check_choice(value: str, allowed: Sequence[str], what: str) -> str:
+    if value not in allowed:
+        raise SubscriberError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+def get_subscriber(session: Session, email: str) -> Subscriber:
+    """The subscriber with this address, or UnknownSubscriberError."""
+    address = normalize_email(email)
+    found = session.execute(select(Subscriber).where(Subscriber.email == address)).scalar()
+    if found is None:
+        raise UnknownSubscriberError(f"no subscriber {address}")
+    return found
+
+
+def find_by_token(session: Session, token: str) -> Subscriber | None:
+    return session.execute(select(Subscriber).where(Subscriber.token == token)).scalar()
+
+
+def interests_of(session: Session, subscriber: Subscriber) -> list[Interest]:
+    statement = (
+        select(Interest)
+        .where(Interest.subscriber_id == subscriber.id)
+        .order_by(Interest.kind, Interest.position)  # type: ignore[arg-type]
+    )
+    return list(session.execute(statement).scalars())
+
+
+def spec_of(interests: Sequence[Interest]) -> ProfileSpec:
+    """Rebuild the profile text lists from stored interest rows."""
+    spec = ProfileSpec()
+    lists = spec.by_kind()
+    for row in sorted(interests, key=lambda r: (r.kind, r.position)):
+        text = row.text if row.weight == 1.0 else f"{row.text}^{row.weight:g}"
+        lists[row.kind].append(text)
+    return spec
+
+
+def profile_of(subscriber: Subscriber, interests: Sequence[Interest]) -> Profile:
+    """The ranking profile of a subscriber."""
+    spec = spec_of(interests)
+    return build_profile(
+        spec.keywords,
+        spec.excludes,
+        required=spec.required,
+        authors=spec.authors,
+        categories=spec.categories,
+        min_score=subscriber.min_score,
+        popularity_weight=subscriber.popularity_weight,
+    )
+
+
+def _store_profile(session: Session, subscriber: Subscriber, spec: ProfileSpec) -> None:
+    spec.validate()
+    session.execute(delete(Interest).where(Interest.subscriber_id == subscriber.id))  # type: ignore[arg-type]
+    for kind, texts in spec.by_kind().items():
+        seen: set[str] = set()
+        for position, text in enumerate(texts):
+            weight = 1.0
+            phrase = text.strip()
+            if kind == "keyword":
+                interest = parse_interest(text)
+                phrase, weight = interest.text, interest.weight
+                if interest.kind != "keyword":  # "author:…" / "cat:…" written among keywords
+                    kind_stored = "author" if interest.kind == "author" else "category"
+                    session.add(_interest(subscriber, kind_stored, phrase, weight, position))
+                    continue
+            if not phrase or phrase.casefold() in seen:
+                continue
+            seen.add(phrase.casefold())
+            session.add(_interest(subscriber, kind, phrase, weight, position))
+    session.flush()
+
+
+def _interest(subscriber: Subscriber, kind: str, text: str, weight: float, pos: int) -> Interest:
+    assert subscriber.id is not None
+    return Interest(subscriber_id=subscriber.id, kind=kind, text=text, weight=weight, position=pos)
+
+
+@dataclass(slots=True)
+class SubscriberFields:
+    """Scalar settings of a subscriber; None leaves a value unchanged (or takes the default)."""
+
+    name: str | None = None
+    frequency: str | None = None
+    weekday: str | int | None = None
+    hour: int | None = None
+    timezone: str | None = None
+    max_items: int | None = None
+    min_score: float | None = None
+    popularity_weight: float | None = None
+
+    def apply(self, subscriber: Subscriber) -> None:
+        if self.name is not None:
+            subscriber.name = " ".join(self.name.split()) or None  # no CR/LF in headers
+        if self.frequency is not None:
+            subscriber.frequency = _check_choice(self.frequency, FREQUENCIES, "frequency")
+        if self.weekday is not None:
+            subscriber.weekday = parse_weekday(self.weekday)
+        if self.hour is not None:
+            if not 0 <= self.hour <= 23:
+                raise SubscriberError(f"hour must be 0-23, not {self.hour}")
+            subscriber.hour = self.hour
+        if self.timezone is not None:
+            subscriber.timezone = validate_timezone(self.timezone)
+        if self.max_items is not None:
+            if not 1 <= self.max_items <= 100:
+                raise SubscriberError(f"max items must be 1-100, not {self.max_items}")
+            subscriber.max_items = self.max_items
+        if self.min_score is not None:
+            subscriber.min_score = self.min_score
+        if self.popularity_weight is not None:
+            if not 0 <= self.popularity_weight <= 10:
+                raise SubscriberError("popularity weight must be between 0 and 10")
+            subscriber.popularity_weight = self.popularity_weight
+
+
+def add_subscriber(
+    session: Session,
+    *,
+    email: str,
+    profile: ProfileSpec,
+    fields: SubscriberFields,
+    settings: Settings,
+    now: datetime,
+    status: str = "active",
+    origin: str = "cli",
+) -> Subscriber:
+    """Create a subscriber; admin-added ones are active (no double opt-in) unless told."""
+    address = normalize_email(email)
+    _check_choice(status, STATUSES, "status")
+    if session.execute(select(Subscriber.id).where(Subscriber.email == address)).first():
+        raise DuplicateSubscriberError(f"subscriber {address} already exists")
+    profile.validate()
+    subscriber = Subscriber(
+        email=address,
+        status=status,
+        frequency=settings.default_frequency,
+        weekday=settings.default_weekday,
+        hour=settings.default_hour,
+        timezone=settings.default_timezone,
+        token=new_token(),
+        origin=origin,
+        created_at=now,
+        updated_at=now,
+        confirmed_at=now if status == "active" else None,
+    )
+    fields.apply(subscriber)
+    session.add(subscriber)
+    session.flush()
+    _store_profile(session, subscriber, profile)
+    return subscriber
+
+
+def edit_subscriber(
+    session: Session,
+    email: str,
+    *,
+    fields: SubscriberFields,
+    now: datetime,
+    profile: ProfileSpec | None = None,
+    add: ProfileSpec | None = None,
+    remove: ProfileSpec | None = None,
+) -> Subscriber:
+    """Change settings; replace the profile, or add/remove single entries."""
+    subscriber = get_subscriber(session, email)
+    fields.apply(subscriber)
+    if profile is not None or add is not None or remove is not None:
+        spec = profile if profile is not None else spec_of(interests_of(session, subscriber))
+        lists = spec.by_kind()
+        for kind, texts in (add.by_kind() if add else {}).items():
+            lists[kind].extend(t for t in texts if t not in lists[kind])
+        for kind, texts in (remove.by_kind() if remove else {}).items():
+            gone = {t.casefold() for t in texts}
+            kept = [t for t in lists[kind] if t.casefold() not in gone]
+            missing = gone - {t.casefold() for t in lists[kind]}
+            if missing:
+                raise ProfileError(f"{kind} {sorted(missing)[0]!r} is not in the profile")
+            lists[kind][:] = kept
+        _store_profile(session, subscriber, spec)
+    subscriber.updated_at = now
+    session.add(subscriber)
+    return subscriber
+
+
+def set_status(session: Session, email: str, status: str, *, now: datetime) -> Subscriber:
+    """Pause, resume (active), unsubscribe or mark pending."""
+    subscriber = get_subscriber(session, email)
+    _check_choice(status, STATUSES, "status")
+    subscriber.status = status
+    subscriber.updated_at = now
+    if status == "unsubscribed":
+        subscriber.unsubscribed_at = now
+    elif status == "active":
+        subscriber.confirmed_at = subscriber.confirmed_at or now
+        subscriber.unsubscribed_at = None
+        subscriber.bounce_count = 0  # an admin resume clears the bounce flag on purpose
+    session.add(subscriber)
+    return subscriber
+
+
+def remove_subscriber(session: Session, email: str) -> None:
+    """Delete a subscriber with their profile, digests and ledger."""
+    subscriber = get_subscriber(session, email)
+    session.delete(subscriber)
+    session.flush()
+
+
+def list_subscribers(session: Session, *, status: str | None = None) -> list[Subscriber]:
+    statement = select(Subscriber).order_by(Subscriber.email)  # type: ignore[arg-type]
+    if status:
+        statement = statement.where(Subscriber.status == _check_choice(status, STATUSES, "status"))
+    return list(session.execute(statement).scalars())
+
+
+def describe(
+    subscriber: Subscriber, interests: Sequence[Interest], settings: Settings
+) -> dict[str, Any]:
+    """Everything about a subscriber as plain data (``show --json``, export)."""
+    spec = spec_of(interests)
+    links = links_for(settings.base_url, subscriber.token)
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "status": subscriber.status,
+        "keywords": spec.keywords,
+        "excludes": spec.excludes,
+        "required": spec.required,
+        "authors": spec.authors,
+        "categories": spec.categories,
+        "frequency": subscriber.frequency,
+        "weekday": WEEKDAYS[subscriber.weekday],
+        "hour": subscriber.hour,
+        "timezone": subscriber.timezone,
+        "max_items": subscriber.max_items or settings.max_items,
+        "min_score": subscriber.min_score,
+        "popularity_weight": subscriber.popularity_weight,
+        "bounce_count": subscriber.bounce_count,
+        "created_at": subscriber.created_at.isoformat(),
+        "feed_urls": {"atom": links.atom_url, "rss": links.rss_url, "json": links.json_url},
+        "unsubscribe_url": links.unsubscribe_url,
+        "manage_url": links.manage_url,
+    }

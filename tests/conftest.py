@@ -1,0 +1,112 @@
+"""Shared fixtures: isolated settings on SQLite and, when reachable, PostgreSQL.
+
+PostgreSQL tests use ``DIGEST_TEST_POSTGRES_URL`` (default: the local server's ``test``
+database); each test gets its own schema, dropped afterwards. When the server is not
+reachable they skip with the reason, unless ``DIGEST_REQUIRE_POSTGRES=1`` (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from digest import db
+from digest.settings import Settings, load_settings
+
+POSTGRES_URL = os.environ.get(
+    "DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("DIGEST_REQUIRE_POSTGRES") == "1"
+SEEDS = Path(__file__).parent / "data" / "listings" / "seeds"
+_KEEP_ENV = {"DIGEST_REQUIRE_POSTGRES", "DIGEST_TEST_POSTGRES_URL"}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No developer environment or digest.toml leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("DIGEST_") and name not in _KEEP_ENV:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    yield
+    db.dispose_engines()
+
+
+def _postgres_reason() -> str | None:
+    try:
+        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(sa.text("select 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"PostgreSQL not reachable at {POSTGRES_URL}: {str(exc).splitlines()[0]}"
+    return None
+
+
+_PG_REASON: list[str | None] = []
+
+
+def postgres_reason() -> str | None:
+    if not _PG_REASON:
+        _PG_REASON.append(_postgres_reason())
+    return _PG_REASON[0]
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema of this test."""
+    reason = postgres_reason()
+    if reason:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"DIGEST_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        db.dispose_engines()
+        with admin.begin() as connection:
+            connection.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings factory on the test's backend (SQLite unless the test uses ``backend``)."""
+    url: str | None = None
+    if "backend" in request.fixturenames and request.getfixturevalue("backend") == "postgres":
+        url = request.getfixturevalue("postgres_url")
+
+    def factory(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "base_url": "https://digest.example.org",
+            "mail_from": "Paper digest <digest@digest.example.org>",
+            "smtp_retry_wait": 0.0,
+        }
+        if url:
+            values["database_url"] = url
+        values.update(overrides)
+        return load_settings(**values)
+
+    return factory
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
