@@ -100,14 +100,14 @@ def find_due(
     existing = set(
         session.execute(
             select(Digest.subscriber_id, Digest.period_key).where(Digest.subscriber_id.in_(ids))  # type: ignore[attr-defined]
-        ).tuples()
+        ).all()
     )
     last_end = dict(
         session.execute(
             select(Digest.subscriber_id, func.max(Digest.window_end))
             .where(Digest.subscriber_id.in_(ids))  # type: ignore[attr-defined]
             .group_by(Digest.subscriber_id)  # type: ignore[arg-type]
-        ).tuples()
+        ).all()
     )
     interests: dict[int, list[Interest]] = defaultdict(list)
     for row in session.execute(
@@ -158,7 +158,7 @@ def select_papers(
         DigestItem.subscriber_id.in_(list(row_of)),  # type: ignore[attr-defined]
         DigestItem.paper_id.in_(list(index)),  # type: ignore[attr-defined]
     )
-    for subscriber_id, paper_id in session.execute(ledger).tuples():
+    for subscriber_id, paper_id in session.execute(ledger).all():
         delivered[row_of[subscriber_id]].append(index[paper_id])
 
     def eligible(start: int, stop: int) -> npt.NDArray[np.bool_]:

@@ -69,7 +69,7 @@ def digest_view(
         .join(Paper, DigestItem.paper_id == Paper.id)  # type: ignore[arg-type]
         .where(DigestItem.digest_id == digest.id)
         .order_by(DigestItem.rank)  # type: ignore[arg-type]
-    ).tuples()
+    ).all()
     items = tuple(
         item_view(paper, reason=item.reason, matched=item.matched, score=item.score)
         for item, paper in rows
@@ -124,7 +124,7 @@ def feed_view(
         .where(DigestItem.subscriber_id == subscriber.id, Digest.status == "sent")
         .order_by(Digest.sent_at.desc(), DigestItem.rank)  # type: ignore[union-attr]
         .limit(settings.feed_items)
-    ).tuples()
+    ).all()
     items = tuple(
         item_view(
             paper,

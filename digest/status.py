@@ -12,7 +12,7 @@ from digest.models import Digest, Paper, Run, Subscriber
 
 def collect_status(session: Session, *, recent: int = 10) -> dict[str, Any]:
     def counts(column: Any) -> dict[str, int]:
-        rows = session.execute(select(column, func.count()).group_by(column)).tuples()
+        rows = session.execute(select(column, func.count()).group_by(column)).all()
         return {str(key): int(value) for key, value in rows}
 
     runs = session.execute(select(Run).order_by(Run.id.desc()).limit(recent)).scalars()  # type: ignore[union-attr]
@@ -22,7 +22,7 @@ def collect_status(session: Session, *, recent: int = 10) -> dict[str, Any]:
         .where(Digest.status == "failed")
         .order_by(Digest.id.desc())  # type: ignore[union-attr]
         .limit(recent)
-    ).tuples()
+    ).all()
     return {
         "papers": session.execute(select(func.count()).select_from(Paper)).scalar_one(),
         "subscribers": counts(Subscriber.status),

@@ -169,7 +169,7 @@ def _record_sightings(
     for start in range(0, len(keys), _BATCH):
         chunk = keys[start : start + _BATCH]
         found = session.execute(select(Paper.key, Paper.id).where(Paper.key.in_(chunk)))  # type: ignore[attr-defined]
-        ids: dict[str, int] = dict(found.tuples().all())
+        ids: dict[str, int] = {key: paper_id for key, paper_id in found}  # noqa: C416 - Row to pair
         rows = [
             {
                 "paper_id": ids[key],
