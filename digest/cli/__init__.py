@@ -11,6 +11,7 @@ import typer
 
 from digest import __version__
 from digest.cli import commands, subscribers
+from digest.cli.common import set_overrides
 
 app = typer.Typer(
     name="digest",
@@ -32,7 +33,6 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    ctx: typer.Context,
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Overrides DIGEST_DATA_DIR.")
     ] = None,
@@ -52,7 +52,7 @@ def root(
         overrides["data_dir"] = data_dir
     if database_url is not None:
         overrides["database_url"] = database_url
-    ctx.obj = {"overrides": overrides}
+    set_overrides(overrides)
 
 
 def main() -> None:

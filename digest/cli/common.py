@@ -7,10 +7,8 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-import click
 import typer
 from rich.console import Console
 
@@ -38,11 +36,18 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+# The root command's --data-dir / --database-url, set by its callback for this invocation.
+_overrides: dict[str, Any] = {}
+
+
+def set_overrides(values: dict[str, Any]) -> None:
+    _overrides.clear()
+    _overrides.update(values)
+
+
 def get_settings() -> Settings:
     """Settings from the environment and digest.toml, with the root command's overrides."""
-    ctx = click.get_current_context()
-    overrides: dict[str, Any] = (ctx.find_root().obj or {}).get("overrides", {})
-    return load_settings(**overrides)
+    return load_settings(**_overrides)
 
 
 def parse_now(value: str | None) -> datetime:
@@ -60,6 +65,3 @@ def print_json(data: Any) -> None:
     """Machine-readable output on stdout, nothing else mixed in."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
-
-def existing_files(paths: list[Path]) -> list[Path]:
-    return paths
