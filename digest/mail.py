@@ -1,0 +1,180 @@
+"""Build the digest email message with every header bulk senders need (see delivery.md).
+
+``build_message`` turns a rendered digest into an :class:`~email.message.EmailMessage`:
+From, To, Subject, Date, a Message-ID derived from the digest key, List-Id,
+List-Unsubscribe (+ RFC 8058 one-click) and ``multipart/alternative`` with text/plain first
+and text/html last. ``sign_message`` adds an optional DKIM signature (dkimpy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from email import policy
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
+from email.message import EmailMessage, MIMEPart
+from email.utils import format_datetime, parseaddr
+from typing import Any
+
+from digest.errors import ConfigError, RenderError
+from digest.render.email import RenderedEmail
+from digest.render.present import as_utc, single_line
+from digest.settings import Settings
+from digest.views import DigestView
+
+# Headers a DKIM signature must cover: the defaults omit List-Unsubscribe-Post (delivery.md),
+# and a receiver only honours one-click when both List-Unsubscribe headers are signed.
+DKIM_HEADERS = (
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "MIME-Version",
+    "Content-Type",
+)
+_MAX_HEADER_LINE = 998  # RFC 5322 §2.1.1 hard limit
+
+
+class _VerbatimUrlHeader(UnstructuredHeader, BaseHeader):
+    """A header of ``<URI>, <URI>`` (RFC 2369) that is never RFC 2047-encoded.
+
+    The stock folder "encodes anyway so it can wrap" any token longer than the line, which
+    turns a long unsubscribe URL into ``=?utf-8?q?...?=`` garbage that no client follows.
+    Here the value is folded only at the commas between URIs, which RFC 2369 §2 allows.
+    """
+
+    max_count = 1
+
+    def fold(self, *, policy: Any) -> str:
+        linesep: str = policy.linesep
+        return f"{self.name}: " + f",{linesep} ".join(str(self).split(", ")) + linesep
+
+
+def _header_registry() -> HeaderRegistry:
+    registry = HeaderRegistry()
+    registry.map_to_type("list-unsubscribe", _VerbatimUrlHeader)
+    return registry
+
+
+# policy.SMTP (CRLF, 78-column folding so encoded words stay within RFC 2047's 75 chars)
+# with List-Unsubscribe exempt from encoding. Body parts are quoted-printable, 7-bit clean.
+MAIL_POLICY = policy.SMTP.clone(header_factory=_header_registry())
+
+
+def message_id_for(key: str, domain: str) -> str:
+    """Deterministic Message-ID for a digest: a retried send carries the same id."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"<digest.{digest}@{domain}>"
+
+
+def _mail_domain(mail_from: str) -> str:
+    address = parseaddr(mail_from)[1]
+    return address.rpartition("@")[2].strip().lower() or "localhost"
+
+
+def _angle_uri(uri: str) -> str:
+    # A URI that could close the bracket or break the line would forge header content.
+    if not uri or any(c in uri for c in "<>, \t\r\n") or not uri.isascii():
+        raise RenderError(f"unsafe URI for List-Unsubscribe: {uri!r}")
+    return f"<{uri}>"
+
+
+def list_unsubscribe(unsubscribe_url: str, mailto: str | None = None) -> str:
+    """The List-Unsubscribe value: the HTTPS one-click URL, then an optional mailto."""
+    uris = [_angle_uri(unsubscribe_url)]
+    if mailto:
+        target = mailto.removeprefix("mailto:")
+        uris.append(_angle_uri(f"mailto:{target}"))
+    value = ", ".join(uris)
+    if len("List-Unsubscribe: ") + len(value) > _MAX_HEADER_LINE:
+        raise RenderError("List-Unsubscribe URL is too long for one header line")
+    return value
+
+
+# The content manager wraps quoted-printable at the policy's line length: RFC 2045 §6.7
+# allows 76 characters per encoded line.
+_PART_POLICY = policy.SMTP.clone(max_line_length=76)
+
+
+def _text_part(content: str, subtype: str) -> MIMEPart:
+    part = MIMEPart(policy=_PART_POLICY)
+    part.set_content(content, subtype=subtype, charset="utf-8", cte="quoted-printable")
+    return part
+
+
+def build_message(
+    view: DigestView, rendered: RenderedEmail, *, settings: Settings, sent_at: datetime
+) -> EmailMessage:
+    """The complete digest message (``sent_at`` is the Date; naive means UTC)."""
+    message = EmailMessage(policy=MAIL_POLICY)
+    try:
+        message["From"] = settings.mail_from
+        message["To"] = Address(
+            display_name=single_line(view.subscriber_name or ""),
+            addr_spec=view.subscriber_email.strip(),
+        )
+    except (ValueError, IndexError) as exc:  # headerregistry's parse errors
+        raise RenderError(f"bad address for digest {view.key}: {exc}") from exc
+    # single_line: a CR/LF in a paper title must never start a new header.
+    message["Subject"] = single_line(rendered.subject)
+    message["Date"] = format_datetime(as_utc(sent_at))
+    message["Message-ID"] = message_id_for(view.key, _mail_domain(settings.mail_from))
+    message["List-Id"] = single_line(settings.resolved_list_id)
+    message["List-Unsubscribe"] = list_unsubscribe(
+        view.links.unsubscribe_url, settings.unsubscribe_mailto
+    )
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058 §3.1
+    # Not a standard (RFC 2076) but what vacation responders look at (RFC 3834 §2): keeps
+    # out-of-office replies off the bounce address. Gmail's sender rules neither need nor
+    # penalise it.
+    message["Precedence"] = "bulk"
+    message["MIME-Version"] = "1.0"
+    # A boundary from the key keeps the bytes reproducible; "==" never occurs in QP bodies.
+    boundary = f"==digest-{hashlib.sha256(view.key.encode()).hexdigest()[:24]}=="
+    message.make_alternative(boundary=boundary)
+    # RFC 2046 §5.1.4: alternatives in increasing faithfulness, so HTML goes last.
+    # typeshed wants EmailMessage parts; MIMEPart is the same minus a MIME-Version header,
+    # which belongs on the top level only.
+    message.attach(_text_part(rendered.text, "plain"))  # type: ignore[arg-type]
+    message.attach(_text_part(rendered.html, "html"))  # type: ignore[arg-type]
+    return message
+
+
+def sign_message(message_bytes: bytes, *, selector: str, domain: str, private_key: bytes) -> bytes:
+    """Prepend a DKIM-Signature (rsa-sha256, relaxed/relaxed) covering ``DKIM_HEADERS``."""
+    try:
+        import dkim  # noqa: PLC0415 - optional extra `paper-digest[dkim]`
+    except ImportError as exc:
+        raise ConfigError("DKIM signing needs dkimpy: pip install 'paper-digest[dkim]'") from exc
+    try:
+        signature: bytes = dkim.sign(
+            message_bytes,
+            selector.encode(),
+            domain.encode(),
+            private_key,
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=[h.lower().encode() for h in DKIM_HEADERS],
+        )
+    except dkim.DKIMException as exc:
+        raise ConfigError(f"DKIM signing failed (check the key): {exc}") from exc
+    return signature + message_bytes
+
+
+def sign_with_settings(message_bytes: bytes, settings: Settings) -> bytes:
+    """Sign when ``dkim_selector``, ``dkim_domain`` and ``dkim_private_key`` are all set."""
+    if not (settings.dkim_selector and settings.dkim_domain and settings.dkim_private_key):
+        return message_bytes
+    try:
+        key = settings.dkim_private_key.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read DKIM key {settings.dkim_private_key}: {exc}") from exc
+    return sign_message(
+        message_bytes,
+        selector=settings.dkim_selector,
+        domain=settings.dkim_domain,
+        private_key=key,
+    )

@@ -1,0 +1,155 @@
+"""The digest email: subject, HTML part (MJML → Jinja) and plain-text part.
+
+:class:`EmailRenderer` is built once per run. It compiles ``email/digest.mjml`` with
+mjml-python (MRML, the only place ``mjml`` is imported) into HTML, and that HTML becomes an
+autoescaped Jinja template; each subscriber's email is then a plain Jinja render. Templates
+are looked up in the configured override directory first, then in the shipped ``templates/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mjml
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+)
+
+from digest.errors import RenderError
+from digest.render.present import item_context, shorten, single_line, subject_line, wrap
+from digest.resources import templates_dir as shipped_templates_dir
+from digest.views import DigestView
+
+HTML_TEMPLATE = "email/digest.mjml"
+TEXT_TEMPLATE = "email/digest.txt"
+PREHEADER_CHARS = 140
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """A rendered digest: a one-line subject and the two bodies."""
+
+    subject: str
+    html: str
+    text: str
+
+
+def template_loader(templates_dir: Path | None = None) -> BaseLoader:
+    """Override directory first (when given), shipped templates second."""
+    loaders = [FileSystemLoader(str(templates_dir))] if templates_dir else []
+    loaders.append(FileSystemLoader(str(shipped_templates_dir())))
+    return ChoiceLoader(loaders)
+
+
+def _html_env(loader: BaseLoader) -> Environment:
+    # The compiled MJML is loaded with from_string, so autoescape is forced on, not guessed
+    # from a file extension.
+    return Environment(loader=loader, autoescape=True, undefined=StrictUndefined)
+
+
+def _text_env(loader: BaseLoader) -> Environment:
+    # Plain text is not HTML: escaping would show "&amp;" to readers. Safety comes from the
+    # context instead (every value is one sanitized line, see digest.render.present).
+    env = Environment(
+        loader=loader,
+        autoescape=False,  # noqa: S701 - the text/plain part; values are sanitized lines
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["wrap"] = wrap
+    return env
+
+
+def compile_mjml(env: Environment, name: str) -> Template:
+    """Load the MJML template ``name``, compile it to HTML once and parse that as Jinja."""
+    try:
+        source, _, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
+    except TemplateError as exc:
+        raise RenderError(f"email template {name} not found: {exc}") from exc
+    try:
+        html = mjml.mjml2html(source, disable_comments=True)
+    except ValueError as exc:  # MRML reports every parse error as ValueError
+        raise RenderError(f"{name} is not valid MJML: {exc}") from exc
+    try:
+        return env.from_string(html)
+    except TemplateError as exc:
+        raise RenderError(f"{name} compiled to HTML that is not a valid template: {exc}") from exc
+
+
+def _load(env: Environment, name: str) -> Template:
+    try:
+        return env.get_template(name)
+    except TemplateError as exc:
+        raise RenderError(f"email template {name} does not compile: {exc}") from exc
+
+
+def check_templates(templates_dir: Path | None = None) -> list[str]:
+    """Compile every email template (overrides included); return the names checked.
+
+    Raises :class:`RenderError` naming the first template that fails.
+    """
+    loader = template_loader(templates_dir)
+    html_env, text_env = _html_env(loader), _text_env(loader)
+    names = sorted(n for n in loader.list_templates() if n.startswith("email/"))
+    for name in names:
+        if name.endswith(".mjml"):
+            compile_mjml(html_env, name)
+        elif name.endswith((".html", ".htm")):
+            _load(html_env, name)
+        else:
+            _load(text_env, name)
+    return names
+
+
+class EmailRenderer:
+    """Renders digests to emails. Build once per run: the MJML compile happens here."""
+
+    def __init__(self, *, templates_dir: Path | None = None, site_name: str = "Paper digest"):
+        self.site_name = single_line(site_name) or "Paper digest"
+        loader = template_loader(templates_dir)
+        self._html = compile_mjml(_html_env(loader), HTML_TEMPLATE)
+        self._text = _load(_text_env(loader), TEXT_TEMPLATE)
+
+    def context(self, view: DigestView) -> dict[str, Any]:
+        """The template context for ``view`` (public so previews and tests can inspect it)."""
+        items = [item_context(item, n) for n, item in enumerate(view.items, start=1)]
+        period = single_line(view.period_label)
+        count = len(items)
+        if items:
+            headline = f"{count} new paper{'' if count == 1 else 's'}"
+            preheader = shorten("; ".join(i.title for i in items[:3]), PREHEADER_CHARS)
+        else:
+            headline = "Nothing new"
+            preheader = "Nothing new matched your interests."
+        return {
+            "subject": subject_line(self.site_name, view.items, view.period_label),
+            "preheader": preheader,
+            "headline": headline,
+            "site_name": self.site_name,
+            "period_label": period,
+            "is_empty": view.is_empty,
+            "items": items,
+            "links": view.links,
+            "recipient": single_line(view.subscriber_email),
+            "interests": [s for s in (single_line(i) for i in view.interests) if s],
+        }
+
+    def render(self, view: DigestView) -> RenderedEmail:
+        """Render one subscriber's digest (a pure function of ``view``)."""
+        context = self.context(view)
+        try:
+            html = self._html.render(context)
+            text = self._text.render(context)
+        except TemplateError as exc:
+            raise RenderError(f"rendering digest {view.key} failed: {exc}") from exc
+        return RenderedEmail(subject=context["subject"], html=html, text=text)

@@ -1,0 +1,172 @@
+"""Presentation helpers shared by the email and feed renderers.
+
+Everything a template shows about a paper is prepared here as plain, already-sanitized
+strings, so templates stay logic-free and the text part, the HTML part and the feeds say the
+same thing. Titles and names come from third-party listings: they are collapsed to one line
+(no CR/LF that could forge a text line or a header) and URLs are kept only when they are
+plain http(s) (no ``javascript:`` links in an email).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote, urlsplit
+
+from digest.views import ItemView
+
+SNIPPET_CHARS = 300
+AUTHORS_SHOWN = 3
+SUBJECT_TITLE_CHARS = 72
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+# C0/C1 controls, surrogates and U+FFFE/U+FFFF (not XML 1.0 characters: lxml refuses them)
+# become spaces; str.split() then removes every Unicode whitespace and line break (\r, \n,
+# \x1c-\x1e, \x85, \u2028, \u2029 ...), so single_line() output is one line by
+# str.splitlines() standards and safe in XML.
+_CONTROLS = str.maketrans(
+    dict.fromkeys((*range(0x20), *range(0x7F, 0xA0), *range(0xD800, 0xE000), 0xFFFE, 0xFFFF), " ")
+)
+_URL_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f<>\"'`\\]")
+# RFC 4151 tag "specific" part: keep URI pchars readable, percent-encode anything else.
+_TAG_SAFE = ";/?:@&=+$!*'(),"
+
+
+def single_line(text: str) -> str:
+    """Collapse whitespace and strip control characters: the result is one trimmed line."""
+    if not text.isprintable():  # rare: only then pay for translate()
+        text = text.translate(_CONTROLS)
+    return " ".join(text.split())
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line, cut at a word boundary to at most ``limit`` chars plus "…"."""
+    head = text[: limit * 3]  # only the start is shown: don't normalize a whole abstract
+    line = single_line(head)
+    if len(line) <= limit:
+        if len(head) == len(text):
+            return line
+        line = single_line(text)  # the head was mostly whitespace
+        if len(line) <= limit:
+            return line
+    cut = line[:limit]
+    space = cut.rfind(" ")
+    if space > limit // 2:  # a very long first word is cut mid-word rather than dropped
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-–—") + "…"
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL if it is an absolute http(s) URL without spaces or quotes, else None."""
+    if not url:
+        return None
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    if _URL_UNSAFE.search(url):
+        return None
+    return url
+
+
+def wrap(text: str, width: int = 72) -> str:
+    """Greedy word wrap for the text part (textwrap is ~20x slower for this simple case)."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    if current:
+        lines.append(current)
+    return "\n".join(lines)
+
+
+def authors_line(authors: tuple[str, ...], shown: int = AUTHORS_SHOWN) -> str:
+    """``"A, B, C et al."`` for long author lists, all names for short ones."""
+    names: list[str] = []
+    for author in authors:
+        name = single_line(author)
+        if name:
+            names.append(name)
+            if len(names) > shown + 1:  # enough to know the list gets cut
+                break
+    if len(names) <= shown + 1:  # "A, B, C et al." is no shorter than four names
+        return ", ".join(names)
+    return ", ".join(names[:shown]) + " et al."
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Aware datetimes pass through; naive ones are taken to be UTC (the store's convention)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def date_label(moment: datetime | None) -> str:
+    """``"23 Nov 2026"``, or "" when unknown."""
+    if moment is None:
+        return ""
+    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"  # not locale-dependent
+
+
+def upvotes_label(upvotes: int | None) -> str:
+    """``"42 upvotes"``, ``"1 upvote"``, or "" when unknown."""
+    if upvotes is None:
+        return ""
+    return f"{upvotes} upvote" + ("" if upvotes == 1 else "s")
+
+
+def paper_entry_id(key: str, site_url: str) -> str:
+    """A stable tag URI (RFC 4151) for a paper in feeds: depends on the key and host only."""
+    host = (urlsplit(site_url).hostname or "localhost").lower()
+    return f"tag:{host},2024:paper/{quote(key, safe=_TAG_SAFE)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemContext:
+    """One paper as the templates see it: every field is display-ready and single-line."""
+
+    number: int
+    key: str
+    title: str
+    url: str | None
+    authors: str
+    date: str
+    reason: str
+    upvotes: str
+    code_url: str | None
+    pdf_url: str | None
+    snippet: str
+    matched: tuple[str, ...]
+
+
+def item_context(item: ItemView, number: int) -> ItemContext:
+    """Prepare one item for display (number is its 1-based position)."""
+    return ItemContext(
+        number=number,
+        key=item.key,
+        title=single_line(item.title) or "(untitled)",
+        url=safe_url(item.url),
+        authors=authors_line(item.authors),
+        date=date_label(item.published),
+        reason=single_line(item.reason),
+        upvotes=upvotes_label(item.upvotes),
+        code_url=safe_url(item.code_url),
+        pdf_url=safe_url(item.pdf_url),
+        snippet=shorten(item.abstract, SNIPPET_CHARS),
+        matched=tuple(single_line(m) for m in item.matched if single_line(m)),
+    )
+
+
+def subject_line(site_name: str, items: tuple[ItemView, ...], period_label: str) -> str:
+    """The email subject: count and top title; a "nothing new" line for an empty digest."""
+    site = single_line(site_name) or "Paper digest"
+    if not items:
+        period = single_line(period_label)
+        return f"{site}: nothing new" + (f" — {period}" if period else "")
+    count = len(items)
+    noun = "paper" if count == 1 else "papers"
+    top = shorten(items[0].title, SUBJECT_TITLE_CHARS) or "(untitled)"
+    return f"{site}: {count} new {noun} — {top}"
