@@ -27,7 +27,7 @@ from digest import db
 from digest.delivery import make_transport
 from digest.delivery.base import Transport
 from digest.errors import PermanentDeliveryError, TransientDeliveryError
-from digest.mail import build_message
+from digest.mail import add_dkim_signature, build_message
 from digest.models import Digest, Run, Subscriber
 from digest.pipeline import find_due, record_digest, select_papers
 from digest.presenter import digest_view, feed_view, selection_view
@@ -149,7 +149,9 @@ def deliver_one(
             )
         view = digest_view(session, digest, subscriber, settings=settings)
         rendered = renderer.render(view)
-        message = build_message(view, rendered, settings=settings, sent_at=now)
+        message = add_dkim_signature(
+            build_message(view, rendered, settings=settings, sent_at=now), settings
+        )
         digest.status, digest.attempts = "sending", digest.attempts + 1
         digest.subject, digest.message_id = rendered.subject, str(message["Message-ID"])
     outcome = DigestOutcome(

@@ -1,0 +1,75 @@
+"""A DKIM-signed digest verifies after it went through a real transport."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from digest.delivery import OutboxTransport
+from digest.mail import add_dkim_signature, build_message
+from digest.render.email import EmailRenderer
+from digest.settings import Settings
+from render_fixtures import digest_view  # type: ignore[import-not-found]
+
+dkim = pytest.importorskip("dkim")
+
+
+def _key_pair(tmp_path: Path) -> tuple[Path, bytes]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path = tmp_path / "dkim.pem"
+    path.write_bytes(pem)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    import base64
+
+    return path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+
+def test_signed_message_verifies_after_outbox(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    key_path, record = _key_pair(tmp_path)
+    settings = make_settings(
+        dkim_selector="mail", dkim_domain="digest.example.org", dkim_private_key=key_path
+    )
+    view = digest_view()
+    message = build_message(
+        view, EmailRenderer().render(view), settings=settings, sent_at=datetime.now(UTC)
+    )
+    add_dkim_signature(message, settings)
+    assert message["DKIM-Signature"]
+    transport = OutboxTransport(tmp_path / "outbox")
+    with transport:
+        transport.send(message, envelope_from="b@digest.example.org", recipient="a@example.org")
+    (eml,) = (tmp_path / "outbox").glob("*.eml")
+    raw = eml.read_bytes()
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"mail._domainkey.digest.example.org."
+        return record
+
+    assert dkim.verify(raw, dnsfunc=dns)
+    signature = raw.split(b"DKIM-Signature:", 1)[1].split(b"\r\n", 1)[0].lower()
+    assert b"list-unsubscribe-post" in signature
+    tampered = raw.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+                           b"List-Unsubscribe-Post: List-Unsubscribe=Two-Click")
+    assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+def test_unsigned_without_settings(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    view = digest_view()
+    message = build_message(view, EmailRenderer().render(view), settings=settings,
+                            sent_at=datetime.now(UTC))
+    assert add_dkim_signature(message, settings)["DKIM-Signature"] is None
