@@ -52,10 +52,7 @@ class ImportReport:
             "new": self.new,
             "seen": self.seen,
             "errors": len(self.errors),
-            "files": [
-                {name: getattr(f, name) for name in f.__slots__}  # type: ignore[attr-defined]
-                for f in self.files
-            ],
+            "files": [{name: getattr(f, name) for name in f.__slots__} for f in self.files],
         }
 
 

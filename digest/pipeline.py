@@ -14,16 +14,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from digest.models import Digest, DigestItem, Interest, Paper, Subscriber
 from digest.ranking.base import Pick, Profile, RankDoc, Ranker
-from digest.schedule import Period, is_due, period_for
+from digest.schedule import Frequency, Period, is_due, period_for
 from digest.settings import Settings
 from digest.store import papers_first_seen_between
 from digest.subscribers import profile_of
@@ -74,19 +75,22 @@ def find_due(
         subscribers = [only]
     else:
         statement = select(Subscriber).where(
-            Subscriber.status == "active",
-            Subscriber.frequency != "off",
-            Subscriber.bounce_count < settings.bounce_limit,
+            col(Subscriber.status) == "active",
+            col(Subscriber.frequency) != "off",
+            col(Subscriber.bounce_count) < settings.bounce_limit,
         )
-        subscribers = list(session.execute(statement.order_by(Subscriber.id)).scalars())  # type: ignore[arg-type]
+        subscribers = list(session.execute(statement.order_by(col(Subscriber.id))).scalars())
     candidates: list[tuple[Subscriber, Period]] = []
     for subscriber in subscribers:
         # --subscriber on someone whose digests are off still previews a weekly one
-        frequency = (
-            "weekly" if only is not None and subscriber.frequency == "off" else subscriber.frequency
+        frequency = cast(
+            Frequency,
+            "weekly"
+            if only is not None and subscriber.frequency == "off"
+            else subscriber.frequency,
         )
         period = period_for(
-            frequency,  # type: ignore[arg-type]  # validated on write
+            frequency,
             now=now,
             weekday=subscriber.weekday,
             hour=subscriber.hour,
@@ -99,19 +103,21 @@ def find_due(
     ids = [s.id for s, _ in candidates]
     existing = set(
         session.execute(
-            select(Digest.subscriber_id, Digest.period_key).where(Digest.subscriber_id.in_(ids))  # type: ignore[attr-defined]
+            select(col(Digest.subscriber_id), col(Digest.period_key)).where(
+                col(Digest.subscriber_id).in_(ids)
+            )
         ).all()
     )
     last_end = dict(
         session.execute(
-            select(Digest.subscriber_id, func.max(Digest.window_end))
-            .where(Digest.subscriber_id.in_(ids))  # type: ignore[attr-defined]
-            .group_by(Digest.subscriber_id)  # type: ignore[arg-type]
+            select(col(Digest.subscriber_id), func.max(col(Digest.window_end)))
+            .where(col(Digest.subscriber_id).in_(ids))
+            .group_by(col(Digest.subscriber_id))
         ).all()
     )
     interests: dict[int, list[Interest]] = defaultdict(list)
     for row in session.execute(
-        select(Interest).where(Interest.subscriber_id.in_(ids))  # type: ignore[attr-defined]
+        select(Interest).where(col(Interest.subscriber_id).in_(ids))
     ).scalars():
         interests[row.subscriber_id].append(row)
     lookback = now - timedelta(days=settings.lookback_days)
@@ -154,9 +160,9 @@ def select_papers(
     starts = np.array([d.window_start.timestamp() for d in due])
     row_of = {d.subscriber.id: i for i, d in enumerate(due)}
     delivered: dict[int, list[int]] = defaultdict(list)
-    ledger = select(DigestItem.subscriber_id, DigestItem.paper_id).where(
-        DigestItem.subscriber_id.in_(list(row_of)),  # type: ignore[attr-defined]
-        DigestItem.paper_id.in_(list(index)),  # type: ignore[attr-defined]
+    ledger = select(col(DigestItem.subscriber_id), col(DigestItem.paper_id)).where(
+        col(DigestItem.subscriber_id).in_(list(row_of)),
+        col(DigestItem.paper_id).in_(list(index)),
     )
     for subscriber_id, paper_id in session.execute(ledger).all():
         delivered[row_of[subscriber_id]].append(index[paper_id])
@@ -201,7 +207,7 @@ def record_digest(
             attempts=0,
         )
         .on_conflict_do_nothing(index_elements=["subscriber_id", "period_key"])
-        .returning(Digest.id)  # type: ignore[arg-type]
+        .returning(col(Digest.id))
     )
     digest_id = session.execute(statement).scalar()
     if digest_id is None:  # another run got there first

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote_plus
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from digest.models import Digest, DigestItem, Paper, Subscriber
 from digest.pipeline import Selection, digest_key
@@ -66,9 +66,9 @@ def digest_view(
     """The view of a recorded digest, items in rank order."""
     rows = session.execute(
         select(DigestItem, Paper)
-        .join(Paper, DigestItem.paper_id == Paper.id)  # type: ignore[arg-type]
-        .where(DigestItem.digest_id == digest.id)
-        .order_by(DigestItem.rank)  # type: ignore[arg-type]
+        .join(Paper, col(DigestItem.paper_id) == col(Paper.id))
+        .where(col(DigestItem.digest_id) == digest.id)
+        .order_by(col(DigestItem.rank))
     ).all()
     items = tuple(
         item_view(paper, reason=item.reason, matched=item.matched, score=item.score)
@@ -119,10 +119,10 @@ def feed_view(
     """The subscriber's delivered items, newest digest first, at most ``feed_items``."""
     rows = session.execute(
         select(DigestItem, Paper, Digest)
-        .join(Paper, DigestItem.paper_id == Paper.id)  # type: ignore[arg-type]
-        .join(Digest, DigestItem.digest_id == Digest.id)  # type: ignore[arg-type]
-        .where(DigestItem.subscriber_id == subscriber.id, Digest.status == "sent")
-        .order_by(Digest.sent_at.desc(), DigestItem.rank)  # type: ignore[union-attr]
+        .join(Paper, col(DigestItem.paper_id) == col(Paper.id))
+        .join(Digest, col(DigestItem.digest_id) == col(Digest.id))
+        .where(col(DigestItem.subscriber_id) == subscriber.id, col(Digest.status) == "sent")
+        .order_by(col(Digest.sent_at).desc(), col(DigestItem.rank))
         .limit(settings.feed_items)
     ).all()
     items = tuple(

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from digest import db
 from digest.delivery import make_transport
@@ -114,16 +114,16 @@ def build_due_digests(
 
 
 def _deliverable(session: Session, *, now: datetime, subscriber_id: int | None) -> list[int]:
-    statement = select(Digest.id).where(
+    statement = select(col(Digest.id)).where(
         or_(
-            Digest.status == "pending",
-            (Digest.status == "failed") & (Digest.next_attempt_at <= now),  # type: ignore[operator]
-            (Digest.status == "sending") & (Digest.created_at <= now - STALE_SENDING),  # type: ignore[operator]
+            col(Digest.status) == "pending",
+            (col(Digest.status) == "failed") & (col(Digest.next_attempt_at) <= now),
+            (col(Digest.status) == "sending") & (col(Digest.created_at) <= now - STALE_SENDING),
         )
     )
     if subscriber_id is not None:
-        statement = statement.where(Digest.subscriber_id == subscriber_id)
-    return list(session.execute(statement.order_by(Digest.id)).scalars())  # type: ignore[arg-type]
+        statement = statement.where(col(Digest.subscriber_id) == subscriber_id)
+    return list(session.execute(statement.order_by(col(Digest.id))).scalars())
 
 
 def deliver_one(
@@ -263,11 +263,11 @@ def run_digests(
             report.feeds_dir = write_feeds(
                 session, get_subscriber(session, email), settings=settings
             )
-        run = session.get(Run, run_id)
-        assert run is not None
-        run.status, run.finished_at = ("error" if report.failed else "ok"), now
-        run.new_count = report.sent
-        run.details = {k: v for k, v in report.as_dict().items() if k != "digests"}
+        finished = session.get(Run, run_id)
+        assert finished is not None
+        finished.status, finished.finished_at = ("error" if report.failed else "ok"), now
+        finished.new_count = report.sent
+        finished.details = {k: v for k, v in report.as_dict().items() if k != "digests"}
     return report
 
 

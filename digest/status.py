@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from digest.models import Digest, Paper, Run, Subscriber
 
@@ -15,18 +15,18 @@ def collect_status(session: Session, *, recent: int = 10) -> dict[str, Any]:
         rows = session.execute(select(column, func.count()).group_by(column)).all()
         return {str(key): int(value) for key, value in rows}
 
-    runs = session.execute(select(Run).order_by(Run.id.desc()).limit(recent)).scalars()  # type: ignore[union-attr]
+    runs = session.execute(select(Run).order_by(col(Run.id).desc()).limit(recent)).scalars()
     failed = session.execute(
-        select(Digest, Subscriber.email)
-        .join(Subscriber, Digest.subscriber_id == Subscriber.id)  # type: ignore[arg-type]
-        .where(Digest.status == "failed")
-        .order_by(Digest.id.desc())  # type: ignore[union-attr]
+        select(Digest, col(Subscriber.email))
+        .join(Subscriber, col(Digest.subscriber_id) == col(Subscriber.id))
+        .where(col(Digest.status) == "failed")
+        .order_by(col(Digest.id).desc())
         .limit(recent)
     ).all()
     return {
         "papers": session.execute(select(func.count()).select_from(Paper)).scalar_one(),
-        "subscribers": counts(Subscriber.status),
-        "digests": counts(Digest.status),
+        "subscribers": counts(col(Subscriber.status)),
+        "digests": counts(col(Digest.status)),
         "runs": [
             {
                 "id": r.id,

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from digest.models import Paper, Sighting
 from digest.records import PaperRecord
@@ -146,14 +146,14 @@ def upsert_records(
             insert(Paper)
             .values([_row(merged[key], source=source, now=now) for key in chunk])
             .on_conflict_do_nothing(index_elements=["key"])
-            .returning(Paper.key)  # type: ignore[arg-type]  # SQLModel column typing
+            .returning(col(Paper.key))
         )
         inserted = set(session.execute(statement).scalars())
         result.new_keys.extend(key for key in chunk if key in inserted)
         known = [key for key in chunk if key not in inserted]
         result.seen += len(known)
         if known:
-            rows = session.execute(select(Paper).where(Paper.key.in_(known))).scalars()  # type: ignore[attr-defined]
+            rows = session.execute(select(Paper).where(col(Paper.key).in_(known))).scalars()
             for paper in rows:
                 result.updated += _refresh(paper, merged[paper.key], now)
     session.flush()
@@ -168,7 +168,9 @@ def _record_sightings(
     keys = list(merged)
     for start in range(0, len(keys), _BATCH):
         chunk = keys[start : start + _BATCH]
-        found = session.execute(select(Paper.key, Paper.id).where(Paper.key.in_(chunk)))  # type: ignore[attr-defined]
+        found = session.execute(
+            select(col(Paper.key), col(Paper.id)).where(col(Paper.key).in_(chunk))
+        )
         ids: dict[str, int] = {key: paper_id for key, paper_id in found}  # noqa: C416 - Row to pair
         rows = [
             {
@@ -187,23 +189,25 @@ def _record_sightings(
             index_elements=["paper_id", "source"],
             set_={
                 "last_seen_at": statement.excluded.last_seen_at,
-                "times_seen": Sighting.times_seen + 1,
-                "version": func.coalesce(statement.excluded.version, Sighting.version),
-                "external_id": func.coalesce(statement.excluded.external_id, Sighting.external_id),
+                "times_seen": col(Sighting.times_seen) + 1,
+                "version": func.coalesce(statement.excluded.version, col(Sighting.version)),
+                "external_id": func.coalesce(
+                    statement.excluded.external_id, col(Sighting.external_id)
+                ),
             },
         )
         session.execute(statement)
 
 
 def count_papers(session: Session) -> int:
-    return session.execute(select(func.count()).select_from(Paper)).scalar_one()
+    return int(session.execute(select(func.count()).select_from(Paper)).scalar_one())
 
 
 def papers_first_seen_between(session: Session, start: datetime, end: datetime) -> list[Paper]:
     """Papers first seen in (start, end], oldest first: the candidates of a digest window."""
     statement = (
         select(Paper)
-        .where(Paper.first_seen_at > start, Paper.first_seen_at <= end)  # type: ignore[operator]
-        .order_by(Paper.first_seen_at, Paper.id)  # type: ignore[arg-type]
+        .where(col(Paper.first_seen_at) > start, col(Paper.first_seen_at) <= end)
+        .order_by(col(Paper.first_seen_at), col(Paper.id))
     )
     return list(session.execute(statement).scalars())

@@ -14,7 +14,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from digest.errors import (
     DuplicateSubscriberError,
@@ -86,21 +86,22 @@ def _check_choice(value: str, allowed: Sequence[str], what: str) -> str:
 def get_subscriber(session: Session, email: str) -> Subscriber:
     """The subscriber with this address, or UnknownSubscriberError."""
     address = normalize_email(email)
-    found = session.execute(select(Subscriber).where(Subscriber.email == address)).scalar()
+    statement = select(Subscriber).where(col(Subscriber.email) == address)
+    found: Subscriber | None = session.execute(statement).scalar()
     if found is None:
         raise UnknownSubscriberError(f"no subscriber {address}")
     return found
 
 
 def find_by_token(session: Session, token: str) -> Subscriber | None:
-    return session.execute(select(Subscriber).where(Subscriber.token == token)).scalar()
+    return session.execute(select(Subscriber).where(col(Subscriber.token) == token)).scalar()
 
 
 def interests_of(session: Session, subscriber: Subscriber) -> list[Interest]:
     statement = (
         select(Interest)
-        .where(Interest.subscriber_id == subscriber.id)
-        .order_by(Interest.kind, Interest.position)  # type: ignore[arg-type]
+        .where(col(Interest.subscriber_id) == subscriber.id)
+        .order_by(col(Interest.kind), col(Interest.position))
     )
     return list(session.execute(statement).scalars())
 
@@ -131,7 +132,7 @@ def profile_of(subscriber: Subscriber, interests: Sequence[Interest]) -> Profile
 
 def _store_profile(session: Session, subscriber: Subscriber, spec: ProfileSpec) -> None:
     spec.validate()
-    session.execute(delete(Interest).where(Interest.subscriber_id == subscriber.id))  # type: ignore[arg-type]
+    session.execute(delete(Interest).where(col(Interest.subscriber_id) == subscriber.id))
     for kind, texts in spec.by_kind().items():
         seen: set[str] = set()
         for position, text in enumerate(texts):
@@ -208,7 +209,7 @@ def add_subscriber(
     """Create a subscriber; admin-added ones are active (no double opt-in) unless told."""
     address = normalize_email(email)
     _check_choice(status, STATUSES, "status")
-    if session.execute(select(Subscriber.id).where(Subscriber.email == address)).first():
+    if session.execute(select(col(Subscriber.id)).where(col(Subscriber.email) == address)).first():
         raise DuplicateSubscriberError(f"subscriber {address} already exists")
     profile.validate()
     subscriber = Subscriber(
@@ -286,9 +287,11 @@ def remove_subscriber(session: Session, email: str) -> None:
 
 
 def list_subscribers(session: Session, *, status: str | None = None) -> list[Subscriber]:
-    statement = select(Subscriber).order_by(Subscriber.email)  # type: ignore[arg-type]
+    statement = select(Subscriber).order_by(col(Subscriber.email))
     if status:
-        statement = statement.where(Subscriber.status == _check_choice(status, STATUSES, "status"))
+        statement = statement.where(
+            col(Subscriber.status) == _check_choice(status, STATUSES, "status")
+        )
     return list(session.execute(statement).scalars())
 
 

@@ -106,7 +106,9 @@ def test_oversize_file_refused(
     monkeypatch.setenv("DIGEST_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("DIGEST_MAX_LISTING_BYTES", "2048")
     big = tmp_path / "big.json"
-    big.write_text(json.dumps([{"paper": {"id": f"2410.{i:05d}", "title": "t" * 50}} for i in range(100)]))
+    big.write_text(
+        json.dumps([{"paper": {"id": f"2410.{i:05d}", "title": "t" * 50}} for i in range(100)])
+    )
     result = CliRunner().invoke(app, ["import", str(big)])
     assert result.exit_code == 1 and "big.json" in result.output
 
@@ -118,8 +120,20 @@ def test_rank_command(seeds: list[Path], tmp_path: Path) -> None:
     shutil.copy(seeds[3], copy)
     result = runner.invoke(
         app,
-        ["rank", *map(str, seeds), str(copy), "-k", "reinforcement learning", "-k", "pre-training",
-         "-x", "robot", "--top", "5", "--json"],
+        [
+            "rank",
+            *map(str, seeds),
+            str(copy),
+            "-k",
+            "reinforcement learning",
+            "-k",
+            "pre-training",
+            "-x",
+            "robot",
+            "--top",
+            "5",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     picks = json.loads(result.stdout)

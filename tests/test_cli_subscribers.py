@@ -41,9 +41,23 @@ def run_json(cli: Callable[..., object], *args: str) -> object:
 
 def test_add_show_json(cli: Callable[..., object]) -> None:
     cli(
-        "subscribers", "add", "Ada@Example.ORG", "--name", "Ada",
-        "-k", "reinforcement learning", "-k", "RLHF^2", "-x", "survey",
-        "--frequency", "daily", "--max-items", "7", "--timezone", "Europe/London",
+        "subscribers",
+        "add",
+        "Ada@Example.ORG",
+        "--name",
+        "Ada",
+        "-k",
+        "reinforcement learning",
+        "-k",
+        "RLHF^2",
+        "-x",
+        "survey",
+        "--frequency",
+        "daily",
+        "--max-items",
+        "7",
+        "--timezone",
+        "Europe/London",
     )
     info = run_json(cli, "subscribers", "show", "ada@example.org")
     assert isinstance(info, dict)
@@ -93,8 +107,21 @@ def test_bad_profile_is_refused(cli: Callable[..., object]) -> None:
 
 def test_edit_pause_resume_remove(cli: Callable[..., object]) -> None:
     cli("subscribers", "add", "ada@example.org", "-k", "diffusion", "-k", "GAN")
-    cli("subscribers", "edit", "ada@example.org", "--add-keyword", "world models",
-        "--remove-keyword", "GAN", "--add-exclude", "medical", "--weekday", "friday", "--hour", "7")
+    cli(
+        "subscribers",
+        "edit",
+        "ada@example.org",
+        "--add-keyword",
+        "world models",
+        "--remove-keyword",
+        "GAN",
+        "--add-exclude",
+        "medical",
+        "--weekday",
+        "friday",
+        "--hour",
+        "7",
+    )
     info = run_json(cli, "subscribers", "show", "ada@example.org")
     assert isinstance(info, dict)
     assert info["keywords"] == ["diffusion", "world models"]
@@ -111,8 +138,19 @@ def test_edit_pause_resume_remove(cli: Callable[..., object]) -> None:
 
 
 def test_export_import_round_trip(cli: Callable[..., object], tmp_path: Path) -> None:
-    cli("subscribers", "add", "ada@example.org", "-k", "diffusion^2", "-x", "survey",
-        "--name", "Ada", "--frequency", "daily")
+    cli(
+        "subscribers",
+        "add",
+        "ada@example.org",
+        "-k",
+        "diffusion^2",
+        "-x",
+        "survey",
+        "--name",
+        "Ada",
+        "--frequency",
+        "daily",
+    )
     cli("subscribers", "add", "bob@example.org", "-k", "graph neural networks")
     exported = tmp_path / "subs.json"
     cli("subscribers", "export", "-o", str(exported))
@@ -131,10 +169,14 @@ def test_export_import_round_trip(cli: Callable[..., object], tmp_path: Path) ->
 
 def test_import_is_all_or_nothing(cli: Callable[..., object], tmp_path: Path) -> None:
     path = tmp_path / "subs.json"
-    path.write_text(json.dumps([
-        {"email": "ok@example.org", "keywords": ["diffusion"]},
-        {"email": "broken", "keywords": ["x"]},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                {"email": "ok@example.org", "keywords": ["diffusion"]},
+                {"email": "broken", "keywords": ["x"]},
+            ]
+        )
+    )
     result = cli("subscribers", "import", str(path), code=1)
     assert "[1]" in result.output  # type: ignore[attr-defined]
     assert run_json(cli, "subscribers", "list") == []
@@ -152,10 +194,16 @@ def test_sync_directory(cli: Callable[..., object], tmp_path: Path) -> None:
     (profiles / "bob.toml").write_text('email = "bob@example.org"\nkeywords = ["GNN"]\n')
     cli("subscribers", "add", "admin-added@example.org", "-k", "x-rays")
     first = run_json(cli, "subscribers", "sync", str(profiles))
-    assert first == {"added": ["ada@example.org", "bob@example.org"], "updated": [],
-                     "unchanged": [], "removed": []}
+    assert first == {
+        "added": ["ada@example.org", "bob@example.org"],
+        "updated": [],
+        "unchanged": [],
+        "removed": [],
+    }
     assert run_json(cli, "subscribers", "sync", str(profiles))["unchanged"] == [  # type: ignore[index]
-        "ada@example.org", "bob@example.org"]
+        "ada@example.org",
+        "bob@example.org",
+    ]
     (profiles / "bob.toml").write_text('email = "bob@example.org"\nkeywords = ["GNN", "GCN"]\n')
     (profiles / "ada.toml").unlink()
     result = run_json(cli, "subscribers", "sync", str(profiles))

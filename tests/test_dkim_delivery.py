@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,12 +10,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from render_fixtures import digest_view  # type: ignore[import-not-found]
 
 from digest.delivery import OutboxTransport
 from digest.mail import add_dkim_signature, build_message
 from digest.render.email import EmailRenderer
 from digest.settings import Settings
-from render_fixtures import digest_view  # type: ignore[import-not-found]
 
 dkim = pytest.importorskip("dkim")
 
@@ -31,8 +32,6 @@ def _key_pair(tmp_path: Path) -> tuple[Path, bytes]:
     public = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    import base64
-
     return path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
 
@@ -62,14 +61,17 @@ def test_signed_message_verifies_after_outbox(
     assert dkim.verify(raw, dnsfunc=dns)
     signature = raw.split(b"DKIM-Signature:", 1)[1].split(b"\r\n", 1)[0].lower()
     assert b"list-unsubscribe-post" in signature
-    tampered = raw.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
-                           b"List-Unsubscribe-Post: List-Unsubscribe=Two-Click")
+    tampered = raw.replace(
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        b"List-Unsubscribe-Post: List-Unsubscribe=Two-Click",
+    )
     assert not dkim.verify(tampered, dnsfunc=dns)
 
 
 def test_unsigned_without_settings(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()
     view = digest_view()
-    message = build_message(view, EmailRenderer().render(view), settings=settings,
-                            sent_at=datetime.now(UTC))
+    message = build_message(
+        view, EmailRenderer().render(view), settings=settings, sent_at=datetime.now(UTC)
+    )
     assert add_dkim_signature(message, settings)["DKIM-Signature"] is None

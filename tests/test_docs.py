@@ -37,10 +37,24 @@ COMMANDS = _commands()
 def test_command_set() -> None:
     names = {" ".join(c) for c in COMMANDS}
     assert {
-        "demo", "import", "rank", "run", "preview", "feed", "status", "db upgrade",
-        "subscribers add", "subscribers list", "subscribers show", "subscribers edit",
-        "subscribers pause", "subscribers resume", "subscribers remove", "subscribers import",
-        "subscribers export", "subscribers sync",
+        "demo",
+        "import",
+        "rank",
+        "run",
+        "preview",
+        "feed",
+        "status",
+        "db upgrade",
+        "subscribers add",
+        "subscribers list",
+        "subscribers show",
+        "subscribers edit",
+        "subscribers pause",
+        "subscribers resume",
+        "subscribers remove",
+        "subscribers import",
+        "subscribers export",
+        "subscribers sync",
     } <= names
 
 

@@ -17,6 +17,7 @@ from digest.cli import app
 from digest.importer import import_files
 from digest.mail import message_id_for
 from digest.models import Digest, DigestItem, Subscriber
+from digest.ranking import get_ranker
 from digest.records import PaperRecord
 from digest.resources import sample_dir
 from digest.runner import build_due_digests, preview_digest, run_digests
@@ -36,9 +37,7 @@ def sink() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
-def smtp_settings(
-    backend: str, make_settings: Callable[..., Settings], sink: SmtpSink
-) -> Settings:
+def smtp_settings(backend: str, make_settings: Callable[..., Settings], sink: SmtpSink) -> Settings:
     settings = make_settings(
         delivery="smtp",
         smtp_host=sink.host,
@@ -79,7 +78,9 @@ def test_run_sends_standard_messages_once(smtp_settings: Settings, sink: SmtpSin
     assert sink.connections == 1  # one connection reused for the whole run
 
     with db.transaction(settings) as session:
-        ada = session.execute(select(Subscriber).where(Subscriber.email == "ada@example.org")).scalar_one()
+        ada = session.execute(
+            select(Subscriber).where(Subscriber.email == "ada@example.org")
+        ).scalar_one()
         digest = session.execute(select(Digest).where(Digest.subscriber_id == ada.id)).scalar_one()
     (received,) = [m for m in sink.messages if m.rcpt_tos == ("ada@example.org",)]
     assert received.envelope_from == "bounces@digest.example.org"
@@ -87,10 +88,14 @@ def test_run_sends_standard_messages_once(smtp_settings: Settings, sink: SmtpSin
     assert message["From"] == "Paper digest <digest@digest.example.org>"
     assert message["To"] == "Ada Lovelace <ada@example.org>"
     assert message["Date"]
-    assert message["Message-ID"] == message_id_for(f"{ada.id}:{digest.period_key}", "digest.example.org")
+    assert message["Message-ID"] == message_id_for(
+        f"{ada.id}:{digest.period_key}", "digest.example.org"
+    )
     assert message["List-Id"] == "Paper digest <digest.digest.example.org>"
     unsubscribe = f"https://digest.example.org/unsubscribe/{ada.token}"
-    assert message["List-Unsubscribe"] == f"<{unsubscribe}>, <mailto:unsubscribe@digest.example.org>"
+    assert (
+        message["List-Unsubscribe"] == f"<{unsubscribe}>, <mailto:unsubscribe@digest.example.org>"
+    )
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     raw_headers = received.raw.split(b"\r\n\r\n", 1)[0].decode()
     assert f"List-Unsubscribe: <{unsubscribe}>" in raw_headers  # not RFC 2047 encoded or folded
@@ -139,8 +144,12 @@ def test_next_period_sends_only_new_papers(smtp_settings: Settings, sink: SmtpSi
             now=RUN_AT + timedelta(hours=3),
         )
     # The same sample, re-imported under another source name, announces nothing again.
-    import_files(settings, sorted(sample_dir().glob("*.txt.gz")), now=RUN_AT + timedelta(hours=4),
-                 source="mirror")
+    import_files(
+        settings,
+        sorted(sample_dir().glob("*.txt.gz")),
+        now=RUN_AT + timedelta(hours=4),
+        source="mirror",
+    )
     report = run_digests(settings, now=RUN_AT + timedelta(days=1))
     assert (report.due, report.sent) == (1, 1)
     second = messages_to(sink, "ada@example.org")[1]
@@ -176,7 +185,9 @@ def test_permanent_failure_flags_address(smtp_settings: Settings, sink: SmtpSink
     report = run_digests(settings, now=RUN_AT)
     assert (report.sent, report.failed) == (1, 1)
     with db.transaction(settings) as session:
-        bounced = session.execute(select(Subscriber).where(Subscriber.bounce_count == 1)).scalar_one()
+        bounced = session.execute(
+            select(Subscriber).where(Subscriber.bounce_count == 1)
+        ).scalar_one()
         digest = session.execute(
             select(Digest).where(Digest.subscriber_id == bounced.id)
         ).scalar_one()
@@ -191,9 +202,16 @@ def test_repeated_hard_bounces_stop_sending(smtp_settings: Settings, sink: SmtpS
     for day in range(2):
         sink.fail_next(550, times=1, stage="rcpt")
         with db.transaction(settings) as session:  # something new each day
-            upsert_records(session, [PaperRecord(title=f"Reinforcement learning day {day}",
-                                                 abstract="reinforcement learning")],
-                           source="t", now=RUN_AT + timedelta(days=day))
+            upsert_records(
+                session,
+                [
+                    PaperRecord(
+                        title=f"Reinforcement learning day {day}", abstract="reinforcement learning"
+                    )
+                ],
+                source="t",
+                now=RUN_AT + timedelta(days=day),
+            )
         assert run_digests(settings, now=RUN_AT + timedelta(days=day, hours=1)).failed == 1
     report = run_digests(settings, now=RUN_AT + timedelta(days=3))
     assert report.due == 0 and not sink.messages
@@ -204,8 +222,6 @@ def test_crash_after_recording_is_delivered_by_next_run(
 ) -> None:
     settings = smtp_settings
     add(settings, "ada@example.org", ["reinforcement learning"])
-    from digest.ranking import get_ranker
-
     engine = db.get_engine(settings)
     due, _ = build_due_digests(engine, settings=settings, now=RUN_AT, ranker=get_ranker())
     assert due == 1 and not sink.messages  # "crash": recorded, nothing sent
@@ -295,7 +311,11 @@ def test_run_cli_json(
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert {k: data[k] for k in ("due", "sent", "empty", "failed")} == {
-        "due": 1, "sent": 1, "empty": 0, "failed": 0}
+        "due": 1,
+        "sent": 1,
+        "empty": 0,
+        "failed": 0,
+    }
     result = runner.invoke(app, ["run", "--now", RUN_AT.isoformat(), "--json"])
     assert json.loads(result.stdout)["sent"] == 0
     feed = runner.invoke(app, ["feed", "ada@example.org", "--format", "rss"])

@@ -1,5 +1,6 @@
 """Periods and send times in the subscriber's zone, including the 2026 DST changes."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -52,7 +53,7 @@ def test_dst_no_skipped_or_doubled_daily_period(zone: str, start: datetime, hour
     days = [p.removeprefix("daily:") for p in due_periods]
     assert len(days) == len(set(days))
     assert len(days) in (5, 6)  # every local day in the window, none twice
-    for a, b in zip(days, days[1:], strict=False):
+    for a, b in itertools.pairwise(days):
         assert (datetime.fromisoformat(b) - datetime.fromisoformat(a)).days == 1
 
 

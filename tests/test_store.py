@@ -72,7 +72,9 @@ def test_same_paper_from_two_sources_and_versions_is_one_row(
 
 def test_sighting_counts_repeats(backend: str, make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()
-    record = PaperRecord(title="Alpha", arxiv_id="2411.00001", external_id="oai:arXiv.org:2411.00001v1")
+    record = PaperRecord(
+        title="Alpha", arxiv_id="2411.00001", external_id="oai:arXiv.org:2411.00001v1"
+    )
     for hour in range(3):
         with db.transaction(settings) as session:
             upsert_records(session, [record], source="arxiv", now=T0 + timedelta(hours=hour))
@@ -83,15 +85,18 @@ def test_sighting_counts_repeats(backend: str, make_settings: Callable[..., Sett
         assert sighting.last_seen_at == T0 + timedelta(hours=2)
 
 
-def test_duplicates_within_a_batch_merge(backend: str, make_settings: Callable[..., Settings]) -> None:
+def test_duplicates_within_a_batch_merge(
+    backend: str, make_settings: Callable[..., Settings]
+) -> None:
     settings = make_settings()
     with db.transaction(settings) as session:
         result = upsert_records(
             session,
             [
                 PaperRecord(title="Alpha", arxiv_id="2411.00001"),
-                PaperRecord(title="Alpha", arxiv_id="2411.00001v2", abstract="Now with text.",
-                            upvotes=5),
+                PaperRecord(
+                    title="Alpha", arxiv_id="2411.00001v2", abstract="Now with text.", upvotes=5
+                ),
             ],
             source="hf",
             now=T0,
