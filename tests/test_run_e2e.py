@@ -70,7 +70,7 @@ def test_run_sends_standard_messages_once(smtp_settings: Settings, sink: SmtpSin
     settings = smtp_settings
     add(settings, "ada@example.org", ["reinforcement learning", "robot"], name="Ada Lovelace")
     add(settings, "grace@example.org", ["pretraining data", "language model"], max_items=5)
-    add(settings, "rosalind@example.org", ["protein structure prediction", "cryo-EM"])
+    add(settings, "rosalind@example.org", ["cryo-EM", "X-ray crystallography"])
 
     report = run_digests(settings, now=RUN_AT)
     assert (report.due, report.sent, report.empty, report.failed) == (3, 2, 1, 0)
@@ -269,7 +269,7 @@ def test_preview_records_and_sends_nothing(smtp_settings: Settings, sink: SmtpSi
 
 def test_send_empty_note(smtp_settings: Settings, sink: SmtpSink) -> None:
     settings = smtp_settings.model_copy(update={"send_empty": True})
-    add(settings, "rosalind@example.org", ["protein structure prediction"])
+    add(settings, "rosalind@example.org", ["cryo-EM", "X-ray crystallography"])
     report = run_digests(settings, now=RUN_AT)
     assert report.sent == 1
     assert "nothing new" in sink.messages[0].message["Subject"].lower()
