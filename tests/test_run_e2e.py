@@ -56,7 +56,9 @@ def add(settings: Settings, email: str, keywords: list[str], **fields: object) -
             session,
             email=email,
             profile=ProfileSpec(keywords=keywords),
-            fields=SubscriberFields(frequency="daily", hour=7, timezone="UTC", **fields),  # type: ignore[arg-type]
+            fields=SubscriberFields(
+                **{"frequency": "daily", "hour": 7, "timezone": "UTC", **fields}
+            ),  # type: ignore[arg-type]
             settings=settings,
             now=IMPORTED - timedelta(days=1),
         )

@@ -51,7 +51,7 @@ def split_prefix(text: str) -> tuple[InterestKind, str]:
     match = _PREFIX.match(body)
     if match:
         kind = _PREFIXES[match.group(1).lower()]
-        body = body[match.end():]
+        body = body[match.end() :]
     if len(body) >= 2 and body[0] == body[-1] == '"':
         body = body[1:-1].strip()
     return kind, body
@@ -75,7 +75,8 @@ def parse_interest(text: str, *, analyzer: Analyzer | None = None) -> Interest:
 
 def parse_phrase(text: str, *, analyzer: Analyzer | None = None) -> str:
     """Check an exclusion or required phrase (no weight) and return it normalised."""
-    if _WEIGHT.search(text) and text.count('"') % 2 == 0 and not text.strip().endswith('"'):
+    match = _WEIGHT.search(text)
+    if match and text.count('"', 0, match.start()) % 2 == 0:
         raise ProfileError(f"exclusions and required phrases take no weight: {text!r}")
     kind, body = _checked(text.strip(), original=text, analyzer=analyzer)
     return body if kind == "keyword" else f"{'author' if kind == 'author' else 'cat'}:{body}"
@@ -133,6 +134,8 @@ def _weight(token: str, original: str) -> float:
 def _checked(raw: str, *, original: str, analyzer: Analyzer | None) -> tuple[InterestKind, str]:
     if raw.count('"') % 2:
         raise ProfileError(f"unbalanced quotes: {original.strip()!r}")
+    if "^" in raw and '"' not in raw:
+        raise ProfileError(f"a weight goes at the end, as in 'topic^2': {original.strip()!r}")
     kind, body = split_prefix(raw)
     if '"' in body:
         raise ProfileError(f"quotes must surround the whole phrase: {original.strip()!r}")
@@ -141,8 +144,13 @@ def _checked(raw: str, *, original: str, analyzer: Analyzer | None) -> tuple[Int
     if kind == "category" and not _CATEGORY.match(body):
         raise ProfileError(f"not a category (expected e.g. cs.LG): {original.strip()!r}")
     analyzer = analyzer or default_analyzer()
-    searchable = (analyzer.author_keys(body, query=True) if kind == "author"
-                  else (body,) if kind == "category" else analyzer.terms(body, query=True))
+    searchable = (
+        analyzer.author_keys(body, query=True)
+        if kind == "author"
+        else (body,)
+        if kind == "category"
+        else analyzer.terms(body, query=True)
+    )
     if not searchable:
         raise ProfileError(f"nothing to match in {original.strip()!r} (only stop words?)")
     return kind, body

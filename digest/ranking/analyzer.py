@@ -1,0 +1,280 @@
+"""Text analysis shared by papers and profiles: text in, a sequence of index terms out.
+
+Steps, in order:
+
+1. Unicode NFKC (ligatures, full-width forms, odd hyphens become plain characters).
+2. Tokens are runs of letters and digits; a hyphen inside a word keeps the word together
+   for step 3. Apostrophes, dashes and punctuation split.
+3. Compounds. A hyphen between two words is a space (``vision-language`` = ``vision
+   language``), unless the first part is a *bound prefix* (``pre``, ``self``, ``fine``,
+   ``multi``, ``meta``, ...): then the parts are written together (``pre-trained`` →
+   ``pretrained``). A free-standing prefix word is joined to the next word the same way
+   (``pre trained`` → ``pretrained``). Joined words are never split again: there is no
+   dictionary to tell ``pre|training`` from ``pre|sent``, and we do not need one, because
+   the stemmer maps ``pretraining``, ``pretrained`` and ``pre-training`` to the same
+   ``pretrain``. So ``pre-training`` = ``pretraining`` = ``pre-trained`` = ``pre trained``,
+   ``fine-tuning`` = ``finetuning`` = ``fine-tuned``, ``self-supervised`` =
+   ``selfsupervised``.
+4. Acronyms from a fixed table (:data:`ACRONYMS`) are replaced by their expansion, so that
+   ``RL`` and ``reinforcement learning`` give the same terms. In paper text an acronym must
+   be written in its usual case (``RL``, ``CoT``, ``LoRA``, all capitals, or with a plural
+   ``s``) so that ``cot`` or ``rag`` in prose are left alone; profile text is typed by people,
+   so there case does not matter.
+5. Accents are folded and text is case-folded; stop words and single letters are dropped.
+6. Snowball English stemming (PyStemmer): ``models`` = ``model``.
+
+Every token result is cached per analyzer, so analysing the same vocabulary again costs a dict
+lookup: 2,000 abstracts take about a quarter of a second.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+
+import Stemmer
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Bound prefixes: a hyphen after them joins instead of splitting.
+HYPHEN_PREFIXES: frozenset[str] = _words(
+    "pre post self multi non semi co re un cross fine meta auto bi tri de anti inter intra "
+    "sub super over under hyper mis"
+)
+# Prefixes that, written as a separate word, are joined to the next word. Only those that
+# are rarely a word on their own in research prose ("over", "under", "sub" are left out).
+FREE_PREFIXES: frozenset[str] = _words("pre post self multi non semi fine cross meta")
+
+STOP_WORDS: frozenset[str] = _words(
+    "a about above after again against all also am an and any are as at be because been "
+    "before being below between both but by can could did do does doing down during each et "
+    "al etc few for from further had has have having he her here hers herself him himself his "
+    "how i if in into is it its itself just me more most my myself no nor not now of off on "
+    "once only or other our ours ourselves own same she should so some such than that the "
+    "their theirs them themselves then there these they this those through to too until up "
+    "upon us very via was we were what when where which while who whom why will with within "
+    "without would you your yours yourself yourselves e g ie eg i.e may might must shall thus "
+    "hence however therefore whether yet"
+)
+
+# Words found in nearly every abstract. They stay searchable (they matter inside phrases such
+# as "language model"), but the ranker gives them a low prior document frequency.
+GENERIC_WORDS: frozenset[str] = _words(
+    "model models method methods propose proposed approach approaches result results show "
+    "shows demonstrate use using used based new novel performance perform improve improved "
+    "improvement achieve achieves task tasks data dataset datasets train training trained "
+    "learn learning learned paper work present introduce evaluate evaluation experiment "
+    "experiments framework effective efficient problem study existing large significant "
+    "significantly state art benchmark benchmarks technique techniques outperform outperforms "
+    "various different network networks system systems algorithm algorithms challenge "
+    "challenges key important high across specific provide well better however strong"
+)
+
+# Acronym -> expansion, in the acronym's usual spelling. Expansions must not contain acronyms.
+ACRONYMS: Mapping[str, str] = {
+    "AI": "artificial intelligence",
+    "ML": "machine learning",
+    "DL": "deep learning",
+    "RL": "reinforcement learning",
+    "DRL": "deep reinforcement learning",
+    "MARL": "multi-agent reinforcement learning",
+    "RLHF": "reinforcement learning from human feedback",
+    "RLAIF": "reinforcement learning from artificial intelligence feedback",
+    "RLVR": "reinforcement learning with verifiable rewards",
+    "PPO": "proximal policy optimization",
+    "DPO": "direct preference optimization",
+    "GRPO": "group relative policy optimization",
+    "MDP": "markov decision process",
+    "MCTS": "monte carlo tree search",
+    "LM": "language model",
+    "LLM": "large language model",
+    "MLLM": "multimodal large language model",
+    "VLM": "vision-language model",
+    "LVLM": "large vision-language model",
+    "VLA": "vision-language-action",
+    "MLM": "masked language model",
+    "ICL": "in-context learning",
+    "CoT": "chain-of-thought",
+    "PEFT": "parameter-efficient fine-tuning",
+    "SFT": "supervised fine-tuning",
+    "LoRA": "low-rank adaptation",
+    "KD": "knowledge distillation",
+    "RAG": "retrieval-augmented generation",
+    "MoE": "mixture of experts",
+    "SSL": "self-supervised learning",
+    "MAE": "masked autoencoder",
+    "VAE": "variational autoencoder",
+    "SAE": "sparse autoencoder",
+    "GAN": "generative adversarial network",
+    "GNN": "graph neural network",
+    "CNN": "convolutional neural network",
+    "RNN": "recurrent neural network",
+    "LSTM": "long short-term memory",
+    "MLP": "multi-layer perceptron",
+    "ViT": "vision transformer",
+    "NAS": "neural architecture search",
+    "NeRF": "neural radiance field",
+    "PINN": "physics-informed neural network",
+    "NLP": "natural language processing",
+    "CV": "computer vision",
+    "ASR": "automatic speech recognition",
+    "TTS": "text-to-speech",
+    "OCR": "optical character recognition",
+    "VQA": "visual question answering",
+    "QA": "question answering",
+    "NER": "named entity recognition",
+    "KG": "knowledge graph",
+    "SLAM": "simultaneous localization and mapping",
+    "OOD": "out-of-distribution",
+}
+
+_WORD = re.compile(r"[^\W_]+(?:[-\u2010\u2011][^\W_]+)*")
+_HYPHEN = re.compile(r"[-\u2010\u2011]")
+_NAME_DROP = re.compile(r"[-\u2010\u2011'\u2019.]")
+_NAME_WORD = re.compile(r"[^\W\d_]+")
+
+# A cached token: its terms, and its folded form when it is one plain word that a preceding
+# free-standing prefix may join (None otherwise).
+_Token = tuple[tuple[str, ...], str | None]
+
+
+def fold(text: str) -> str:
+    """NFKC, accents removed, case-folded: ``Müller`` → ``muller``."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFKC", stripped).casefold()
+
+
+class Analyzer:
+    """Turns text into index terms; see the module docstring for the rules.
+
+    ``terms(text)`` analyses paper text, ``terms(text, query=True)`` profile text (acronyms
+    recognised in any case). Not thread-safe only in the benign sense: the caches are plain
+    dicts, filled deterministically.
+    """
+
+    def __init__(
+        self,
+        *,
+        stop_words: Iterable[str] = STOP_WORDS,
+        hyphen_prefixes: Iterable[str] = HYPHEN_PREFIXES,
+        free_prefixes: Iterable[str] = FREE_PREFIXES,
+        acronyms: Mapping[str, str] = ACRONYMS,
+        generic_words: Iterable[str] = GENERIC_WORDS,
+    ) -> None:
+        self._stemmer = Stemmer.Stemmer("english")
+        self._stop = frozenset(fold(w) for w in stop_words)
+        self._hyphen_prefixes = frozenset(fold(p) for p in hyphen_prefixes)
+        self._free_prefixes = frozenset(fold(p) for p in free_prefixes) & self._hyphen_prefixes
+        self._stems: dict[str, str] = {}
+        self._caches: tuple[dict[str, _Token], dict[str, _Token]] = ({}, {})
+        # Expansions are analysed with an empty acronym table, so they cannot recurse.
+        self._doc_acronyms: dict[str, tuple[str, ...]] = {}
+        self._query_acronyms: dict[str, tuple[str, ...]] = {}
+        for acronym, expansion in acronyms.items():
+            expanded = tuple(self.terms(expansion))
+            for form in (acronym, acronym.upper()):
+                self._doc_acronyms[form] = expanded
+                self._doc_acronyms[form + "s"] = expanded
+            self._query_acronyms[fold(acronym)] = expanded
+            self._query_acronyms[fold(acronym) + "s"] = expanded
+        self.generic_terms: frozenset[str] = frozenset(self._stem(fold(w)) for w in generic_words)
+        for cache in self._caches:  # filled while the acronym table was still empty
+            cache.clear()
+
+    def terms(self, text: str, *, query: bool = False) -> list[str]:
+        """The index terms of ``text`` in order (a bigram of neighbours is a phrase)."""
+        cache = self._caches[query]
+        out: list[str] = []
+        pending: str | None = None  # a free-standing prefix waiting for its word
+        for surface in _WORD.findall(unicodedata.normalize("NFKC", text)):
+            token = cache.get(surface)
+            if token is None:
+                token = cache[surface] = self._token(surface, query=query)
+            terms, joinable = token
+            if pending is not None:
+                if joinable is not None:
+                    out.append(self._stem(pending + joinable))
+                    pending = None
+                    continue
+                out.append(self._stem(pending))
+                pending = None
+            if joinable is not None and joinable in self._free_prefixes:
+                pending = joinable
+                continue
+            out.extend(terms)
+        if pending is not None:
+            out.append(self._stem(pending))
+        return out
+
+    def author_keys(self, name: str, *, query: bool = False) -> tuple[str, ...]:
+        """Keys an author name is matched on: ``@surname`` and ``@surname initial``.
+
+        ``Yann LeCun``, ``Y. LeCun`` and ``LeCun, Yann`` share ``@lecun y``. A paper's author
+        gets both keys; a profile's author gets the precise one when it has a first name or
+        initial, else ``@surname`` (so ``LeCun`` alone matches any LeCun).
+        """
+        if "," in name:
+            surname_part, given_part = name.split(",", 1)
+            surnames, given = self._name_words(surname_part), self._name_words(given_part)
+        else:
+            words = self._name_words(name)
+            surnames, given = words[-1:], words[:-1]
+        if not surnames:
+            return ()
+        surname = "@" + surnames[-1]
+        if not given:
+            return (surname,)
+        precise = f"{surname} {given[0][0]}"
+        return (precise,) if query else (surname, precise)
+
+    @staticmethod
+    def category_key(category: str) -> str:
+        """The key a category is matched on: ``cs.LG`` → ``#cs.lg`` (exact, case-folded)."""
+        return "#" + category.strip().casefold()
+
+    def _name_words(self, text: str) -> list[str]:
+        return _NAME_WORD.findall(fold(_NAME_DROP.sub("", text)))
+
+    def _stem(self, word: str) -> str:
+        stem = self._stems.get(word)
+        if stem is None:
+            stem = self._stems[word] = self._stemmer.stemWord(word)
+        return stem
+
+    def _token(self, surface: str, *, query: bool) -> _Token:
+        parts = _HYPHEN.split(surface) if "-" in surface or "\u2010" in surface else [surface]
+        groups: list[list[str]] = []
+        joining = False
+        for part in parts:
+            folded = fold(part)
+            if joining:
+                groups[-1].append(folded)
+            else:
+                groups.append([part])
+            joining = folded in self._hyphen_prefixes
+        terms: list[str] = []
+        for group in groups:
+            if len(group) > 1:
+                terms.append(self._stem(fold(group[0]) + "".join(group[1:])))
+            else:
+                terms.extend(self._word(group[0], query=query))
+        joinable = None
+        if len(groups) == 1 and len(parts) == 1 and len(terms) == 1:
+            folded = fold(surface)
+            if self._stem(folded) == terms[0]:  # a plain word, not an acronym
+                joinable = folded
+        return tuple(terms), joinable
+
+    def _word(self, surface: str, *, query: bool) -> tuple[str, ...]:
+        folded = fold(surface)
+        expansion = self._query_acronyms.get(folded) if query else self._doc_acronyms.get(surface)
+        if expansion is not None:
+            return expansion
+        if folded in self._stop or (len(folded) == 1 and not folded.isdigit()):
+            return ()
+        return (self._stem(folded),)

@@ -1,0 +1,279 @@
+"""The paper side of the lexical ranker: features, BM25F weights, and compiled interests.
+
+Features are words (``pretrain``), word pairs (``learn reinforc``: two words next to each
+other, or one word apart at half weight, after stop words are dropped; unordered, so
+"structure of proteins" is close to "protein structure"), author keys (``@lecun y``) and category
+keys (``#cs.lg``). A paper's weight for a feature is BM25F: the per-field counts are length
+normalised (``b`` per field), the title counts ``title_boost`` times, the sum is saturated
+with ``k1``. All of it is one sparse matrix, built once per run.
+
+An interest is compiled into a sparse row over the same features: ``idf`` for its words,
+``pair_weight * idf`` for its neighbour pairs (phrase credit), a fixed strength for an author
+or category. The raw score of an interest for a paper, ``s``, is that row times the paper's
+weights. ``s`` is then scaled by ``coverage ** coverage_power`` (the idf share of the
+interest's words the paper contains), so "neural networks" alone is a weak match for
+"graph neural networks"; and by ``scattered`` when a several-word interest has no two of its
+words close together in the paper. An interest *matches* a paper when ``s >= floor``; it then
+contributes ``weight * (1 - exp(-s / scale))``: bounded by its weight, saturating, so one
+frequent keyword cannot drown the others.
+
+IDF is computed on the papers being ranked and shrunk towards a prior (``prior_docs``
+pseudo-papers), so a small or one-topic batch (a daily listing about RL) does not turn
+"reinforcement" into a stop word; the prior is low for :data:`~digest.ranking.analyzer.
+GENERIC_WORDS` ("model", "learning"), which therefore never match on their own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from digest.ranking.analyzer import Analyzer
+from digest.ranking.base import InterestKind, RankDoc
+
+# scipy.sparse ships no type information; this names what the values are.
+Matrix: TypeAlias = Any  # scipy.sparse.csr_matrix
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalParams:
+    """Tuning knobs of the lexical ranker; the defaults are what the tests calibrate."""
+
+    title_boost: float = 2.5
+    k1: float = 1.2
+    b_title: float = 0.3
+    b_abstract: float = 0.75
+    pair_weight: float = 0.5  # phrase credit of a neighbour pair, relative to a word
+    skip_pair_tf: float = 0.5  # a pair one word apart counts this much
+    scattered: float = 0.25  # a several-word interest whose words are never close together
+    prior_docs: float = 100.0
+    prior_idf: float = 3.0
+    generic_idf: float = 0.5
+    coverage_power: float = 3.0
+    floor: float = 1.5  # raw score below which an interest does not match
+    scale: float = 3.0
+    author_strength: float = 5.0
+    category_strength: float = 2.5
+    popularity_ref: float = 100.0  # this many upvotes add exactly ``popularity_weight``
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """An interest or phrase as feature ids: scoring row, coverage row, phrase check."""
+
+    kind: InterestKind
+    score: tuple[tuple[int, float], ...]
+    coverage: tuple[tuple[int, float], ...]
+    words: tuple[int, ...]  # seen word/author/category features, for explanations
+    pairs: tuple[int, ...]  # seen pair features (proximity evidence)
+    multiword: bool
+    needed: tuple[int, ...]  # every feature a phrase match needs (seen ones)
+    complete: bool  # False when a needed feature occurs in no paper
+
+
+@dataclass(frozen=True, eq=False)
+class LexicalIndex:
+    """Prepared papers: feature vocabulary, BM25F weights, presence, idf."""
+
+    docs: Sequence[RankDoc]
+    analyzer: Analyzer
+    params: LexicalParams
+    vocab: dict[str, int]
+    weights_t: Matrix  # features x docs, BM25F saturated weights
+    present_t: Matrix  # features x docs, 1.0 where the feature occurs
+    title_t: Matrix  # features x docs, 1.0 where it occurs in the title
+    abstract_t: Matrix  # features x docs, 1.0 where it occurs in the abstract
+    idf: FloatArray
+    popularity: FloatArray  # log1p(upvotes) / log1p(popularity_ref), 0 when unknown
+
+    def compile(self, kind: InterestKind, text: str) -> Compiled:
+        """Compile an interest (or exclusion/required phrase) against this vocabulary."""
+        p = self.params
+        if kind != "keyword":
+            keys = (
+                self.analyzer.author_keys(text, query=True)
+                if kind == "author"
+                else (self.analyzer.category_key(text),)
+            )
+            strength = p.author_strength if kind == "author" else p.category_strength
+            ids = tuple(self.vocab[k] for k in keys if k in self.vocab)
+            return Compiled(
+                kind=kind,
+                score=tuple((i, strength) for i in ids),
+                coverage=tuple((i, 1.0) for i in ids),
+                words=ids,
+                pairs=(),
+                multiword=False,
+                needed=ids,
+                complete=len(ids) == len(keys) > 0,
+            )
+        terms = self.analyzer.terms(text, query=True)
+        words = list(dict.fromkeys(terms))
+        pairs = list(dict.fromkeys(_pair(a, b) for a, b in itertools.pairwise(terms)))
+        word_idf = [self._idf(w) for w in words]
+        total = sum(word_idf) or 1.0
+        score = [
+            (self.vocab[w], i) for w, i in zip(words, word_idf, strict=True) if w in self.vocab
+        ]
+        coverage = tuple((f, i / total) for f, i in score)
+        score += [(self.vocab[q], p.pair_weight * self._idf(q)) for q in pairs if q in self.vocab]
+        needed = [self.vocab[f] for f in words + pairs if f in self.vocab]
+        return Compiled(
+            kind="keyword",
+            score=tuple(sorted(score)),
+            coverage=tuple(sorted(coverage)),
+            words=tuple(f for f, _ in coverage),
+            pairs=tuple(sorted(self.vocab[q] for q in pairs if q in self.vocab)),
+            multiword=len(words) > 1,
+            needed=tuple(sorted(needed)),
+            complete=len(needed) == len(words) + len(pairs) > 0,
+        )
+
+    def _idf(self, feature: str) -> float:
+        fid = self.vocab.get(feature)
+        if fid is not None:
+            return float(self.idf[fid])
+        unseen = _shrunk_idf(np.zeros(1), len(self.docs), self._prior(feature), self.params)
+        return float(unseen[0])
+
+    def _prior(self, feature: str) -> float:
+        p, generic = self.params, self.analyzer.generic_terms
+        words = feature.split(" ")
+        return max(p.generic_idf if w in generic else p.prior_idf for w in words)
+
+
+def build_index(docs: Sequence[RankDoc], analyzer: Analyzer, params: LexicalParams) -> LexicalIndex:
+    """Analyse the papers once and build the sparse matrices the ranker multiplies."""
+    vocab: dict[str, int] = {}
+    fields: list[tuple[list[int], list[int], list[float]]] = [([], [], []), ([], [], [])]
+    meta: tuple[list[int], list[int]] = ([], [])
+    lengths = np.zeros((2, len(docs)))
+    for d, doc in enumerate(docs):
+        for f, text in enumerate((doc.title, doc.abstract)):
+            terms = analyzer.terms(text)
+            lengths[f, d] = len(terms)
+            counts = _feature_counts(terms, params.skip_pair_tf)
+            rows, cols, vals = fields[f]
+            rows.extend([d] * len(counts))
+            cols.extend(vocab.setdefault(k, len(vocab)) for k in counts)
+            vals.extend(counts.values())
+        keys = {k for a in doc.authors for k in analyzer.author_keys(a)}
+        keys.update(analyzer.category_key(c) for c in doc.categories if c.strip())
+        meta[0].extend([d] * len(keys))
+        meta[1].extend(vocab.setdefault(k, len(vocab)) for k in sorted(keys))
+    shape = (len(docs), len(vocab))
+    title, abstract = (_csr(vals, rows, cols, shape) for rows, cols, vals in fields)
+    weights = (
+        sp.diags(params.title_boost / _norm(lengths[0], params.b_title)) @ title
+        + sp.diags(1.0 / _norm(lengths[1], params.b_abstract)) @ abstract
+    ).tocsr()
+    weights.data = weights.data * (params.k1 + 1) / (weights.data + params.k1)
+    weights = (weights + _csr([1.0] * len(meta[0]), *meta, shape)).tocsr()
+    weights.sort_indices()
+    present = weights.copy()
+    present.data[:] = 1.0
+    df = np.bincount(present.indices, minlength=len(vocab)).astype(np.float64)
+    generic = analyzer.generic_terms
+    prior = np.array(
+        [
+            max(params.generic_idf if w in generic else params.prior_idf for w in k.split(" "))
+            for k in vocab
+        ]
+    )
+    ups = np.array([max(doc.upvotes or 0, 0) for doc in docs], dtype=np.float64)
+    return LexicalIndex(
+        docs=tuple(docs),
+        analyzer=analyzer,
+        params=params,
+        vocab=vocab,
+        weights_t=weights.T.tocsr(),
+        present_t=present.T.tocsr(),
+        title_t=_binary(title).T.tocsr(),
+        abstract_t=_binary(abstract).T.tocsr(),
+        idf=_shrunk_idf(df, len(docs), prior, params),
+        popularity=np.log1p(ups) / math.log1p(params.popularity_ref),
+    )
+
+
+def compiled_matrix(rows: Sequence[Iterable[tuple[int, float]]], n_features: int) -> Matrix:
+    """Stack compiled rows (sorted ``(feature, value)`` pairs) into a CSR matrix."""
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    indices: list[int] = []
+    data: list[float] = []
+    for r, row in enumerate(rows):
+        for f, v in row:
+            indices.append(f)
+            data.append(v)
+        indptr[r + 1] = len(indices)
+    return sp.csr_matrix(
+        (np.array(data, dtype=np.float64), np.array(indices, dtype=np.int64), indptr),
+        shape=(len(rows), n_features),
+    )
+
+
+def positions(
+    matrix: Matrix, rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Index into ``matrix.data`` of each ``(rows[i], cols[i])``, -1 where absent.
+
+    ``matrix`` must have sorted indices (row-major order then makes the keys ascending).
+    """
+    if matrix.nnz == 0:
+        return np.full(rows.size, -1, dtype=np.int64)
+    n_cols = matrix.shape[1]
+    keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    keys = keys * n_cols + matrix.indices
+    wanted = rows * n_cols + cols
+    pos = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+    return np.where(keys[pos] == wanted, pos, -1)
+
+
+def _feature_counts(terms: list[str], skip_tf: float) -> dict[str, float]:
+    counts: dict[str, float] = dict(Counter(terms))
+    counts.update(Counter(_pair(a, b) for a, b in itertools.pairwise(terms)))
+    for a, b in zip(terms, terms[2:], strict=False):
+        key = _pair(a, b)
+        counts[key] = counts.get(key, 0.0) + skip_tf
+    return counts
+
+
+def _pair(a: str, b: str) -> str:
+    return f"{a} {b}" if a <= b else f"{b} {a}"
+
+
+def _csr(
+    vals: Sequence[float], rows: Sequence[int], cols: Sequence[int], shape: tuple[int, int]
+) -> Matrix:
+    matrix = sp.csr_matrix((np.asarray(vals, dtype=np.float64), (rows, cols)), shape=shape)
+    matrix.sum_duplicates()
+    matrix.sort_indices()
+    return matrix
+
+
+def _binary(matrix: Matrix) -> Matrix:
+    out = matrix.copy()
+    out.data[:] = 1.0
+    return out
+
+
+def _norm(lengths: FloatArray, b: float) -> FloatArray:
+    mean = float(lengths.mean()) if lengths.size else 0.0
+    relative = lengths / mean if mean > 0 else np.ones_like(lengths)
+    return 1.0 - b + b * relative
+
+
+def _shrunk_idf(
+    df: FloatArray, n_docs: int, prior: FloatArray | float, params: LexicalParams
+) -> FloatArray:
+    corpus = np.log1p((n_docs - df + 0.5) / (df + 0.5))
+    weight = n_docs / (n_docs + params.prior_docs)
+    return np.asarray(weight * corpus + (1 - weight) * np.asarray(prior), dtype=np.float64)

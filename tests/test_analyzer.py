@@ -1,0 +1,110 @@
+"""The analyzer: compounds, acronyms, stemming and Unicode fold to the same terms."""
+
+from __future__ import annotations
+
+import pytest
+
+from digest.ranking.analyzer import ACRONYMS, Analyzer, fold
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer()
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ["pre-training", "pretraining", "pre-trained", "pre trained", "Pre-Trained", "pretrain"],
+        ["fine-tuning", "finetuning", "fine-tuned", "fine tuned", "Fine-Tune"],
+        ["self-supervised", "selfsupervised", "self supervised", "Self-Supervised"],
+        ["vision-language", "vision language", "Vision–Language"],
+        ["multi-head attention", "multihead attention"],
+        ["models", "model", "Models"],
+        ["state-of-the-art", "state of the art"],
+    ],
+)
+def test_spellings_share_terms(analyzer: Analyzer, spellings: list[str]) -> None:
+    expected = analyzer.terms(spellings[0])
+    assert expected
+    for text in spellings:
+        assert analyzer.terms(text) == expected, text
+        assert analyzer.terms(text, query=True) == expected, text
+
+
+@pytest.mark.parametrize(
+    ("acronym", "expansion"),
+    [
+        ("RL", "reinforcement learning"),
+        ("RLHF", "reinforcement learning from human feedback"),
+        ("LLMs", "large language models"),
+        ("GNN", "graph neural network"),
+        ("VLM", "vision-language model"),
+        ("VLA", "vision language action"),
+        ("ICL", "in-context learning"),
+        ("CoT", "chain of thought"),
+        ("PEFT", "parameter efficient finetuning"),
+        ("LoRA", "low-rank adaptation"),
+        ("SSL", "self-supervised learning"),
+        ("MAE", "masked autoencoders"),
+        ("DPO", "direct preference optimization"),
+        ("NLP", "natural language processing"),
+        ("ViTs", "vision transformers"),
+        ("GAN", "generative adversarial networks"),
+        ("MoE", "mixture-of-experts"),
+        ("RAG", "retrieval augmented generation"),
+    ],
+)
+def test_acronyms_match_both_ways(analyzer: Analyzer, acronym: str, expansion: str) -> None:
+    # Paper says the acronym, profile the words; and the other way round.
+    assert analyzer.terms(acronym) == analyzer.terms(expansion, query=True)
+    assert analyzer.terms(expansion) == analyzer.terms(acronym, query=True)
+    assert analyzer.terms(acronym.lower(), query=True) == analyzer.terms(expansion)
+
+
+def test_every_acronym_expands_to_words(analyzer: Analyzer) -> None:
+    for acronym in ACRONYMS:
+        assert len(analyzer.terms(acronym)) >= 2, acronym
+
+
+def test_acronyms_in_paper_text_need_their_usual_case(analyzer: Analyzer) -> None:
+    # "cot" and "rag" in prose are words, not Chain-of-Thought or RAG.
+    assert analyzer.terms("a baby cot") == ["babi", "cot"]
+    assert analyzer.terms("RAG") != analyzer.terms("rag")
+    assert analyzer.terms("COT") == analyzer.terms("CoT")
+
+
+def test_unicode_and_case_are_folded(analyzer: Analyzer) -> None:
+    assert fold("Müller") == "muller"
+    assert analyzer.terms("Müller ﬁne\u2011tuning") == analyzer.terms("muller fine-tuning")
+    assert analyzer.terms("ＬＡＲＧＥ Models") == analyzer.terms("large models")
+    assert analyzer.terms("naïve café") == analyzer.terms("naive cafe")
+
+
+def test_stop_words_and_single_letters_are_dropped(analyzer: Analyzer) -> None:
+    assert analyzer.terms("the effect of a model on x and y") == ["effect", "model"]
+    assert analyzer.terms("GPT-4 and 3D") == ["gpt", "4", "3d"]
+
+
+def test_hyphen_is_a_space_unless_a_prefix(analyzer: Analyzer) -> None:
+    assert analyzer.terms("zero-shot") == ["zero", "shot"]
+    assert analyzer.terms("multi-head self-attention") == ["multihead", "selfattent"]
+    # A dangling prefix before a stop word stays a word of its own.
+    assert analyzer.terms("pre- and post-training") == ["pre", "posttrain"]
+
+
+def test_author_keys(analyzer: Analyzer) -> None:
+    assert analyzer.author_keys("Yann LeCun") == ("@lecun", "@lecun y")
+    for spelling in ("Y. LeCun", "LeCun, Yann", "yann lecun"):
+        assert analyzer.author_keys(spelling, query=True) == ("@lecun y",)
+    assert analyzer.author_keys("LeCun", query=True) == ("@lecun",)
+    assert analyzer.author_keys("José Müller-Lüdenscheidt")[0] == "@mullerludenscheidt"
+    assert analyzer.author_keys("  ") == ()
+    assert analyzer.category_key(" cs.LG ") == "#cs.lg"
+
+
+def test_results_do_not_depend_on_cache_state() -> None:
+    warm = Analyzer()
+    text = "Pre-trained LLMs and RL fine-tuning of ViTs"
+    warm.terms(text.lower(), query=True)
+    assert warm.terms(text) == Analyzer().terms(text)

@@ -1,0 +1,96 @@
+"""Profile text: the interest syntax, and the one-line errors for bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from digest.errors import ProfileError
+from digest.ranking import Interest, build_profile, parse_interest
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("diffusion models", Interest("diffusion models")),
+        ("graph neural networks^2", Interest("graph neural networks", 2.0)),
+        ("  pre-training ^ 0.5 ", Interest("pre-training", 0.5)),
+        ('"RL: exploration"^3', Interest("RL: exploration", 3.0)),
+        ('"author:Ada"', Interest("author:Ada")),  # quoted: a phrase, not a prefix
+        ("author:Yann LeCun", Interest("Yann LeCun", 1.0, "author")),
+        ("Author: Ada Lovelace^1.5", Interest("Ada Lovelace", 1.5, "author")),
+        ("cat:cs.LG", Interest("cs.LG", 1.0, "category")),
+        ("cat:q-bio.BM^10", Interest("q-bio.BM", 10.0, "category")),
+        ("BERT: pre-training", Interest("BERT: pre-training")),
+    ],
+)
+def test_parse_valid(text: str, expected: Interest) -> None:
+    assert parse_interest(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty keyword"),
+        ("   ", "empty keyword"),
+        ('""', "empty keyword"),
+        ("author:", "empty author"),
+        ("diffusion^", "not a number"),
+        ("diffusion^high", "not a number"),
+        ("diffusion^0", "> 0"),
+        ("diffusion^-1", "> 0"),
+        ("diffusion^11", "<= 10"),
+        ("diffusion^nan", "> 0"),
+        ('"diffusion models', "unbalanced quotes"),
+        ('diffusion "models"', "surround the whole phrase"),
+        ("diff^2usion", "not a number"),
+        ("diffusion^2^3", "weight goes at the end"),
+        ("the of and", "nothing to match"),
+        ("cat:machine learning", "not a category"),
+        ("author:1234", "nothing to match"),
+    ],
+)
+def test_parse_invalid(text: str, message: str) -> None:
+    with pytest.raises(ProfileError, match=message) as caught:
+        parse_interest(text)
+    assert "\n" not in str(caught.value)
+
+
+def test_build_profile_collects_everything() -> None:
+    profile = build_profile(
+        ["RL^2", "cat:cs.RO"],
+        ["robotics", "author:Someone"],
+        required=["offline"],
+        authors=["Sergey Levine", "author:C. Finn^2"],
+        categories=["cs.LG"],
+        min_score=0.5,
+        popularity_weight=0.2,
+    )
+    assert profile.interests == (
+        Interest("RL", 2.0),
+        Interest("cs.RO", 1.0, "category"),
+        Interest("Sergey Levine", 1.0, "author"),
+        Interest("C. Finn", 2.0, "author"),
+        Interest("cs.LG", 1.0, "category"),
+    )
+    assert profile.excludes == ("robotics", "author:Someone")
+    assert profile.required == ("offline",)
+    assert (profile.min_score, profile.popularity_weight) == (0.5, 0.2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"keywords": []}, "nothing to match"),
+        ({"keywords": ["rl"], "excludes": ["robotics^2"]}, "take no weight"),
+        ({"keywords": ["rl"], "excludes": [""]}, "empty keyword"),
+        ({"keywords": ["rl"], "required": ['"x']}, "unbalanced"),
+        ({"keywords": ["rl"], "min_score": -1.0}, "min_score"),
+        ({"keywords": ["rl"], "min_score": float("nan")}, "min_score"),
+        ({"keywords": ["rl"], "popularity_weight": -0.1}, "popularity_weight"),
+        ({"keywords": "rl"}, "lists of phrases"),
+        ({"keywords": ["rl"], "categories": ["not a category"]}, "not a category"),
+    ],
+)
+def test_build_profile_invalid(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ProfileError, match=message):
+        build_profile(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,328 @@
+"""The lexical ranker on real abstracts (tests/data/ranking/seed_papers.json) and on small
+hand-made papers whose expected picks are obvious."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digest.errors import ConfigError
+from digest.ranking import (
+    LexicalIndex,
+    LexicalRanker,
+    Pick,
+    Profile,
+    RankDoc,
+    Ranker,
+    build_profile,
+    get_ranker,
+)
+
+DATA = Path(__file__).parent / "data" / "ranking"
+
+
+@pytest.fixture(scope="module")
+def seed_docs() -> list[RankDoc]:
+    papers = json.loads((DATA / "seed_papers.json").read_text(encoding="utf-8"))
+    return [RankDoc(f"seed:{i}", p["title"], p["abstract"]) for i, p in enumerate(papers)]
+
+
+@pytest.fixture(scope="module")
+def seeds(seed_docs: list[RankDoc]) -> LexicalIndex:
+    return LexicalRanker().prepare(seed_docs)
+
+
+def rank(
+    index: LexicalIndex, *profiles: Profile, top_n: int = 10, **kw: object
+) -> list[list[Pick]]:
+    return LexicalRanker().rank(index, profiles, top_n=top_n, **kw)  # type: ignore[arg-type]
+
+
+def titles(index: LexicalIndex, picks: list[Pick]) -> list[str]:
+    return [index.docs[p.index].title for p in picks]
+
+
+def mentions(doc: RankDoc, pattern: str) -> bool:
+    return re.search(pattern, f"{doc.title} {doc.abstract}", re.IGNORECASE) is not None
+
+
+RL = r"reinforcement learning|\bRL\b|\bRLHF\b"
+
+
+def test_get_ranker() -> None:
+    ranker: Ranker = get_ranker()
+    assert ranker.name == "lexical"
+    with pytest.raises(ConfigError, match="unknown ranker"):
+        get_ranker("magic")
+
+
+def test_rl_profile_ranks_rl_papers_first(seeds: LexicalIndex) -> None:
+    for keyword in ("reinforcement learning", "RL"):
+        [picks] = rank(seeds, build_profile([keyword]))
+        assert len(picks) == 10
+        assert all(mentions(seeds.docs[p.index], RL) for p in picks), keyword
+        # Title matches first: the top picks say it in the title.
+        assert all(mentions(RankDoc("", t), RL) for t in titles(seeds, picks[:5]))
+        scores = [p.score for p in picks]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_rl_and_its_acronym_rank_the_same(seeds: LexicalIndex) -> None:
+    by_words, by_acronym = rank(
+        seeds, build_profile(["reinforcement learning"]), build_profile(["rl"]), top_n=30
+    )
+    assert [p.index for p in by_words] == [p.index for p in by_acronym]
+
+
+def test_pre_training_finds_every_spelling(seeds: LexicalIndex) -> None:
+    [picks] = rank(seeds, build_profile(["pre-training"]), top_n=100)
+    spelled = r"pre-?train|pre trained"
+    found = {p.index for p in picks}
+    expected = {i for i, d in enumerate(seeds.docs) if mentions(d, spelled)}
+    assert found <= expected
+    assert len(found) >= 0.8 * len(expected)
+    assert any("Pretraining" in t for t in titles(seeds, picks))
+    assert any("Pre-training" in t or "pre-trained" in t for t in titles(seeds, picks))
+
+
+def test_unrelated_profile_gets_nothing_from_robotics(seed_docs: list[RankDoc]) -> None:
+    robotics = [d for d in seed_docs if mentions(d, r"robot")]
+    assert len(robotics) >= 5
+    index = LexicalRanker().prepare(robotics)
+    folding, robots = rank(index, build_profile(["protein folding"]), build_profile(["robots"]))
+    assert folding == []
+    assert robots
+
+
+@pytest.mark.parametrize("keyword", ["model", "learning", "results", "the method"])
+def test_common_words_alone_do_not_qualify(seeds: LexicalIndex, keyword: str) -> None:
+    [picks] = rank(seeds, build_profile([keyword]))
+    assert picks == []
+
+
+def test_exclusions_are_honoured(seeds: LexicalIndex) -> None:
+    plain, excluded = rank(
+        seeds,
+        build_profile(["language models"]),
+        build_profile(["language models"], ["reinforcement learning"]),
+        top_n=50,
+    )
+    assert any(mentions(seeds.docs[p.index], RL) for p in plain)
+    assert excluded
+    assert not any(
+        mentions(seeds.docs[p.index], r"reinforcement learning|\bRL\b") for p in excluded
+    )
+
+
+def test_required_phrases_must_all_match(seeds: LexicalIndex) -> None:
+    [picks] = rank(
+        seeds,
+        build_profile(["language models"], required=["reinforcement learning", "offline"]),
+        top_n=50,
+    )
+    assert picks
+    for p in picks:
+        doc = seeds.docs[p.index]
+        assert mentions(doc, RL) and mentions(doc, "offline")
+    # A required phrase no paper contains: nothing qualifies.
+    [none] = rank(seeds, build_profile(["language models"], required=["protein folding"]))
+    assert none == []
+
+
+def test_min_score_drops_weak_picks(seeds: LexicalIndex) -> None:
+    loose, strict = rank(
+        seeds,
+        build_profile(["graph neural networks", "contrastive"]),
+        build_profile(["graph neural networks", "contrastive"], min_score=0.9),
+        top_n=100,
+    )
+    assert 0 < len(strict) < len(loose)
+    assert all(p.score >= 0.9 for p in strict)
+    assert strict == loose[: len(strict)]
+
+
+def test_each_interest_is_bounded(seeds: LexicalIndex) -> None:
+    [picks] = rank(seeds, build_profile(["reinforcement learning^2", "offline^0.5"]), top_n=100)
+    for p in picks:
+        assert p.score == pytest.approx(sum(m.contribution for m in p.matches))
+        for m in p.matches:
+            assert 0 < m.contribution <= (2.0 if m.interest == "reinforcement learning" else 0.5)
+
+
+# Small hand-made papers ---------------------------------------------------------------
+
+TOY = [
+    RankDoc(
+        "a",
+        "Diffusion models for images",
+        "We study sampling speed.",
+        ("Ada Lovelace",),
+        ("cs.CV",),
+    ),
+    RankDoc(
+        "b", "Sampling speed", "A new diffusion sampler for audio.", ("Alan Turing",), ("cs.SD",)
+    ),
+    RankDoc(
+        "c",
+        "Protein structure",
+        "Folding proteins with transformers.",
+        ("Grace Hopper", "A. Lovelace"),
+        ("q-bio.BM",),
+    ),
+    RankDoc(
+        "d",
+        "Graph neural networks for molecules",
+        "Message passing on molecular graphs.",
+        ("Edsger Dijkstra",),
+        ("cs.LG",),
+    ),
+    RankDoc(
+        "e",
+        "Graph neural networks for molecules",
+        "Message passing on molecular graphs.",
+        ("Edsger Dijkstra",),
+        ("cs.LG",),
+        upvotes=25,
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def toy() -> LexicalIndex:
+    return LexicalRanker().prepare(TOY)
+
+
+def test_explanations_name_fields(toy: LexicalIndex) -> None:
+    profile = build_profile(["diffusion", "author:Lovelace", "cat:q-bio.BM"])
+    [picks] = rank(toy, profile)
+    by_key = {toy.docs[p.index].key: p for p in picks}
+    assert set(by_key) == {"a", "b", "c"}
+    assert {(m.interest, m.fields) for m in by_key["a"].matches} == {
+        ("diffusion", ("title",)),
+        ("Lovelace", ("authors",)),
+    }
+    # Best contribution first.
+    assert [m.contribution for m in by_key["a"].matches] == sorted(
+        (m.contribution for m in by_key["a"].matches), reverse=True
+    )
+    assert [(m.interest, m.fields) for m in by_key["b"].matches] == [("diffusion", ("abstract",))]
+    assert {(m.interest, m.fields) for m in by_key["c"].matches} == {
+        ("Lovelace", ("authors",)),
+        ("q-bio.BM", ("categories",)),
+    }
+    assert by_key["b"].reason() == "matched \u201cdiffusion\u201d (abstract)"
+
+
+def test_authors_match_tolerantly(toy: LexicalIndex) -> None:
+    exact, initial, wrong_initial = rank(
+        toy,
+        build_profile([], authors=["ada lovelace"]),
+        build_profile([], authors=["Lovelace, A."]),
+        build_profile([], authors=["B. Lovelace"]),
+    )
+    assert {toy.docs[p.index].key for p in exact} == {"a", "c"}
+    assert [(p.index, p.score) for p in exact] == [(p.index, p.score) for p in initial]
+    assert wrong_initial == []
+
+
+def test_ties_break_by_index_and_popularity_breaks_ties(toy: LexicalIndex) -> None:
+    plain, popular = rank(
+        toy,
+        build_profile(["graph neural networks"]),
+        build_profile(["graph neural networks"], popularity_weight=0.1),
+    )
+    assert [toy.docs[p.index].key for p in plain] == ["d", "e"]
+    assert plain[0].score == plain[1].score
+    assert [toy.docs[p.index].key for p in popular] == ["e", "d"]
+    assert popular[0].score == pytest.approx(plain[0].score + 0.1 * np.log1p(25) / np.log1p(100))
+
+
+def test_popularity_off_changes_nothing(seeds: LexicalIndex, seed_docs: list[RankDoc]) -> None:
+    voted = [RankDoc(d.key, d.title, d.abstract, upvotes=i % 7) for i, d in enumerate(seed_docs)]
+    profiles = [
+        build_profile(["reinforcement learning", "pretraining"]),
+        build_profile(["language models^2", "reasoning"]),
+    ]
+    assert rank(LexicalRanker().prepare(voted), *profiles) == rank(seeds, *profiles)
+
+
+def test_popularity_only_profile(toy: LexicalIndex) -> None:
+    [picks] = rank(toy, Profile(interests=(), popularity_weight=1.0))
+    assert [toy.docs[p.index].key for p in picks] == ["e"]
+    assert picks[0].reason() == "popular"
+    assert rank(toy, Profile(interests=())) == [[]]
+
+
+def test_duplicate_spellings_count_once(toy: LexicalIndex) -> None:
+    once, twice = rank(
+        toy, build_profile(["GNN"]), build_profile(["GNN", "graph neural networks^0.5"])
+    )
+    assert [p.score for p in once] == [p.score for p in twice]
+    assert [m.interest for m in twice[0].matches] == ["GNN"]
+
+
+def test_eligible_mask_and_per_profile_top_n(seeds: LexicalIndex) -> None:
+    profiles = [
+        build_profile(["reinforcement learning"]),
+        build_profile(["language models"]),
+        build_profile(["pretraining"]),
+    ]
+    full = rank(seeds, *profiles, top_n=50)
+    banned = {full[0][0].index, full[1][1].index}
+
+    def eligible(start: int, stop: int) -> np.ndarray:
+        mask = np.ones((stop - start, len(seeds.docs)), dtype=bool)
+        mask[:, sorted(banned)] = False
+        return mask
+
+    masked = LexicalRanker().rank(seeds, profiles, top_n=[3, 0, 5], eligible=eligible)
+    assert [len(p) for p in masked] == [3, 0, 5]
+    assert masked[0] == [p for p in full[0] if p.index not in banned][:3]
+    assert masked[2] == [p for p in full[2] if p.index not in banned][:5]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 7, 4096])
+def test_chunk_size_does_not_change_results(seeds: LexicalIndex, chunk_size: int) -> None:
+    keywords = [
+        "reinforcement learning",
+        "language models",
+        "pretraining^2",
+        "RLHF",
+        "graph neural networks",
+        "self-supervised",
+        "robot manipulation^0.5",
+        "in-context learning",
+        "offline",
+        "protein",
+    ]
+    profiles = [
+        build_profile(
+            keywords[i % 10 : i % 10 + 1 + i % 3],
+            excludes=["robot"] if i % 4 == 0 else (),
+            required=["transformer"] if i % 5 == 0 else (),
+            min_score=0.5 if i % 6 == 0 else None,
+            popularity_weight=0.3 if i % 7 == 0 else 0.0,
+        )
+        for i in range(23)
+    ]
+    tops = [i % 6 for i in range(23)]
+    whole = LexicalRanker().rank(seeds, profiles, top_n=tops, chunk_size=len(profiles))
+    assert sum(map(len, whole)) > 30
+    assert LexicalRanker().rank(seeds, profiles, top_n=tops, chunk_size=chunk_size) == whole
+
+
+def test_bad_arguments(seeds: LexicalIndex) -> None:
+    profile = build_profile(["rl"])
+    with pytest.raises(ValueError, match="top_n"):
+        rank(seeds, profile, top_n=-1)
+    with pytest.raises(ValueError, match="top_n"):
+        LexicalRanker().rank(seeds, [profile], top_n=[1, 2])
+    with pytest.raises(ValueError, match="shape"):
+        rank(seeds, profile, eligible=lambda a, b: np.ones((1, 1), dtype=bool))
+    assert LexicalRanker().rank(seeds, [], top_n=5) == []
+    empty = LexicalRanker().prepare([])
+    assert LexicalRanker().rank(empty, [profile], top_n=5) == [[]]
