@@ -64,4 +64,3 @@ def parse_now(value: str | None) -> datetime:
 def print_json(data: Any) -> None:
     """Machine-readable output on stdout, nothing else mixed in."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-
