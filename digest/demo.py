@@ -82,17 +82,17 @@ def run_demo(directory: Path, *, console: Console) -> dict[str, Any]:
             progress.advance(task)
     elapsed = time.perf_counter() - started
 
-    table = Table(title="paper-digest demo", show_lines=True)
-    table.add_column("subscriber")
+    table = Table(title="paper-digest demo", show_lines=True, expand=True)
+    table.add_column("subscriber", no_wrap=True)
     table.add_column("items", justify="right")
-    table.add_column("top pick")
-    table.add_column("why")
+    table.add_column("top pick", ratio=3)
+    table.add_column("why: interests matched", ratio=2)
     for row in rows:
         table.add_row(
-            row.email,
-            str(row.items) if row.status != "empty" else "0 (nothing relevant)",
-            row.top_title or "—",
-            row.top_reason or row.error or "",
+            row.email.split("@", 1)[0],
+            str(row.items) if row.status != "empty" else "0",
+            row.top_title or "nothing relevant this week: no email",
+            ", ".join(row.top_matched) or row.error or "",
         )
     console.print(
         f"imported {imported.new} new papers ({imported.seen} repeats) "

@@ -59,6 +59,7 @@ class DigestOutcome:
     top_title: str | None = None
     top_reason: str | None = None
     error: str | None = None
+    top_matched: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -161,6 +162,7 @@ def deliver_one(
         len(view.items),
         view.items[0].title if view.items else None,
         view.items[0].reason if view.items else None,
+        top_matched=view.items[0].matched if view.items else (),
     )
     try:
         transport.send(message, envelope_from=settings.envelope_from, recipient=subscriber.email)
