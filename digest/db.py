@@ -73,21 +73,22 @@ def _alembic_config(engine: Engine) -> Config:
     return config
 
 
-def current_revision(engine: Engine) -> str | None:
+def current_revisions(engine: Engine) -> tuple[str, ...]:
+    """The revisions the database is at (several while independent branches exist)."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
 
 
-def head_revision() -> str | None:
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+def head_revisions() -> tuple[str, ...]:
+    return tuple(sorted(ScriptDirectory(str(MIGRATIONS)).get_heads()))
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str | None]:
-    """Apply pending migrations; return (revision before, revision after)."""
-    before = current_revision(engine)
-    if before != head_revision():
-        command.upgrade(_alembic_config(engine), "head")
-    return before, current_revision(engine)
+def upgrade(engine: Engine) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Apply pending migrations; return (revisions before, revisions after)."""
+    before = current_revisions(engine)
+    if before != head_revisions():
+        command.upgrade(_alembic_config(engine), "heads")
+    return before, current_revisions(engine)
 
 
 def get_engine(settings: Settings, *, migrate: bool = True) -> Engine:

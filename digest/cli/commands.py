@@ -343,7 +343,9 @@ def db_upgrade() -> None:
         before, after = db.upgrade(engine)
     finally:
         engine.dispose()
-    console.print(f"database at revision {after}" + ("" if before == after else f" (was {before})"))
+    shown = ", ".join(after) or "none"
+    was = "" if before == after else f" (was {', '.join(before) or 'empty'})"
+    console.print(f"database at revision {shown}{was}")
 
 
 def register(app: typer.Typer) -> None:

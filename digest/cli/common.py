@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from digest.errors import DigestError
+from digest.logs import configure_logging
 from digest.settings import Settings, load_settings
 
 console = Console()
@@ -47,7 +48,9 @@ def set_overrides(values: dict[str, Any]) -> None:
 
 def get_settings() -> Settings:
     """Settings from the environment and digest.toml, with the root command's overrides."""
-    return load_settings(**_overrides)
+    settings = load_settings(**_overrides)
+    configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    return settings
 
 
 def parse_now(value: str | None) -> datetime:
