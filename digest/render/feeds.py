@@ -73,7 +73,7 @@ def entry_html(item: ItemView) -> str:
     if abstract:
         parts.append(Markup("<p>{}</p>").format(abstract))
     links: list[Markup] = []
-    if item.upvotes is not None:
+    if item.upvotes:
         links.append(Markup("{}").format(upvotes_label(item.upvotes)))
     for label, url in (("Code", item.code_url), ("PDF", item.pdf_url)):
         href = safe_url(url)

@@ -112,8 +112,8 @@ def date_label(moment: datetime | None) -> str:
 
 
 def upvotes_label(upvotes: int | None) -> str:
-    """``"42 upvotes"``, ``"1 upvote"``, or "" when unknown."""
-    if upvotes is None:
+    """``"42 upvotes"``, ``"1 upvote"``, or "" when unknown or zero (zero says nothing)."""
+    if not upvotes:
         return ""
     return f"{upvotes} upvote" + ("" if upvotes == 1 else "s")
 
