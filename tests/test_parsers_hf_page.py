@@ -163,3 +163,26 @@ def test_text_that_is_not_a_page_is_refused(data: bytes) -> None:
 def test_binary_after_a_real_header_is_refused() -> None:
     with pytest.raises(ListingError, match="binary control characters"):
         parse_page(HEADER + "A Title\n\n\x00\x01\x02garbage\n")
+
+
+def test_sentence_like_titles_and_short_abstracts() -> None:
+    """Titles may end in a full stop; where a title must come, a short paragraph is one."""
+    path = Path(__file__).parent / "data" / "listings" / "pages" / "sentence_titles_nov21.txt"
+    listing = read_listing_file(path, now=datetime(2026, 11, 23, tzinfo=UTC))
+    titles = [r.title for r in listing.records]
+    assert titles == [
+        "Scaling Laws for Sparse Mixture-of-Experts Language Models Trained on Trillions of "
+        "Tokens Across Many Domains and Languages Worldwide.",
+        "Is Attention All You Need? Revisiting Transformers for Time Series",
+        "GPT-5 Technical Report",
+        "Diffusion Models Beat GANs on Image Synthesis",
+        "Self-Supervised Learning Works Better When You Let the Model Choose Its Own Views.",
+    ]
+    first, _, report, diffusion, views = listing.records
+    assert first.abstract.startswith("We study scaling laws") and first.upvotes == 12
+    assert first.organization == "NVIDIA"
+    assert report.abstract == "" and report.upvotes == 240
+    assert diffusion.abstract.startswith("We show that diffusion models")
+    assert diffusion.published is None
+    assert views.abstract.startswith("Choosing augmentations") and views.upvotes == 0
+    assert views.published is not None and views.published.date().isoformat() == "2026-10-30"

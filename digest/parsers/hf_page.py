@@ -192,6 +192,11 @@ def _skip_header(
     return index, anchor
 
 
+def _is_clearly_prose(text: str) -> bool:
+    """Too long for a title whatever its punctuation."""
+    return len(text) > _TITLE_MAX or len(text.split()) >= 40
+
+
 def _blocks(paragraphs: list[tuple[int, list[str]]], name: str) -> list[_Block]:
     blocks: list[_Block] = []
     for line, lines in paragraphs:
@@ -204,15 +209,25 @@ def _blocks(paragraphs: list[tuple[int, list[str]]], name: str) -> list[_Block]:
         text = " ".join(lines)  # a hard-wrapped paragraph is still one paragraph
         if "·" in lines:
             raise listing_error(name, f"unrecognised paper details: {text[:80]}", line=line)
-        if _is_prose(text):
-            if current is None:
+        if text.lower() in _CHROME:
+            continue
+        if current is None:
+            # Where a title must come (page start, after a paper's details), any paragraph
+            # short enough is one, even a sentence-like title ending in a full stop.
+            if _is_clearly_prose(text):
                 raise listing_error(
                     name,
                     f"expected a paper title, found a paragraph of {len(text)} characters",
                     line=line,
                 )
-            current.abstract.append(text)  # an abstract, or its next paragraph
-        elif text.lower() not in _CHROME:
+            blocks.append(_Block(line=line, title=text))
+            continue
+        # Right after a title: its abstract, or the next title when the abstract is missing.
+        # After an abstract: the next title, unless it is plainly more abstract text.
+        more = _is_clearly_prose(text) if current.abstract else _is_prose(text)
+        if more:
+            current.abstract.append(text)
+        else:
             blocks.append(_Block(line=line, title=text))
     return blocks
 
