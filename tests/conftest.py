@@ -7,6 +7,7 @@ reachable they skip with the reason, unless ``DIGEST_REQUIRE_POSTGRES=1`` (CI), 
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -110,3 +111,32 @@ def make_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
+
+
+class Cli:
+    """Runs ``digest`` through Typer's runner with the test's settings in the environment."""
+
+    def __init__(self) -> None:
+        from typer.testing import CliRunner  # noqa: PLC0415 - only CLI tests need it
+
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, code: int = 0) -> Any:
+        from digest.cli import app  # noqa: PLC0415
+
+        result = self.runner.invoke(app, list(args))
+        assert result.exit_code == code, result.output
+        return result
+
+    def json(self, *args: str, code: int = 0) -> Any:
+        return json.loads(self(*args, "--json", code=code).stdout)
+
+
+@pytest.fixture
+def cli(backend: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """The CLI on the test's backend (SQLite and PostgreSQL)."""
+    monkeypatch.setenv("DIGEST_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("DIGEST_BASE_URL", settings.base_url)
+    if settings.database_url:
+        monkeypatch.setenv("DIGEST_DATABASE_URL", settings.database_url)
+    return Cli()

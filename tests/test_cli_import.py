@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 from typer.testing import CliRunner
 
 from digest.cli import app
@@ -29,30 +30,12 @@ def seeds(tmp_path: Path) -> list[Path]:
     return out
 
 
-@pytest.fixture
-def cli(
-    backend: str, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., object]:
-    settings = make_settings()
-    monkeypatch.setenv("DIGEST_DATA_DIR", str(settings.data_dir))
-    if settings.database_url:
-        monkeypatch.setenv("DIGEST_DATABASE_URL", settings.database_url)
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0) -> object:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == code, result.output
-        return result
-
-    return invoke
-
-
-def test_seed_pages_import_202_new_then_0(cli: Callable[..., object], seeds: list[Path]) -> None:
-    first = json.loads(cli("import", *map(str, seeds), "--json").stdout)  # type: ignore[attr-defined]
+def test_seed_pages_import_202_new_then_0(cli: Cli, seeds: list[Path]) -> None:
+    first = json.loads(cli("import", *map(str, seeds), "--json").stdout)
     assert (first["new"], first["seen"]) == (202, 44)
     assert sum(f["records"] for f in first["files"]) == 246
     assert {f["format"] for f in first["files"]} == {"hf-page"}
-    again = json.loads(cli("import", *map(str, seeds), "--json").stdout)  # type: ignore[attr-defined]
+    again = json.loads(cli("import", *map(str, seeds), "--json").stdout)
     assert (again["new"], again["seen"]) == (0, 246)
 
 
@@ -63,40 +46,40 @@ def test_bundled_sample_matches_shared_seeds() -> None:
     assert shipped == originals
 
 
-def test_gzip_and_plain_give_the_same_papers(cli: Callable[..., object], seeds: list[Path]) -> None:
+def test_gzip_and_plain_give_the_same_papers(cli: Cli, seeds: list[Path]) -> None:
     gz = sorted(sample_dir().glob("*.txt.gz"))[0]
-    first = json.loads(cli("import", str(gz), "--json").stdout)  # type: ignore[attr-defined]
+    first = json.loads(cli("import", str(gz), "--json").stdout)
     assert first["new"] > 0
-    again = json.loads(cli("import", str(seeds[0]), "--json").stdout)  # type: ignore[attr-defined]
+    again = json.loads(cli("import", str(seeds[0]), "--json").stdout)
     assert again["new"] == 0
 
 
 def test_malformed_file_is_reported_others_import(
-    cli: Callable[..., object], seeds: list[Path], tmp_path: Path
+    cli: Cli, seeds: list[Path], tmp_path: Path
 ) -> None:
     broken = tmp_path / "daily_papers.json"
     broken.write_text('[{"paper": {"id": "2410.17243", "title": "Breaking the Memory')
     result = cli("import", str(broken), str(seeds[2]), "--json", code=1)
-    data = json.loads(result.stdout)  # type: ignore[attr-defined]
+    data = json.loads(result.stdout)
     assert data["errors"] == 1 and data["new"] > 0
     bad = data["files"][0]
     assert bad["new"] == 0 and str(broken) in bad["error"] and "\n" not in bad["error"]
     assert "line 1" in bad["error"]
     # stderr carries the same single line
-    lines = [line for line in result.stderr.splitlines() if line.strip()]  # type: ignore[attr-defined]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:")
     # nothing from the broken file was stored; fixing it later imports it fully
     broken.write_text(json.dumps([{"paper": {"id": "2410.17243", "title": "Breaking"}}]))
-    assert json.loads(cli("import", str(broken), "--json").stdout)["new"] == 1  # type: ignore[attr-defined]
+    assert json.loads(cli("import", str(broken), "--json").stdout)["new"] == 1
 
 
-def test_missing_file_and_unknown_format(cli: Callable[..., object], tmp_path: Path) -> None:
+def test_missing_file_and_unknown_format(cli: Cli, tmp_path: Path) -> None:
     result = cli("import", str(tmp_path / "nope.json"), code=1)
-    assert "nope.json" in result.output  # type: ignore[attr-defined]
+    assert "nope.json" in result.output
     garbage = tmp_path / "noise.bin"
     garbage.write_bytes(bytes(range(256)) * 8)
-    assert "noise.bin" in cli("import", str(garbage), code=1).output  # type: ignore[attr-defined]
-    assert "unknown format" in cli("import", str(garbage), "--format", "pdf", code=1).output  # type: ignore[attr-defined]
+    assert "noise.bin" in cli("import", str(garbage), code=1).output
+    assert "unknown format" in cli("import", str(garbage), "--format", "pdf", code=1).output
 
 
 def test_oversize_file_refused(

@@ -3,43 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from digest.cli import app
-from digest.settings import Settings
-
-Invoke = Callable[..., "object"]
+from conftest import Cli
 
 
-@pytest.fixture
-def cli(
-    backend: str, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., object]:
-    settings = make_settings()
-    monkeypatch.setenv("DIGEST_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("DIGEST_BASE_URL", settings.base_url)
-    if settings.database_url:
-        monkeypatch.setenv("DIGEST_DATABASE_URL", settings.database_url)
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0) -> object:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == code, result.output
-        return result
-
-    return invoke
-
-
-def run_json(cli: Callable[..., object], *args: str) -> object:
-    result = cli(*args, "--json")
-    return json.loads(result.stdout)  # type: ignore[attr-defined]
-
-
-def test_add_show_json(cli: Callable[..., object]) -> None:
+def test_add_show_json(cli: Cli) -> None:
     cli(
         "subscribers",
         "add",
@@ -59,8 +29,7 @@ def test_add_show_json(cli: Callable[..., object]) -> None:
         "--timezone",
         "Europe/London",
     )
-    info = run_json(cli, "subscribers", "show", "ada@example.org")
-    assert isinstance(info, dict)
+    info = cli.json("subscribers", "show", "ada@example.org")
     assert info["email"] == "ada@example.org"
     assert info["status"] == "active"
     assert info["keywords"] == ["reinforcement learning", "RLHF^2"]
@@ -81,31 +50,29 @@ def test_add_show_json(cli: Callable[..., object]) -> None:
 @pytest.mark.parametrize(
     "address", ["not-an-email", "a@b", "ada@@example.org", "ada@example.org\r\nBcc: x@y.org", ""]
 )
-def test_invalid_email_is_one_line_error_and_changes_nothing(
-    cli: Callable[..., object], address: str
-) -> None:
+def test_invalid_email_is_one_line_error_and_changes_nothing(cli: Cli, address: str) -> None:
     result = cli("subscribers", "add", address, "-k", "diffusion", code=1)
-    output = result.output.strip()  # type: ignore[attr-defined]
+    output = result.output.strip()
     assert output.startswith("error:") and "\n" not in output
-    assert run_json(cli, "subscribers", "list") == []
+    assert cli.json("subscribers", "list") == []
 
 
-def test_duplicate_is_refused(cli: Callable[..., object]) -> None:
+def test_duplicate_is_refused(cli: Cli) -> None:
     cli("subscribers", "add", "ada@example.org", "-k", "diffusion")
     result = cli("subscribers", "add", "ADA@example.org", "-k", "other", code=1)
-    assert "already exists" in result.output  # type: ignore[attr-defined]
-    info = run_json(cli, "subscribers", "show", "ada@example.org")
+    assert "already exists" in result.output
+    info = cli.json("subscribers", "show", "ada@example.org")
     assert isinstance(info, dict) and info["keywords"] == ["diffusion"]
 
 
-def test_bad_profile_is_refused(cli: Callable[..., object]) -> None:
+def test_bad_profile_is_refused(cli: Cli) -> None:
     result = cli("subscribers", "add", "ada@example.org", "-k", "diffusion^zero", code=1)
-    assert "error:" in result.output  # type: ignore[attr-defined]
+    assert "error:" in result.output
     cli("subscribers", "add", "ada@example.org", code=1)  # no interests at all
-    assert run_json(cli, "subscribers", "list") == []
+    assert cli.json("subscribers", "list") == []
 
 
-def test_edit_pause_resume_remove(cli: Callable[..., object]) -> None:
+def test_edit_pause_resume_remove(cli: Cli) -> None:
     cli("subscribers", "add", "ada@example.org", "-k", "diffusion", "-k", "GAN")
     cli(
         "subscribers",
@@ -122,22 +89,21 @@ def test_edit_pause_resume_remove(cli: Callable[..., object]) -> None:
         "--hour",
         "7",
     )
-    info = run_json(cli, "subscribers", "show", "ada@example.org")
-    assert isinstance(info, dict)
+    info = cli.json("subscribers", "show", "ada@example.org")
     assert info["keywords"] == ["diffusion", "world models"]
     assert info["excludes"] == ["medical"]
     assert (info["weekday"], info["hour"]) == ("friday", 7)
     cli("subscribers", "edit", "ada@example.org", "--remove-keyword", "nope", code=1)
     cli("subscribers", "edit", "ada@example.org", "--timezone", "Mars/Base", code=1)
     cli("subscribers", "pause", "ada@example.org")
-    assert run_json(cli, "subscribers", "show", "ada@example.org")["status"] == "paused"  # type: ignore[index]
+    assert cli.json("subscribers", "show", "ada@example.org")["status"] == "paused"
     cli("subscribers", "resume", "ada@example.org")
-    assert run_json(cli, "subscribers", "show", "ada@example.org")["status"] == "active"  # type: ignore[index]
+    assert cli.json("subscribers", "show", "ada@example.org")["status"] == "active"
     cli("subscribers", "remove", "ada@example.org", "--yes")
     cli("subscribers", "show", "ada@example.org", code=1)
 
 
-def test_export_import_round_trip(cli: Callable[..., object], tmp_path: Path) -> None:
+def test_export_import_round_trip(cli: Cli, tmp_path: Path) -> None:
     cli(
         "subscribers",
         "add",
@@ -167,7 +133,7 @@ def test_export_import_round_trip(cli: Callable[..., object], tmp_path: Path) ->
     cli("subscribers", "import", str(exported), "--update")
 
 
-def test_import_is_all_or_nothing(cli: Callable[..., object], tmp_path: Path) -> None:
+def test_import_is_all_or_nothing(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "subs.json"
     path.write_text(
         json.dumps(
@@ -178,13 +144,13 @@ def test_import_is_all_or_nothing(cli: Callable[..., object], tmp_path: Path) ->
         )
     )
     result = cli("subscribers", "import", str(path), code=1)
-    assert "[1]" in result.output  # type: ignore[attr-defined]
-    assert run_json(cli, "subscribers", "list") == []
+    assert "[1]" in result.output
+    assert cli.json("subscribers", "list") == []
     path.write_text("[{")
-    assert "line 1" in cli("subscribers", "import", str(path), code=1).output  # type: ignore[attr-defined]
+    assert "line 1" in cli("subscribers", "import", str(path), code=1).output
 
 
-def test_sync_directory(cli: Callable[..., object], tmp_path: Path) -> None:
+def test_sync_directory(cli: Cli, tmp_path: Path) -> None:
     profiles = tmp_path / "profiles"
     profiles.mkdir()
     (profiles / "ada.toml").write_text(
@@ -193,25 +159,25 @@ def test_sync_directory(cli: Callable[..., object], tmp_path: Path) -> None:
     )
     (profiles / "bob.toml").write_text('email = "bob@example.org"\nkeywords = ["GNN"]\n')
     cli("subscribers", "add", "admin-added@example.org", "-k", "x-rays")
-    first = run_json(cli, "subscribers", "sync", str(profiles))
+    first = cli.json("subscribers", "sync", str(profiles))
     assert first == {
         "added": ["ada@example.org", "bob@example.org"],
         "updated": [],
         "unchanged": [],
         "removed": [],
     }
-    assert run_json(cli, "subscribers", "sync", str(profiles))["unchanged"] == [  # type: ignore[index]
+    assert cli.json("subscribers", "sync", str(profiles))["unchanged"] == [
         "ada@example.org",
         "bob@example.org",
     ]
     (profiles / "bob.toml").write_text('email = "bob@example.org"\nkeywords = ["GNN", "GCN"]\n')
     (profiles / "ada.toml").unlink()
-    result = run_json(cli, "subscribers", "sync", str(profiles))
+    result = cli.json("subscribers", "sync", str(profiles))
     assert result == {"added": [], "updated": ["bob@example.org"], "unchanged": [], "removed": []}
-    assert run_json(cli, "subscribers", "show", "ada@example.org")["email"]  # type: ignore[index]
-    pruned = run_json(cli, "subscribers", "sync", str(profiles), "--prune")
-    assert pruned["removed"] == ["ada@example.org"]  # type: ignore[index]
-    emails = [s["email"] for s in run_json(cli, "subscribers", "list")]  # type: ignore[attr-defined]
+    assert cli.json("subscribers", "show", "ada@example.org")["email"]
+    pruned = cli.json("subscribers", "sync", str(profiles), "--prune")
+    assert pruned["removed"] == ["ada@example.org"]
+    emails = [s["email"] for s in cli.json("subscribers", "list")]
     assert emails == ["admin-added@example.org", "bob@example.org"]  # CLI-added never pruned
 
 
@@ -226,13 +192,13 @@ def test_sync_directory(cli: Callable[..., object], tmp_path: Path) -> None:
     ],
 )
 def test_broken_profile_file_changes_nothing(
-    cli: Callable[..., object], tmp_path: Path, content: str, message: str
+    cli: Cli, tmp_path: Path, content: str, message: str
 ) -> None:
     profiles = tmp_path / "profiles"
     profiles.mkdir()
     (profiles / "ok.toml").write_text('email = "ok@example.org"\nkeywords = ["GNN"]\n')
     (profiles / "broken.toml").write_text(content)
     result = cli("subscribers", "sync", str(profiles), code=1)
-    output = result.output.strip()  # type: ignore[attr-defined]
+    output = result.output.strip()
     assert message in output and "\n" not in output
-    assert run_json(cli, "subscribers", "list") == []
+    assert cli.json("subscribers", "list") == []
