@@ -6,6 +6,7 @@ the other files still import. Every file is a recorded run.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,7 +53,7 @@ class ImportReport:
             "new": self.new,
             "seen": self.seen,
             "errors": len(self.errors),
-            "files": [{name: getattr(f, name) for name in f.__slots__} for f in self.files],
+            "files": [dataclasses.asdict(f) for f in self.files],
         }
 
 

@@ -19,14 +19,13 @@ from typing import cast
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from digest.models import Digest, DigestItem, Interest, Paper, Subscriber
 from digest.ranking.base import Pick, Profile, RankDoc, Ranker
 from digest.schedule import Frequency, Period, is_due, period_for
 from digest.settings import Settings
-from digest.store import papers_first_seen_between
+from digest.store import dialect_insert, papers_first_seen_between
 from digest.subscribers import profile_of
 
 
@@ -51,11 +50,6 @@ class Selection:
 def digest_key(subscriber_id: int, period_key: str) -> str:
     """The stable key of a digest; its Message-ID derives from it."""
     return f"{subscriber_id}:{period_key}"
-
-
-def _insert(session: Session):  # type: ignore[no-untyped-def]  # dialect-specific insert
-    dialect = session.get_bind().dialect.name
-    return (postgresql if dialect == "postgresql" else sqlite).insert
 
 
 def find_due(
@@ -192,7 +186,7 @@ def record_digest(
     """
     due = selection.due
     subscriber = due.subscriber
-    insert = _insert(session)
+    insert = dialect_insert(session)
     statement = (
         insert(Digest)
         .values(

@@ -12,6 +12,7 @@ Message-ID (derived from the digest key), so the receiving side can recognise it
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,14 +78,8 @@ class RunReport:
             "sent": self.sent,
             "empty": self.empty,
             "failed": self.failed,
-            "digests": [
-                vars(d) if not hasattr(d, "__slots__") else _slots(d) for d in self.digests
-            ],
+            "digests": [dataclasses.asdict(d) for d in self.digests],
         }
-
-
-def _slots(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__slots__}
 
 
 def _backoff(attempts: int) -> timedelta:

@@ -9,7 +9,7 @@ again. Functions here take a session and never commit.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +37,8 @@ class UpsertResult:
         return len(self.new_keys)
 
 
-def _insert(session: Session) -> Any:
+def dialect_insert(session: Session) -> Any:
+    """The dialect's ``insert`` (SQLite or PostgreSQL): both have ON CONFLICT and RETURNING."""
     dialect = session.get_bind().dialect.name
     return (postgresql if dialect == "postgresql" else sqlite).insert
 
@@ -52,8 +53,6 @@ def merge_records(records: Iterable[PaperRecord]) -> dict[str, PaperRecord]:
 
 
 def _fill(base: PaperRecord, other: PaperRecord) -> PaperRecord:
-    from dataclasses import fields, replace  # noqa: PLC0415 - local helper
-
     updates: dict[str, Any] = {}
     for f in fields(base):
         mine, theirs = getattr(base, f.name), getattr(other, f.name)
@@ -138,7 +137,7 @@ def upsert_records(
     result = UpsertResult()
     merged = merge_records(records)
     result.seen = len(records) - len(merged)  # repeats inside the batch
-    insert = _insert(session)
+    insert = dialect_insert(session)
     keys = list(merged)
     for start in range(0, len(keys), _BATCH):
         chunk = keys[start : start + _BATCH]
@@ -164,7 +163,7 @@ def upsert_records(
 def _record_sightings(
     session: Session, merged: dict[str, PaperRecord], *, source: str, now: datetime
 ) -> None:
-    insert = _insert(session)
+    insert = dialect_insert(session)
     keys = list(merged)
     for start in range(0, len(keys), _BATCH):
         chunk = keys[start : start + _BATCH]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
@@ -19,6 +19,9 @@ from digest.cli.common import (
     print_json,
 )
 from digest.parsers import FORMATS
+
+if TYPE_CHECKING:
+    from digest.runner import RunReport
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 FormatOpt = Annotated[
@@ -159,10 +162,7 @@ def run(
         raise typer.Exit(1)
 
 
-def print_report(report: object) -> None:
-    from digest.runner import RunReport  # noqa: PLC0415
-
-    assert isinstance(report, RunReport)
+def print_report(report: RunReport) -> None:
     table = Table("subscriber", "status", "items", "top pick", "why")
     for d in report.digests:
         table.add_row(
