@@ -15,7 +15,7 @@ Times are stored as timezone-aware UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
@@ -185,3 +185,64 @@ class Run(SQLModel, table=True):
     seen_count: int = 0
     error: str | None = None
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class SchedulerLease(SQLModel, table=True):
+    """Who runs the scheduler's jobs: one row per lease name, taken by an atomic upsert.
+
+    The holder renews ``expires_at`` every heartbeat; anyone may take the row once it has
+    expired. See ``digest/scheduler/lease.py``.
+    """
+
+    __tablename__ = "scheduler_lease"
+
+    name: str = Field(primary_key=True, max_length=50)
+    holder: str = Field(max_length=200)  # host:pid:random of the holding process
+    acquired_at: datetime = _ts(nullable=False)
+    heartbeat_at: datetime = _ts(nullable=False)
+    expires_at: datetime = _ts(nullable=False)
+
+
+# Listing sources (digest/sources/) ---------------------------------------------------
+
+
+class SourceDefinition(SQLModel, table=True):
+    """A source added by ``digest sources add``; digest.toml's ``[[sources]]`` stay in the file."""
+
+    __tablename__ = "source"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    kind: str = Field(max_length=20)  # hf_daily arxiv feed file
+    url: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+
+
+class SourceState(SQLModel, table=True):
+    """Where a source stands, however it is defined: its cursor and its last outcomes."""
+
+    __tablename__ = "source_state"
+
+    name: str = Field(primary_key=True, max_length=100)
+    last_date: date | None = None  # hf_daily: the last complete day fetched
+    etag: str | None = Field(default=None, max_length=500)  # feeds: conditional GET
+    last_modified: str | None = Field(default=None, max_length=100)
+    last_success_at: datetime | None = _ts()
+    last_error_at: datetime | None = _ts()
+    last_error: str | None = None
+    updated_at: datetime = _ts(nullable=False)
+
+
+# Semantic ranking (digest/ranking/semantic.py) ------------------------------------------
+
+
+class PaperEmbedding(SQLModel, table=True):
+    """A paper's sentence embedding (title + abstract) under one model, computed once."""
+
+    __tablename__ = "paper_embedding"
+
+    paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE", primary_key=True)
+    model: str = Field(primary_key=True, max_length=100)
+    dim: int
+    vector: bytes  # ``dim`` little-endian float32, L2-normalised

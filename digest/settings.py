@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from digest.errors import ConfigError
+from digest.sources.spec import SourceSpec
 
 PLACEHOLDER_SECRET = "change-me-in-production"  # noqa: S105 - a placeholder refused in production
 
@@ -143,6 +144,70 @@ class Settings(BaseSettings):
     )
     feed_items: int = Field(50, ge=1, le=500, description="Items in personal feeds.")
 
+    # Ranking (digest/ranking/)
+    ranker: Literal["lexical", "semantic"] = Field(
+        "lexical",
+        description="`semantic` blends in sentence embeddings; needs paper-digest[semantic].",
+    )
+
+    # Scheduler (digest serve / digest scheduler)
+    scheduler_fetch_cron: str = Field(
+        "0 * * * *",
+        description="When the scheduler fetches the sources: a 5-field crontab in UTC "
+        "(default hourly); `off` disables fetching.",
+    )
+    scheduler_deliver_interval: float = Field(
+        300.0, gt=0, description="Seconds between the scheduler's checks for due digests."
+    )
+    scheduler_lease_ttl: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a scheduler's lease lasts without renewal; a standby takes over "
+        "after it expires.",
+    )
+    scheduler_heartbeat: float = Field(
+        15.0,
+        gt=0,
+        description="Seconds between lease renewals (leader) or takeover attempts (standby); "
+        "at most half the lease TTL.",
+    )
+    scheduler_misfire_grace: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds a scheduled job may start late (busy, suspended) before that run "
+        "is dropped for the next one.",
+    )
+
+    # Web app (subscriber pages and feeds over HTTP; digest/web)
+    web_host: str = Field("127.0.0.1", description="Address `digest serve` listens on.")
+    web_port: int = Field(8000, ge=1, le=65535, description="Port `digest serve` listens on.")
+    web_forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Reverse proxies trusted to set X-Forwarded-For (comma-separated IPs, "
+        "or `*`); the client IP it names feeds the subscribe rate limit.",
+    )
+    confirm_max_age: int = Field(
+        172_800, ge=60, description="Seconds a confirmation link stays valid (48 hours)."
+    )
+    subscribe_ip_limit: int = Field(
+        20, ge=1, description="Subscribe posts per client IP per window; more get HTTP 429."
+    )
+    subscribe_address_limit: int = Field(
+        3,
+        ge=1,
+        description="Emails the subscribe form sends one address per window; further "
+        "requests get the same answer and send nothing.",
+    )
+    subscribe_window: int = Field(
+        3600, ge=1, description="Window of the subscribe rate limits, in seconds."
+    )
+    public_feed: bool = Field(
+        True, description="Serve `/feeds/all.atom` (`.rss`, `.json`): every new paper."
+    )
+    feed_max_age: int = Field(
+        900, ge=0, description="Cache-Control max-age of the feeds over HTTP, in seconds."
+    )
+
     # Files and limits
     templates_dir: Path | None = Field(
         None, description="Directory whose templates override the shipped ones."
@@ -153,6 +218,40 @@ class Settings(BaseSettings):
     log_json: bool = Field(False, description="Log one JSON object per line.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
+    )
+
+    # Listing sources (digest fetch, digest sources …)
+    sources: list[SourceSpec] = Field(
+        default_factory=list,
+        description="Listing sources: the `sources` array of tables in digest.toml (name, "
+        "kind, url, options; see the README); `digest sources add` adds more.",
+    )
+    hf_token: SecretStr | None = Field(
+        None, description="Hugging Face token, sent as `Authorization: Bearer` (optional)."
+    )
+    http_timeout: float = Field(
+        30.0, gt=0, description="Seconds to connect, or to wait for more bytes, before giving up."
+    )
+    http_retries: int = Field(
+        4, ge=0, description="Retries after a connection error, timeout, 429 or 5xx."
+    )
+    http_retry_wait: float = Field(
+        2.0, ge=0, description="First backoff wait in seconds; doubles per retry, with jitter."
+    )
+    http_max_wait: float = Field(
+        120.0,
+        ge=0,
+        description="Longest wait before a retry; a longer Retry-After gives up instead.",
+    )
+    http_user_agent: str | None = Field(
+        None,
+        description="User-Agent of fetches (default: paper-digest/VERSION with the base URL "
+        "and the From address as contact, as arXiv asks).",
+    )
+    arxiv_delay: float = Field(
+        3.0,
+        ge=0,
+        description="Seconds between two arXiv requests, one connection at a time (its terms).",
     )
 
     @classmethod
