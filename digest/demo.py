@@ -20,7 +20,7 @@ from rich.table import Table
 from digest import db
 from digest.errors import ConfigError
 from digest.importer import import_files
-from digest.render.email import EmailRenderer
+from digest.render.email import cached_renderer
 from digest.resources import sample_dir, subscribers_dir
 from digest.runner import preview_digest, run_digests
 from digest.settings import load_settings
@@ -67,7 +67,7 @@ def run_demo(directory: Path, *, console: Console) -> dict[str, Any]:
         emails = [s.email for s in list_subscribers(session, status="active")]
     now = datetime.now(UTC)
     rows = []
-    renderer = EmailRenderer(site_name=settings.site_name)
+    renderer = cached_renderer(None, settings.site_name)
     html_dir = directory / "html"
     html_dir.mkdir()
     with Progress(console=console, transient=True) as progress:

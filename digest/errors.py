@@ -17,6 +17,7 @@ app into an HTTP status. Anything else escaping is a bug and keeps its traceback
     │   ├── InvalidEmailError
     │   ├── DuplicateSubscriberError
     │   └── UnknownSubscriberError
+    ├── LeaseLostError              this scheduler lost its database lease (digest.scheduler)
     ├── RenderError                 a template failed to compile or render
     └── DeliveryError               a message could not be delivered
         ├── TransientDeliveryError  4xx, dropped connection, timeout: retry later

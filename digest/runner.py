@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -34,7 +34,7 @@ from digest.pipeline import find_due, record_digest, select_papers
 from digest.presenter import digest_view, feed_view, selection_view
 from digest.ranking import get_ranker
 from digest.ranking.base import Ranker
-from digest.render.email import EmailRenderer
+from digest.render.email import EmailRenderer, cached_renderer
 from digest.render.feeds import render_atom, render_json, render_rss
 from digest.settings import Settings
 from digest.subscribers import get_subscriber
@@ -109,14 +109,41 @@ def build_due_digests(
     return len(due), empties
 
 
-def _deliverable(session: Session, *, now: datetime, subscriber_id: int | None) -> list[int]:
-    statement = select(col(Digest.id)).where(
-        or_(
-            col(Digest.status) == "pending",
-            (col(Digest.status) == "failed") & (col(Digest.next_attempt_at) <= now),
-            (col(Digest.status) == "sending") & (col(Digest.created_at) <= now - STALE_SENDING),
-        )
+def _ready(now: datetime) -> ColumnElement[bool]:
+    """Digests a run may (re)send: pending, failed and due for a retry, or stuck sending.
+
+    While a digest is ``sending``, ``next_attempt_at`` is when its claim goes stale: a
+    process that died mid-send leaves it there, and a later run takes it over.
+    """
+    retry_due = col(Digest.next_attempt_at) <= now
+    return or_(
+        col(Digest.status) == "pending",
+        (col(Digest.status) == "failed") & retry_due,
+        (col(Digest.status) == "sending")
+        & or_(
+            retry_due,
+            col(Digest.next_attempt_at).is_(None) & (col(Digest.created_at) <= now - STALE_SENDING),
+        ),
     )
+
+
+def _claim(session: Session, digest_id: int, *, now: datetime) -> bool:
+    """Atomically mark one ready digest ``sending``; False if another run holds it."""
+    result = session.execute(
+        update(Digest)
+        .where(col(Digest.id) == digest_id, _ready(now))
+        .values(
+            status="sending",
+            attempts=col(Digest.attempts) + 1,
+            next_attempt_at=now + STALE_SENDING,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult
+
+
+def _deliverable(session: Session, *, now: datetime, subscriber_id: int | None) -> list[int]:
+    statement = select(col(Digest.id)).where(_ready(now))
     if subscriber_id is not None:
         statement = statement.where(col(Digest.subscriber_id) == subscriber_id)
     return list(session.execute(statement.order_by(col(Digest.id))).scalars())
@@ -130,11 +157,16 @@ def deliver_one(
     now: datetime,
     renderer: EmailRenderer,
     transport: Transport,
-) -> DigestOutcome:
-    """Phases 2 and 3 for one digest."""
+) -> DigestOutcome | None:
+    """Phases 2 and 3 for one digest; None when another run claimed it first."""
     with db.transaction(engine) as session:
+        # The claim is a conditional UPDATE, so two runs (two hosts, or a manual run
+        # beside the scheduler) can never both send one digest.
+        if not _claim(session, digest_id, now=now):
+            return None
         digest = session.get(Digest, digest_id)
         assert digest is not None
+        session.refresh(digest)
         subscriber = session.get(Subscriber, digest.subscriber_id)
         assert subscriber is not None
         if subscriber.status != "active" or subscriber.bounce_count >= settings.bounce_limit:
@@ -148,7 +180,6 @@ def deliver_one(
         message = add_dkim_signature(
             build_message(view, rendered, settings=settings, sent_at=now), settings
         )
-        digest.status, digest.attempts = "sending", digest.attempts + 1
         digest.subject, digest.message_id = rendered.subject, str(message["Message-ID"])
     outcome = DigestOutcome(
         view.subscriber_email,
@@ -220,7 +251,7 @@ def run_digests(
 ) -> RunReport:
     """Build and deliver every due digest (or one subscriber's), then write their feeds."""
     engine = db.get_engine(settings)
-    ranker = ranker or get_ranker()
+    ranker = ranker or get_ranker(settings.ranker)
     report = RunReport()
     with db.transaction(engine) as session:
         run = Run(kind="deliver", started_at=now, source=subscriber_email)
@@ -236,7 +267,7 @@ def run_digests(
     with db.transaction(engine) as session:
         to_send = _deliverable(session, now=now, subscriber_id=subscriber_id)
     if to_send:
-        renderer = EmailRenderer(templates_dir=settings.templates_dir, site_name=settings.site_name)
+        renderer = cached_renderer(settings.templates_dir, settings.site_name)
         with transport or make_transport(settings) as open_transport:
             for done, digest_id in enumerate(to_send, start=1):
                 outcome = deliver_one(
@@ -247,6 +278,8 @@ def run_digests(
                     renderer=renderer,
                     transport=open_transport,
                 )
+                if outcome is None:
+                    continue
                 report.digests.append(outcome)
                 if outcome.status == "sent":
                     report.sent += 1
@@ -277,7 +310,7 @@ def preview_digest(
         subscriber = get_subscriber(session, email)
         due = find_due(session, now=now, settings=settings, only=subscriber, ignore_existing=True)
         selections = select_papers(
-            session, due, now=now, settings=settings, ranker=ranker or get_ranker()
+            session, due, now=now, settings=settings, ranker=ranker or get_ranker(settings.ranker)
         )
         view = selection_view(session, selections[0], now=now, settings=settings)
         session.rollback()

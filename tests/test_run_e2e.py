@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -241,7 +242,11 @@ def test_crash_while_sending_resends_same_message_id(
     run_digests(settings, now=RUN_AT)
     first_id = sink.messages[0].message["Message-ID"]
     with db.transaction(settings) as session:  # as if the process died after handing it over
-        session.execute(update(Digest).values(status="sending", sent_at=None))
+        session.execute(
+            update(Digest).values(
+                status="sending", sent_at=None, next_attempt_at=RUN_AT + timedelta(minutes=15)
+            )
+        )
     assert run_digests(settings, now=RUN_AT + timedelta(minutes=5)).sent == 0  # may still be live
     report = run_digests(settings, now=RUN_AT + timedelta(hours=1))
     assert report.sent == 1
@@ -328,3 +333,31 @@ def test_run_cli_json(
     html = tmp_path / "preview.html"
     assert runner.invoke(app, ["preview", "ada@example.org", "--html", str(html)]).exit_code == 0
     assert "<html" in html.read_text()
+
+
+def test_two_runs_never_send_one_digest_twice(smtp_settings: Settings, sink: SmtpSink) -> None:
+    """Concurrent runs (two hosts, or a manual run beside the scheduler) claim each digest once."""
+    settings = smtp_settings
+    for n in range(6):
+        add(settings, f"reader{n}@example.org", ["reinforcement learning"])
+    engine = db.get_engine(settings)
+    build_due_digests(engine, settings=settings, now=RUN_AT, ranker=get_ranker())
+    errors: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            run_digests(settings, now=RUN_AT)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    recipients = [r for m in sink.messages for r in m.rcpt_tos]
+    assert sorted(recipients) == sorted(f"reader{n}@example.org" for n in range(6))
+    with db.transaction(settings) as session:
+        attempts = session.execute(select(Digest.attempts)).scalars().all()
+    assert attempts == [1] * 6

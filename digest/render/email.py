@@ -8,6 +8,7 @@ are looked up in the configured override directory first, then in the shipped ``
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,3 +154,13 @@ class EmailRenderer:
         except TemplateError as exc:
             raise RenderError(f"rendering digest {view.key} failed: {exc}") from exc
         return RenderedEmail(subject=context["subject"], html=html, text=text)
+
+
+@functools.lru_cache(maxsize=8)
+def cached_renderer(templates_dir: Path | None, site_name: str) -> EmailRenderer:
+    """One compiled renderer per (templates, site name) for the life of the process.
+
+    Compiling the MJML takes tens of milliseconds; a scheduler delivering every few minutes
+    should not pay it each time. Template edits take effect on restart.
+    """
+    return EmailRenderer(templates_dir=templates_dir, site_name=site_name)
