@@ -1,4 +1,4 @@
-"""Top-level commands: import, rank, run, preview, feed, demo, config, status, db."""
+"""Top-level commands: import, rank, run, preview, feed, demo, config, db."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from digest.parsers import FORMATS
 
 if TYPE_CHECKING:
     from digest.runner import RunReport
+    from digest.settings import Settings
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 FormatOpt = Annotated[
@@ -87,6 +88,17 @@ def import_(
         raise typer.Exit(1)
 
 
+Semantic = Annotated[
+    bool,
+    typer.Option("--semantic", help="Blend in sentence embeddings (needs the semantic extra)."),
+]
+
+
+def with_semantic(settings: Settings, semantic: bool) -> Settings:
+    """``--semantic`` overrides the ``ranker`` setting for this command."""
+    return settings.model_copy(update={"ranker": "semantic"}) if semantic else settings
+
+
 @handle_errors
 def rank(
     files: Annotated[list[Path], typer.Argument(help="Listing files to rank.")],
@@ -99,6 +111,7 @@ def rank(
     min_score: Annotated[float | None, typer.Option(help="Score threshold.")] = None,
     fmt: FormatOpt = "auto",
     json_out: Json = False,
+    semantic: Semantic = False,
 ) -> None:
     """Rank the papers of listing files for an ad-hoc profile; touches no store.
 
@@ -118,7 +131,7 @@ def rank(
         min_score=min_score,
         fmt=fmt,
         max_bytes=settings.max_listing_bytes,
-        ranker=get_ranker(),
+        ranker=get_ranker("semantic" if semantic else settings.ranker),
     )
     if json_out:
         print_json(results)
@@ -138,6 +151,7 @@ def run(
         str | None, typer.Option("--subscriber", help="Build this subscriber's digest now.")
     ] = None,
     json_out: Json = False,
+    semantic: Semantic = False,
 ) -> None:
     """Build and deliver the digests that are due, then write feeds.
 
@@ -145,7 +159,7 @@ def run(
     """
     from digest.runner import run_digests  # noqa: PLC0415
 
-    settings = get_settings()
+    settings = with_semantic(get_settings(), semantic)
     with Progress(console=err_console, transient=True, disable=json_out) as progress:
         task = progress.add_task("delivering", total=None)
         report = run_digests(
@@ -182,19 +196,18 @@ def preview(
     text: Annotated[bool, typer.Option("--text", help="Print the text part.")] = False,
     json_out: Json = False,
     now: Now = None,
+    semantic: Semantic = False,
 ) -> None:
     """Show the next digest of a subscriber without sending or recording anything.
 
     Example: digest preview ada@example.org --html /tmp/preview.html
     """
-    from digest.render.email import EmailRenderer  # noqa: PLC0415
+    from digest.render.email import cached_renderer  # noqa: PLC0415
     from digest.runner import preview_digest  # noqa: PLC0415
 
-    settings = get_settings()
+    settings = with_semantic(get_settings(), semantic)
     view = preview_digest(settings, email, now=parse_now(now))
-    rendered = EmailRenderer(
-        templates_dir=settings.templates_dir, site_name=settings.site_name
-    ).render(view)
+    rendered = cached_renderer(settings.templates_dir, settings.site_name).render(view)
     if json_out:
         print_json(
             {
@@ -299,37 +312,6 @@ def config(json_out: Json = False) -> None:
     console.print(table)
 
 
-@handle_errors
-def status(json_out: Json = False) -> None:
-    """Papers, subscribers, digests by status and the latest runs.
-
-    Example: digest status --json
-    """
-    from digest.status import collect_status  # noqa: PLC0415
-
-    settings = get_settings()
-    with db.transaction(settings) as session:
-        info = collect_status(session)
-    if json_out:
-        print_json(info)
-        return
-    console.print(f"papers: {info['papers']}")
-    console.print("subscribers: " + ", ".join(f"{k} {v}" for k, v in info["subscribers"].items()))
-    console.print("digests: " + ", ".join(f"{k} {v}" for k, v in info["digests"].items()))
-    table = Table("run", "kind", "source", "status", "new", "seen", "error")
-    for r in info["runs"]:
-        table.add_row(
-            str(r["id"]),
-            r["kind"],
-            r["source"] or "",
-            r["status"],
-            str(r["new"]),
-            str(r["seen"]),
-            r["error"] or "",
-        )
-    console.print(table)
-
-
 @db_app.command("upgrade")
 @handle_errors
 def db_upgrade() -> None:
@@ -356,4 +338,3 @@ def register(app: typer.Typer) -> None:
     app.command("feed")(feed)
     app.command("demo")(demo)
     app.command("config")(config)
-    app.command("status")(status)
