@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint format clean
+.PHONY: install system-deps demo test lint format clean
 
 install: $(STAMP)  ## create .venv with the package (editable) and the dev tools
 
@@ -14,10 +14,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Debian packages the browser and feed-reader tests drive: chromium (Playwright never downloads
+# a browser), newsboat and rss2email. Installed only when missing, and only as root;
+# otherwise say what is missing (those tests skip, and fail under CI=true).
+SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/bin/newsboat:newsboat /usr/bin/r2e:rss2email
+
+system-deps:  ## apt-get install chromium newsboat rss2email when missing (as root)
+	@missing=""; \
+	for dep in $(SYSTEM_DEPS); do \
+	  test -x "$${dep%%:*}" || missing="$$missing $${dep#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "system-deps: missing$$missing; install them (as root: apt-get install -y$$missing)" >&2; \
+	  exit 0; \
+	fi; \
+	echo "system-deps: apt-get install -y$$missing"; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing
+
 demo: install  ## run the whole pipeline on the bundled sample (outbox + feeds on disk)
 	$(BIN)/digest demo --dir demo-output
 
-test: install  ## run the whole test suite
+test: install system-deps  ## run the whole test suite
 	$(BIN)/pytest
 
 lint: install  ## ruff + mypy strict

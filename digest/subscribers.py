@@ -133,23 +133,31 @@ def profile_of(subscriber: Subscriber, interests: Sequence[Interest]) -> Profile
 def _store_profile(session: Session, subscriber: Subscriber, spec: ProfileSpec) -> None:
     spec.validate()
     session.execute(delete(Interest).where(col(Interest.subscriber_id) == subscriber.id))
-    for kind, texts in spec.by_kind().items():
-        seen: set[str] = set()
-        for position, text in enumerate(texts):
-            weight = 1.0
-            phrase = text.strip()
-            if kind == "keyword":
-                interest = parse_interest(text)
-                phrase, weight = interest.text, interest.weight
-                if interest.kind != "keyword":  # "author:…" / "cat:…" written among keywords
-                    kind_stored = "author" if interest.kind == "author" else "category"
-                    session.add(_interest(subscriber, kind_stored, phrase, weight, position))
-                    continue
-            if not phrase or phrase.casefold() in seen:
-                continue
-            seen.add(phrase.casefold())
+    seen: set[tuple[str, str]] = set()
+    for kind, phrase, weight, position in _rows(spec):
+        if phrase and (kind, phrase.casefold()) not in seen:  # one row per (kind, phrase)
+            seen.add((kind, phrase.casefold()))
             session.add(_interest(subscriber, kind, phrase, weight, position))
     session.flush()
+
+
+def _rows(spec: ProfileSpec) -> list[tuple[str, str, float, int]]:
+    """(kind, phrase, weight, position) for every entry, keyword shorthands resolved."""
+    rows: list[tuple[str, str, float, int]] = []
+    for kind, texts in spec.by_kind().items():
+        for position, text in enumerate(texts):
+            stripped = text.strip()
+            if kind == "keyword" and stripped[:1] in ("-", "+") and stripped[1:].strip():
+                # "-phrase" / "+phrase" among keywords: an exclusion / a required phrase
+                sign_kind = "exclude" if stripped[0] == "-" else "require"
+                rows.append((sign_kind, stripped[1:].strip(), 1.0, position))
+            elif kind == "keyword":
+                interest = parse_interest(text)
+                stored = {"author": "author", "category": "category"}.get(interest.kind, kind)
+                rows.append((stored, interest.text, interest.weight, position))
+            else:
+                rows.append((kind, stripped, 1.0, position))
+    return rows
 
 
 def _interest(subscriber: Subscriber, kind: str, text: str, weight: float, pos: int) -> Interest:

@@ -202,3 +202,17 @@ def test_broken_profile_file_changes_nothing(
     output = result.output.strip()
     assert message in output and "\n" not in output
     assert cli.json("subscribers", "list") == []
+
+
+def test_keyword_shorthands_and_duplicates(cli: Cli) -> None:
+    cli(
+        "subscribers", "add", "ada@example.org",
+        "-k", "diffusion", "-k", "Diffusion", "-k", "author:Yann LeCun", "-k", "author: Yann LeCun",
+        "-k", "-survey", "-k", "+video", "-k", "cat:cs.CV",
+    )  # fmt: skip
+    info = cli.json("subscribers", "show", "ada@example.org")
+    assert info["keywords"] == ["diffusion"]
+    assert info["authors"] == ["Yann LeCun"]
+    assert info["excludes"] == ["survey"]
+    assert info["required"] == ["video"]
+    assert info["categories"] == ["cs.CV"]
