@@ -1,161 +1,134 @@
-"""Rough scale check of the lexical ranker: N profiles x M papers, top 10 each.
+"""Scale check of the lexical ranker: 100,000 profiles x 2,000 papers, top 10 each.
 
     .venv/bin/python bench/rank_scale.py [--profiles 100000] [--papers 2000] [--chunk 2048]
+        [--threads 1] [--bm25-sample 300] [--semantic]
 
-Papers are synthesised from the sentences of the real abstracts in
-tests/data/ranking/seed_papers.json (so the vocabulary statistics are realistic); profiles
-draw 3-8 interests from a Zipf-distributed pool of phrases taken from the real titles, some
-with weights, exclusions, required phrases, authors and categories. Prints timings and the
-peak resident memory of the process.
+Inputs come from bench/rank_data.py (papers recombined from the 202 real sample papers,
+profiles of 3-8 interests from a realistic vocabulary). The ranker is given an eligibility
+mask like the pipeline's (papers inside the window, minus what was delivered). Times
+``prepare`` (the paper side) and ``rank`` (all profiles) separately, then a per-profile
+``rank_bm25.BM25Okapi`` loop on a sample, extrapolated. Peak RSS is the process's
+(``ru_maxrss``), so run it in a fresh process. ``--semantic`` also times the semantic
+ranker: embedding the papers (cold cache) and ranking a sample of profiles.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import platform
 import random
-import re
 import resource
 import time
-from pathlib import Path
+from collections.abc import Sequence
 
-from digest.ranking import LexicalRanker, Profile, RankDoc
-from digest.ranking.base import Interest
+import numpy as np
+import numpy.typing as npt
+from rank_data import synth_papers, synth_profiles
 
-SEEDS = Path(__file__).resolve().parent.parent / "tests" / "data" / "ranking" / "seed_papers.json"
-CATEGORIES = ["cs.LG", "cs.CL", "cs.CV", "cs.AI", "cs.RO", "stat.ML", "q-bio.BM", "eess.AS"]
-SURNAMES = ["Smith", "Wang", "Li", "Zhang", "Müller", "Garcia", "Kim", "Nguyen", "Rossi", "Sato"]
-
-
-def pseudo_topics(n: int, rng: random.Random) -> list[str]:
-    """Made-up two-word topics ("vorka telin"): rare, like real subfield names."""
-    syllables = ["ka", "lo", "mi", "ru", "te", "vos", "na", "pel", "dri", "zu", "qua", "sen"]
-    word = lambda: "".join(rng.choice(syllables) for _ in range(3))  # noqa: E731
-    return [f"{word()} {word()}" for _ in range(n)]
+from digest.ranking import Analyzer, LexicalRanker, Profile, RankDoc
 
 
-def zipf(n: int) -> list[float]:
-    return [1.0 / (rank + 1) ** 0.8 for rank in range(n)]
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def synth_papers(n: int, rng: random.Random, topics: list[str]) -> list[RankDoc]:
-    seeds = json.loads(SEEDS.read_text(encoding="utf-8"))
-    sentences = [s for p in seeds for s in re.split(r"(?<=\.)\s+", p["abstract"]) if len(s) > 30]
-    titles = [p["title"] for p in seeds]
-    docs = []
-    for i in range(n):
-        title = " ".join(rng.choice(titles).split(":")[-1].split()[: rng.randint(4, 12)])
-        abstract = " ".join(rng.choice(sentences) for _ in range(rng.randint(5, 10)))
-        if topics:  # a paper is about one to three (made-up) subfields
-            about = rng.choices(topics, zipf(len(topics)), k=rng.randint(1, 3))
-            title = f"{about[0]} {title}"
-            abstract = f"{abstract} We study {' and '.join(about)}."
-        authors = tuple(
-            f"{rng.choice('ABCDEFGHJK')}. {rng.choice(SURNAMES)}{rng.randint(0, 300)}"
-            for _ in range(rng.randint(1, 6))
-        )
-        docs.append(
-            RankDoc(
-                key=f"p{i}",
-                title=title,
-                abstract=abstract,
-                authors=authors,
-                categories=tuple(rng.sample(CATEGORIES, rng.randint(1, 3))),
-                upvotes=rng.choice([None, 0, 1, 3, 10, 40]),
-            )
-        )
-    return docs
+def window_mask(n_profiles: int, n_docs: int, seed: int = 1):  # type: ignore[no-untyped-def]
+    """Like pipeline.select_papers: first-seen time after the profile's window start, minus
+    a few papers already delivered."""
+    rng = np.random.default_rng(seed)
+    seen_at = rng.uniform(0, 7, n_docs)
+    starts = rng.choice([0.0, 0.0, 0.0, 1.0, 3.0], n_profiles)
+    delivered = {int(r): rng.integers(0, n_docs, 5) for r in rng.integers(0, n_profiles, 2000)}
+
+    def eligible(start: int, stop: int) -> npt.NDArray[np.bool_]:
+        mask = seen_at[None, :] > starts[start:stop, None]
+        for row in range(start, stop):
+            if row in delivered:
+                mask[row - start, delivered[row]] = False
+        return mask
+
+    return eligible
 
 
-def phrase_pool(size: int, rng: random.Random) -> list[str]:
-    seeds = json.loads(SEEDS.read_text(encoding="utf-8"))
-    words = [w for p in seeds for w in re.findall(r"[A-Za-z][A-Za-z-]+", p["title"])]
-    pool = {" ".join(words[i : i + k]) for k in (1, 2, 3) for i in range(len(words) - k)}
-    pool |= {
-        "protein folding",
-        "graph neural networks",
-        "RL",
-        "LLM",
-        "diffusion models",
-        "quantum error correction",
-        "speech recognition",
-        "RLHF",
-        "CoT",
-        "LoRA",
-    }
-    ordered = sorted(pool)
-    rng.shuffle(ordered)
-    return ordered[:size]
+def bm25_loop(docs: Sequence[RankDoc], profiles: Sequence[Profile]) -> tuple[float, float]:
+    """(index build seconds, seconds per profile) of the obvious per-profile loop."""
+    from rank_bm25 import BM25Okapi  # noqa: PLC0415  # dev dependency, bench only
+
+    analyzer = Analyzer()
+    t0 = time.perf_counter()
+    bm25 = BM25Okapi([analyzer.terms(f"{d.title} {d.abstract}") for d in docs])
+    t1 = time.perf_counter()
+    for profile in profiles:
+        query = [t for i in profile.interests for t in analyzer.terms(i.text, query=True)]
+        scores = bm25.get_scores(query)
+        top = np.argsort(-scores, kind="stable")[:10]
+        _ = [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+    t2 = time.perf_counter()
+    return t1 - t0, (t2 - t1) / max(len(profiles), 1)
 
 
-def synth_profiles(n: int, pool: list[str], rng: random.Random, topics: list[str]) -> list[Profile]:
-    weights = zipf(len(pool))  # some interests are far more popular than others
-    topic_weights = zipf(len(topics))
-    profiles = []
-    for _ in range(n):
-        k = rng.randint(3, 8)
-        if topics:  # mostly subfields, some phrases from the real titles
-            picked = rng.choices(topics, topic_weights, k=k - k // 4)
-            picked += rng.choices(pool, weights, k=k // 4)
-        else:
-            picked = rng.choices(pool, weights, k=k)
-        interests = [Interest(t, rng.choice([1.0, 1.0, 1.0, 2.0, 0.5])) for t in picked]
-        if rng.random() < 0.1:
-            interests.append(
-                Interest(f"{rng.choice(SURNAMES)}{rng.randint(0, 300)}", 1.0, "author")
-            )
-        if rng.random() < 0.1:
-            interests.append(Interest(rng.choice(CATEGORIES), 0.5, "category"))
-        excludes = tuple(rng.choices(pool, weights, k=2)) if rng.random() < 0.2 else ()
-        required = (rng.choice(pool[:50]),) if rng.random() < 0.05 else ()
-        profiles.append(
-            Profile(
-                tuple(interests),
-                excludes,
-                required,
-                popularity_weight=0.2 if rng.random() < 0.1 else 0.0,
-            )
-        )
-    return profiles
+def semantic(docs: Sequence[RankDoc], profiles: Sequence[Profile]) -> None:
+    from digest.ranking.semantic import SemanticRanker, load_model  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    load_model()
+    t1 = time.perf_counter()
+    ranker = SemanticRanker()
+    index = ranker.prepare(docs)
+    t2 = time.perf_counter()
+    ranker.prepare(docs)
+    t3 = time.perf_counter()
+    ranker.rank(index, profiles, top_n=10)
+    t4 = time.perf_counter()
+    print(f"| semantic: load model (torch import included) | {t1 - t0:.1f} s |")
+    print(f"| semantic: embed {len(docs)} papers (cold cache) | {t2 - t1:.1f} s |")
+    print(f"| semantic: prepare again (cached vectors) | {t3 - t2:.2f} s |")
+    print(f"| semantic: rank {len(profiles)} profiles | {t4 - t3:.2f} s |")
+    print(f"| semantic: peak RSS | {peak_mb():.0f} MB |")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--papers", type=int, default=2_000)
-    parser.add_argument("--pool", type=int, default=5_000)
     parser.add_argument("--chunk", type=int, default=2048)
-    parser.add_argument(
-        "--topics",
-        type=int,
-        default=3_000,
-        help="made-up subfields papers and profiles are about (0: only phrases from the 92 "
-        "real titles, so nearly every profile matches nearly half of the papers)",
-    )
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--bm25-sample", type=int, default=300)
+    parser.add_argument("--semantic", action="store_true", help="also time the semantic ranker")
     args = parser.parse_args()
     rng = random.Random(7)
-    topics = pseudo_topics(args.topics, rng)
-    docs = synth_papers(args.papers, rng, topics)
-    profiles = synth_profiles(args.profiles, phrase_pool(args.pool, rng), rng, topics)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    ranker = LexicalRanker()
+    docs = synth_papers(args.papers, rng)
+    profiles = synth_profiles(args.profiles, rng)
+    eligible = window_mask(len(profiles), len(docs))
+    inputs_mb = peak_mb()
+    ranker = LexicalRanker(threads=args.threads)
     t0 = time.perf_counter()
     index = ranker.prepare(docs)
     t1 = time.perf_counter()
-    picks = ranker.rank(index, profiles, top_n=10, chunk_size=args.chunk)
+    picks = ranker.rank(index, profiles, top_n=10, eligible=eligible, chunk_size=args.chunk)
     t2 = time.perf_counter()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_mb()
+    explain = sum(len(p.reason()) for row in picks for p in row)  # what record_digest does
+    t3 = time.perf_counter()
+    sample = profiles[: args.bm25_sample]
+    bm25_build, per_profile = bm25_loop(docs, sample)
     n_picks = sum(map(len, picks))
-    print(
-        f"{n_picks / max(len(picks), 1):.1f} picks per profile, "
-        f"{sum(len(p.matches) for ps in picks for p in ps) / max(n_picks, 1):.1f} matches each"
-    )
-    print(f"prepare {len(docs)} papers: {t1 - t0:.2f} s ({len(index.vocab)} features)")
-    print(
-        f"rank {len(profiles)} profiles: {t2 - t1:.2f} s, {n_picks} picks "
-        f"({sum(1 for p in picks if p)} profiles with any)"
-    )
-    print(f"peak RSS {peak:.0f} MB (after building inputs: {base:.0f} MB)")
+    bm25_total = bm25_build + per_profile * len(profiles)
+    print(f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    print(f"| {len(profiles)} profiles x {len(docs)} papers, top 10 | |")
+    print("|---|---|")
+    print(f"| lexical: prepare papers ({len(index.vocab)} features) | {t1 - t0:.2f} s |")
+    print(f"| lexical: rank all profiles (chunk {args.chunk}, threads {args.threads}) "
+          f"| **{t2 - t1:.2f} s** |")  # fmt: skip
+    print(f"| lexical: picks | {n_picks} ({n_picks / len(profiles):.1f} per profile) |")
+    print(f"| peak RSS (inputs alone: {inputs_mb:.0f} MB) | **{peak:.0f} MB** |")
+    print(f"| reason() of every pick (after rank) | {t3 - t2:.2f} s ({explain} chars) |")
+    print(f"| rank-bm25 loop: index + {len(sample)} profiles | {bm25_build:.2f} s + "
+          f"{per_profile * 1000:.1f} ms/profile |")  # fmt: skip
+    print(f"| rank-bm25 loop extrapolated to {len(profiles)} | {bm25_total:.0f} s |")
+    print(f"| ratio rank-bm25 / lexical rank | **{bm25_total / (t2 - t1):.0f}x** |")
+    if args.semantic:
+        semantic(docs, profiles[:1000])
 
 
 if __name__ == "__main__":

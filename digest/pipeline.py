@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from digest.models import Digest, DigestItem, Interest, Paper, Subscriber
-from digest.ranking.base import Pick, Profile, RankDoc, Ranker
+from digest.ranking.base import Pick, Profile, RankDoc, Ranker, UsesStore
 from digest.schedule import Frequency, Period, is_due, period_for
 from digest.settings import Settings
 from digest.store import dialect_insert, papers_first_seen_between
@@ -168,6 +168,8 @@ def select_papers(
                 mask[row - start, delivered[row]] = False
         return mask
 
+    if isinstance(ranker, UsesStore):  # e.g. the semantic ranker caches paper vectors
+        ranker = ranker.with_session(session)
     prepared = ranker.prepare([rank_doc(p) for p in papers])
     top_n = [d.subscriber.max_items or settings.max_items for d in due]
     picks = ranker.rank(prepared, [d.profile for d in due], top_n=top_n, eligible=eligible)

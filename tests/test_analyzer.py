@@ -108,3 +108,32 @@ def test_results_do_not_depend_on_cache_state() -> None:
     text = "Pre-trained LLMs and RL fine-tuning of ViTs"
     warm.terms(text.lower(), query=True)
     assert warm.terms(text) == Analyzer().terms(text)
+
+
+@pytest.mark.parametrize(
+    ("acronym", "expansion"),
+    [
+        ("IL", "imitation learning"),
+        ("BC", "behavior cloning"),
+        ("PRM", "process reward model"),
+        ("MBRL", "model-based reinforcement learning"),
+        ("LRMs", "large reasoning models"),
+        ("CPT", "continual pretraining"),
+    ],
+)
+def test_more_field_acronyms(analyzer: Analyzer, acronym: str, expansion: str) -> None:
+    assert analyzer.terms(acronym) == analyzer.terms(expansion, query=True)
+    assert analyzer.terms(acronym.lower(), query=True) == analyzer.terms(expansion)
+
+
+def test_closed_compounds_split(analyzer: Analyzer) -> None:
+    # "pre-training dataset" then has the neighbours of "pre-training data".
+    assert analyzer.terms("pre-training datasets") == analyzer.terms("pretraining data sets")
+    assert analyzer.terms("Dataset", query=True) == ["data", "set"]
+    assert analyzer.terms("codebase") == analyzer.terms("code base")
+
+
+def test_based_is_not_base(analyzer: Analyzer) -> None:
+    # Stemming would make "model-based" and "base model" the same pair of words.
+    assert analyzer.terms("model-based") == analyzer.terms("model based") == ["model", "based"]
+    assert analyzer.terms("the base model") == ["base", "model"]

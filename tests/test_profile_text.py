@@ -94,3 +94,28 @@ def test_build_profile_collects_everything() -> None:
 def test_build_profile_invalid(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ProfileError, match=message):
         build_profile(**kwargs)  # type: ignore[arg-type]
+
+
+def test_signed_keywords_are_exclusions_and_requirements() -> None:
+    # One box of text can say everything: "-phrase" excludes, "+phrase" requires.
+    profile = build_profile(["RL^2", "-robotics", "+language model"], ["-survey"])
+    assert profile.interests == (Interest("RL", 2.0),)
+    assert profile.excludes == ("survey", "robotics")
+    assert profile.required == ("language model",)
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        (["-"], "nothing to match"),
+        (["+"], "nothing to match"),
+        (["-robotics"], "nothing to match: give at least one"),
+        (["rl", "-robots^2"], "take no weight"),
+        (["rl", '+"language model'], "unbalanced quotes"),
+        (["author:Ada", "cat:"], "empty category"),
+    ],
+)
+def test_build_profile_errors_point_at_the_text(keywords: list[str], message: str) -> None:
+    with pytest.raises(ProfileError, match=message) as caught:
+        build_profile(keywords)
+    assert "\n" not in str(caught.value)

@@ -326,3 +326,66 @@ def test_bad_arguments(seeds: LexicalIndex) -> None:
     assert LexicalRanker().rank(seeds, [], top_n=5) == []
     empty = LexicalRanker().prepare([])
     assert LexicalRanker().rank(empty, [profile], top_n=5) == [[]]
+
+
+# Thresholds, phrases and near matches ------------------------------------------------
+
+
+def test_off_topic_profile_gets_nothing_while_a_relevant_one_is_not_starved(
+    seeds: LexicalIndex,
+) -> None:
+    off_topic, on_topic = rank(
+        seeds,
+        build_profile(["cryo-EM", "X-ray crystallography", "protein structure determination"]),
+        build_profile(["offline RL", "imitation learning"]),
+    )
+    assert off_topic == []
+    assert len(on_topic) == 10
+
+
+PHRASES = [
+    RankDoc("phrase", "Scaling study", "We train graph neural networks on molecules."),
+    RankDoc("scattered", "Scaling study", "A graph of results: neural scaling over networks."),
+    RankDoc("partial", "Scaling study", "We train deep neural networks on images."),
+    RankDoc("mbrl", "Model-based reinforcement learning", "A learned dynamics model plans."),
+    RankDoc("rl", "Reinforcement learning for LLMs", "RL-based tuning of a base model."),
+    RankDoc("dyn", "Planning in latent space", "A dynamics model for reinforcement learning."),
+]
+
+
+@pytest.fixture(scope="module")
+def phrases() -> LexicalIndex:
+    return LexicalRanker().prepare(PHRASES)
+
+
+def test_phrase_beats_scattered_words_and_part_of_a_phrase_is_not_a_match(
+    phrases: LexicalIndex,
+) -> None:
+    [picks] = rank(phrases, build_profile(["graph neural networks"]))
+    keys = [phrases.docs[p.index].key for p in picks]
+    assert keys[0] == "phrase"
+    # "neural networks" without "graph" is too weak to be picked at all.
+    assert "partial" not in keys
+    if "scattered" in keys:
+        scores = {phrases.docs[p.index].key: p.score for p in picks}
+        assert scores["scattered"] < 0.75 * scores["phrase"]
+
+
+def test_a_compound_qualifier_counts(phrases: LexicalIndex) -> None:
+    # "model-based RL" first finds the paper that says "model-based", not the RL paper
+    # that happens to say "RL-based" and "base model".
+    [picks] = rank(phrases, build_profile(["model-based RL"]))
+    assert phrases.docs[picks[0].index].key == "mbrl"
+    assert all(p.score < picks[0].score for p in picks[1:])
+
+
+def test_explanations_say_where_each_interest_matched(phrases: LexicalIndex) -> None:
+    [picks] = rank(phrases, build_profile(["latent planning", "dynamics model^2"]))
+    dyn = next(p for p in picks if phrases.docs[p.index].key == "dyn")
+    assert [(m.interest, m.fields) for m in dyn.matches] == [
+        ("dynamics model", ("abstract",)),
+        ("latent planning", ("title",)),
+    ]
+    assert dyn.reason() == (
+        "matched \u201cdynamics model\u201d (abstract); \u201clatent planning\u201d (title)"
+    )

@@ -17,6 +17,7 @@ from digest.ranking.base import (
     Profile,
     RankDoc,
     Ranker,
+    UsesStore,
 )
 from digest.ranking.lexical import LexicalRanker
 from digest.ranking.lexical_index import LexicalIndex, LexicalParams
@@ -35,16 +36,22 @@ __all__ = [
     "Profile",
     "RankDoc",
     "Ranker",
+    "UsesStore",
     "build_profile",
     "get_ranker",
     "parse_interest",
 ]
 
-RANKERS = ("lexical",)
+RANKERS = ("lexical", "semantic")
 
 
 def get_ranker(name: str = "lexical") -> Ranker:
-    """The ranker called ``name``; raises :class:`ConfigError` for an unknown name."""
+    """The ranker called ``name``; raises :class:`ConfigError` for an unknown name, or for
+    ``semantic`` when the optional extra is not installed (torch is not imported here)."""
     if name == "lexical":
         return LexicalRanker()
+    if name == "semantic":
+        from digest.ranking.semantic import SemanticRanker  # noqa: PLC0415  # optional extra
+
+        return SemanticRanker()
     raise ConfigError(f"unknown ranker {name!r} (known: {', '.join(RANKERS)})")

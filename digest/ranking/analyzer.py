@@ -14,14 +14,16 @@ Steps, in order:
    the stemmer maps ``pretraining``, ``pretrained`` and ``pre-training`` to the same
    ``pretrain``. So ``pre-training`` = ``pretraining`` = ``pre-trained`` = ``pre trained``,
    ``fine-tuning`` = ``finetuning`` = ``fine-tuned``, ``self-supervised`` =
-   ``selfsupervised``.
+   ``selfsupervised``. A few closed compounds the field also writes as two words are split
+   (:data:`COMPOUNDS`: ``dataset`` = ``data set``).
 4. Acronyms from a fixed table (:data:`ACRONYMS`) are replaced by their expansion, so that
    ``RL`` and ``reinforcement learning`` give the same terms. In paper text an acronym must
    be written in its usual case (``RL``, ``CoT``, ``LoRA``, all capitals, or with a plural
    ``s``) so that ``cot`` or ``rag`` in prose are left alone; profile text is typed by people,
    so there case does not matter.
 5. Accents are folded and text is case-folded; stop words and single letters are dropped.
-6. Snowball English stemming (PyStemmer): ``models`` = ``model``.
+6. Snowball English stemming (PyStemmer): ``models`` = ``model``; a few words keep their
+   form where the stem would merge them with another word (:data:`UNSTEMMED`: ``based``).
 
 Every token result is cached per analyzer, so analysing the same vocabulary again costs a dict
 lookup: 2,000 abstracts take about a quarter of a second.
@@ -74,6 +76,25 @@ GENERIC_WORDS: frozenset[str] = _words(
     "challenges key important high across specific provide well better however strong"
 )
 
+# Closed compounds the field also writes as two words: split, so that "pre-training dataset"
+# has the neighbours "pre-training data" (stems: dataset -> data set).
+COMPOUNDS: Mapping[str, str] = {
+    "dataset": "data set",
+    "datasets": "data sets",
+    "codebase": "code base",
+    "codebases": "code bases",
+    "testbed": "test bed",
+    "testbeds": "test beds",
+    "timestep": "time step",
+    "timesteps": "time steps",
+    "keypoint": "key point",
+    "keypoints": "key points",
+    "feedforward": "feed forward",
+}
+
+# Words whose stem would merge them with a different word: "model-based" is not "base model".
+UNSTEMMED: Mapping[str, str] = {"based": "based"}
+
 # Acronym -> expansion, in the acronym's usual spelling. Expansions must not contain acronyms.
 ACRONYMS: Mapping[str, str] = {
     "AI": "artificial intelligence",
@@ -90,6 +111,15 @@ ACRONYMS: Mapping[str, str] = {
     "GRPO": "group relative policy optimization",
     "MDP": "markov decision process",
     "MCTS": "monte carlo tree search",
+    "MBRL": "model-based reinforcement learning",
+    "IRL": "inverse reinforcement learning",
+    "ICRL": "in-context reinforcement learning",
+    "IL": "imitation learning",
+    "BC": "behavior cloning",
+    "TD": "temporal difference",
+    "RM": "reward model",
+    "PRM": "process reward model",
+    "ORM": "outcome reward model",
     "LM": "language model",
     "LLM": "large language model",
     "MLLM": "multimodal large language model",
@@ -97,6 +127,11 @@ ACRONYMS: Mapping[str, str] = {
     "LVLM": "large vision-language model",
     "VLA": "vision-language-action",
     "MLM": "masked language model",
+    "SLM": "small language model",
+    "PLM": "pre-trained language model",
+    "LRM": "large reasoning model",
+    "LMM": "large multimodal model",
+    "CPT": "continual pre-training",
     "ICL": "in-context learning",
     "CoT": "chain-of-thought",
     "PEFT": "parameter-efficient fine-tuning",
@@ -165,6 +200,7 @@ class Analyzer:
         free_prefixes: Iterable[str] = FREE_PREFIXES,
         acronyms: Mapping[str, str] = ACRONYMS,
         generic_words: Iterable[str] = GENERIC_WORDS,
+        compounds: Mapping[str, str] = COMPOUNDS,
     ) -> None:
         self._stemmer = Stemmer.Stemmer("english")
         self._stop = frozenset(fold(w) for w in stop_words)
@@ -175,6 +211,8 @@ class Analyzer:
         # Expansions are analysed with an empty acronym table, so they cannot recurse.
         self._doc_acronyms: dict[str, tuple[str, ...]] = {}
         self._query_acronyms: dict[str, tuple[str, ...]] = {}
+        self._compounds: dict[str, tuple[str, ...]] = {}  # empty while the table is analysed
+        self._compounds = {fold(w): tuple(self.terms(split)) for w, split in compounds.items()}
         for acronym, expansion in acronyms.items():
             expanded = tuple(self.terms(expansion))
             for form in (acronym, acronym.upper()):
@@ -243,7 +281,7 @@ class Analyzer:
     def _stem(self, word: str) -> str:
         stem = self._stems.get(word)
         if stem is None:
-            stem = self._stems[word] = self._stemmer.stemWord(word)
+            stem = self._stems[word] = UNSTEMMED.get(word) or self._stemmer.stemWord(word)
         return stem
 
     def _token(self, surface: str, *, query: bool) -> _Token:
@@ -275,6 +313,9 @@ class Analyzer:
         expansion = self._query_acronyms.get(folded) if query else self._doc_acronyms.get(surface)
         if expansion is not None:
             return expansion
+        split = self._compounds.get(folded)
+        if split is not None:
+            return split
         if folded in self._stop or (len(folded) == 1 and not folded.isdigit()):
             return ()
         return (self._stem(folded),)

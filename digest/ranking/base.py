@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
 InterestKind = Literal["keyword", "author", "category"]
-Field = Literal["title", "abstract", "authors", "categories"]
+Field = Literal["title", "abstract", "authors", "categories", "meaning"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,10 @@ class Profile:
     popularity_weight: float = 0.0  # 0 disables the upvote prior
 
 
-@dataclass(frozen=True, slots=True)
+# Match and Pick are not frozen: a run builds about a million of them, and a frozen
+# dataclass's __init__ (object.__setattr__ per field) costs three times as much. Treat them
+# as read-only values; they compare by value.
+@dataclass(slots=True)
 class Match:
     """One interest that contributed to a pick, where it matched and how much."""
 
@@ -59,7 +65,7 @@ class Match:
     contribution: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pick:
     """A paper picked for a profile: index into the prepared docs, score, explanation."""
 
@@ -68,9 +74,22 @@ class Pick:
     matches: tuple[Match, ...]
 
     def reason(self) -> str:
-        """A short human explanation, e.g. ``matched "diffusion" (title, abstract)``."""
-        parts = [f"\u201c{m.interest}\u201d ({', '.join(m.fields)})" for m in self.matches]
-        return "matched " + "; ".join(parts) if parts else "popular"
+        """A short human explanation, e.g. ``matched “diffusion” (title, abstract)``;
+        interests only the semantic ranker found read ``similar to “protein design”``."""
+        if not self.matches:
+            return "popular"
+        meaning = ("meaning",)
+        parts = [
+            f"\u201c{m.interest}\u201d ({', '.join(m.fields)})"
+            for m in self.matches
+            if m.fields != meaning
+        ]
+        similar = ", ".join(
+            f"\u201c{m.interest}\u201d" for m in self.matches if m.fields == meaning
+        )
+        if not parts:
+            return f"similar to {similar}"
+        return "matched " + "; ".join(parts) + (f"; similar to {similar}" if similar else "")
 
 
 # For profiles [start, stop): boolean array of shape (stop - start, n_docs), True where the
@@ -83,6 +102,18 @@ class Prepared(Protocol):
 
     @property
     def docs(self) -> Sequence[RankDoc]: ...
+
+
+@runtime_checkable
+class UsesStore(Protocol):
+    """A ranker that keeps state in the store (the semantic ranker's paper embeddings).
+
+    The pipeline hands it the run's session; the ranker writes through it, never commits.
+    """
+
+    def with_session(self, session: Session) -> Ranker:
+        """This ranker, reading and writing its cache through ``session``."""
+        ...
 
 
 class Ranker(Protocol):

@@ -2,12 +2,13 @@
 
 How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_index`):
 
-- each interest that *matches* the paper adds ``weight * (1 - exp(-s / 3))`` where ``s`` is
+- each interest that *matches* the paper adds ``weight * (1 - exp(-s / 10))`` where ``s`` is
   its BM25F score (idf-weighted, title counted 2.5 times, phrase credit for neighbouring
-  words, scaled down when only some of its words occur or they are never close together).
-  An interest matches when ``s >= 1.5``: roughly one mention of a word found in at most a
-  fifth of the papers. A matching interest therefore adds between ``0.39 * weight`` and
-  ``weight``; an author match adds ``0.81 * weight``, a category ``0.57 * weight``;
+  words, scaled down when only some of its words and pairs occur or they are never close
+  together). An interest matches when ``s >= 1.5``: roughly one mention of a word found in at
+  most a fifth of the papers. A matching interest therefore adds between ``0.14 * weight``
+  and ``weight`` (a phrase in the title and said again in the abstract: about half its
+  weight); an author match adds ``0.63 * weight``, a category ``0.39 * weight``;
 - with ``popularity_weight > 0`` the paper also gets
   ``popularity_weight * log1p(upvotes) / log1p(100)`` (100 upvotes add exactly the weight);
 - the score of a paper no interest matches is zero: it is never picked, except for a
@@ -16,32 +17,35 @@ How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_ind
 A paper is picked when at least one interest matches and, if the profile sets
 ``min_score``, the score (popularity included) reaches it; a paper matching an exclusion, or
 missing a required phrase, is never picked. Ties are broken by paper index.
+
+Profiles are scored in chunks (:mod:`digest.ranking.lexical_chunk`), so memory is bounded
+by the chunk size; every chunk is computed from the whole-run plan alone, so results are
+identical for any chunk size. With ``threads=2`` one thread computes the next chunk's arrays
+(sparse products and sorts, which release the GIL) while the calling thread turns the
+previous chunk into :class:`~digest.ranking.base.Pick` objects. It is off by default: on the
+2-core reference machine, shared with other work, it gained nothing measurable and held one
+more chunk in memory (docs/benchmarks.md, "Scale").
 """
 
 from __future__ import annotations
 
 import gc
 import itertools
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
-import numpy.typing as npt
 
 from digest.ranking.analyzer import Analyzer
 from digest.ranking.base import EligibleFn, Field, Match, Pick, Prepared, Profile, RankDoc
-from digest.ranking.lexical_index import (
-    LexicalIndex,
-    LexicalParams,
-    Matrix,
-    build_index,
-    positions,
-)
+from digest.ranking.lexical_chunk import ChunkPicks, IntArray, RunContext, chunk_picks
+from digest.ranking.lexical_index import LexicalIndex, LexicalParams, build_index
 from digest.ranking.lexical_plan import Plan, build_plan
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-# Explanation fields by code: keyword = title bit + 2 * abstract bit; author 4; category 5.
+# Explanation fields by code: keyword = title bit + 2 * abstract bit; author 4; category 5;
+# 6: similar in meaning only (the semantic ranker).
 _FIELDS: tuple[tuple[Field, ...], ...] = (
     (),
     ("title",),
@@ -49,18 +53,31 @@ _FIELDS: tuple[tuple[Field, ...], ...] = (
     ("title", "abstract"),
     ("authors",),
     ("categories",),
+    ("meaning",),
 )
+_LOOKAHEAD = 1  # chunks computed ahead of the one being turned into objects (bounds memory)
 
 
 class LexicalRanker:
-    """Sparse BM25F ranker (see the module docstring for the score scale)."""
+    """Sparse BM25F ranker (see the module docstring for the score scale).
+
+    ``threads``: 1 (default) computes everything in the calling thread; 2 overlaps the array
+    work of one chunk with building the objects of the previous one. Results are the same.
+    """
 
     name = "lexical"
 
     def __init__(
-        self, *, params: LexicalParams | None = None, analyzer: Analyzer | None = None
+        self,
+        *,
+        params: LexicalParams | None = None,
+        analyzer: Analyzer | None = None,
+        threads: int = 1,
     ) -> None:
+        if threads < 1:
+            raise ValueError("threads must be >= 1")
         self.params = params or LexicalParams()
+        self.threads = threads
         self._analyzer = analyzer
 
     def prepare(self, docs: Sequence[RankDoc]) -> LexicalIndex:
@@ -75,37 +92,53 @@ class LexicalRanker:
         top_n: int | Sequence[int],
         eligible: EligibleFn | None = None,
         chunk_size: int = 2048,
+        blend: Callable[[Plan], Plan] | None = None,
     ) -> list[list[Pick]]:
-        """Top picks per profile, best first; identical results for any ``chunk_size``."""
+        """Top picks per profile, best first; identical results for any ``chunk_size``.
+
+        ``eligible`` is called once per chunk, in order, possibly from a worker thread.
+        ``blend`` may change the compiled plan's interest x paper contributions before
+        scoring (the semantic ranker adds similarities there).
+        """
         if not isinstance(prepared, LexicalIndex):
             raise TypeError(f"LexicalRanker cannot rank {type(prepared).__name__}")
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
         tops = _top_counts(top_n, len(profiles))
+        if not profiles:
+            return []
         with _gc_paused():
-            return self._rank(prepared, profiles, tops, eligible, chunk_size)
+            plan = build_plan(prepared, profiles)
+            if blend is not None:
+                plan = blend(plan)
+            context = RunContext.build(prepared, plan, tops, eligible)
+            bounds = [
+                (start, min(start + chunk_size, len(profiles)))
+                for start in range(0, len(profiles), chunk_size)
+            ]
+            results: list[list[Pick]] = []
+            for arrays in self._chunks(context, bounds):
+                results.extend(_objects(context, arrays))
+            return results
 
-    def _rank(
-        self,
-        prepared: LexicalIndex,
-        profiles: Sequence[Profile],
-        tops: IntArray,
-        eligible: EligibleFn | None,
-        chunk_size: int,
-    ) -> list[list[Pick]]:
-        plan = build_plan(prepared, profiles)
-        results: list[list[Pick]] = []
-        for start in range(0, len(profiles), chunk_size):
-            stop = min(start + chunk_size, len(profiles))
-            mask = None
-            if eligible is not None:
-                mask = np.asarray(eligible(start, stop), dtype=np.bool_)
-                if mask.shape != (stop - start, len(prepared.docs)):
-                    raise ValueError(f"eligible({start}, {stop}) has shape {mask.shape}")
-            rows, cols, vals = _candidates(prepared, plan, start, stop, mask)
-            rows, cols, vals = _top(rows, cols, vals, tops[start:stop])
-            results.extend(_picks(prepared, plan, start, stop, rows, cols, vals))
-        return results
+    def _chunks(self, context: RunContext, bounds: list[tuple[int, int]]) -> Iterator[ChunkPicks]:
+        """Each chunk's arrays, in order; computed ahead in a worker thread if enabled."""
+        if self.threads == 1 or len(bounds) == 1:
+            for start, stop in bounds:
+                yield chunk_picks(context, start, stop)
+            return
+        # One worker keeps the calls to ``eligible`` sequential and in order.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-rank") as pool:
+            todo = iter(bounds)
+            pending: deque[Future[ChunkPicks]] = deque(
+                pool.submit(chunk_picks, context, *b) for b in itertools.islice(todo, _LOOKAHEAD)
+            )
+            while pending:
+                arrays = pending.popleft().result()
+                following = next(todo, None)
+                if following is not None:
+                    pending.append(pool.submit(chunk_picks, context, *following))
+                yield arrays
 
 
 @contextmanager
@@ -133,117 +166,42 @@ def _top_counts(top_n: int | Sequence[int], n: int) -> IntArray:
     return tops
 
 
-def _candidates(
-    index: LexicalIndex, plan: Plan, start: int, stop: int, mask: npt.NDArray[np.bool_] | None
-) -> tuple[IntArray, IntArray, FloatArray]:
-    """Every (profile row, paper, score) of the chunk that may be picked."""
-    scores: Matrix = plan.weights[start:stop] @ plan.contrib
-    rows = np.repeat(np.arange(stop - start, dtype=np.int64), np.diff(scores.indptr))
-    cols = scores.indices.astype(np.int64, copy=False)
-    vals = scores.data.astype(np.float64, copy=False)
-    popular = np.flatnonzero(plan.popular_only[start:stop])
-    if popular.size:
-        docs = np.flatnonzero(index.popularity > 0)
-        rows = np.concatenate([rows, np.repeat(popular, docs.size)])
-        cols = np.concatenate([cols, np.tile(docs, popular.size)])
-        vals = np.concatenate([vals, np.zeros(popular.size * docs.size)])
-    # Per-profile settings are rare; each costs a pass over the candidates only when used.
-    weight = plan.popularity_weight[start:stop]
-    if (weight > 0).any():
-        vals = vals + weight[rows] * index.popularity[cols]
-    keep = np.ones(rows.size, dtype=np.bool_)
-    threshold = plan.threshold[start:stop]
-    if np.isfinite(threshold).any():
-        keep &= vals >= threshold[rows]
-    if plan.blocked[start:stop].any():
-        keep &= ~plan.blocked[start:stop][rows]
-    if mask is not None:
-        keep &= mask[rows, cols]
-    # Exclusions and requirements: only the rows of profiles that have them are looked up.
-    for profile_rows, matches, required in (
-        (plan.excl, plan.excl_match, False),
-        (plan.req, plan.req_match, True),
-    ):
-        chunk = profile_rows[start:stop]
-        if not chunk.nnz:
-            continue
-        found: Matrix = chunk @ matches
-        found.sort_indices()
-        sel = np.flatnonzero(keep & (np.diff(chunk.indptr) > 0)[rows])
-        pos = positions(found, rows[sel], cols[sel])
-        if required:
-            count = np.where(pos >= 0, found.data[pos], 0.0)
-            keep[sel] = count == plan.n_required[start + rows[sel]]
-        else:
-            keep[sel] = pos < 0
-    return rows[keep], cols[keep], vals[keep]
-
-
-def _top(
-    rows: IntArray, cols: IntArray, vals: FloatArray, tops: IntArray
-) -> tuple[IntArray, IntArray, FloatArray]:
-    """The best ``tops[row]`` entries of each row: score descending, then paper index."""
-    if rows.size > 4 * int(tops.sum()) and vals.max() > vals.min():
-        rows, cols, vals = _prefilter(rows, cols, vals, tops)
-    order = np.lexsort((cols, -vals, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    counts = np.bincount(rows, minlength=tops.size)
-    rank = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    keep = rank < tops[rows]
-    return rows[keep], cols[keep], vals[keep]
-
-
-def _prefilter(
-    rows: IntArray, cols: IntArray, vals: FloatArray, tops: IntArray
-) -> tuple[IntArray, IntArray, FloatArray]:
-    """Drop entries that cannot be in their row's top, without sorting: a histogram of
-    each row's scores tells the lowest bucket the row's ``top``-th best entry can be in."""
-    buckets = 64
-    low, high = float(vals.min()), float(vals.max())
-    bucket = np.minimum(((vals - low) * (buckets / (high - low))).astype(np.int64), buckets - 1)
-    hist = np.bincount(rows * buckets + bucket, minlength=tops.size * buckets)
-    above = np.cumsum(hist.reshape(tops.size, buckets)[:, ::-1], axis=1)
-    enough = above >= np.maximum(tops, 1)[:, None]
-    cut = np.where(enough[:, -1], buckets - 1 - np.argmax(enough, axis=1), 0)
-    keep = bucket >= cut[rows]
-    return rows[keep], cols[keep], vals[keep]
-
-
-def _picks(
-    index: LexicalIndex,
-    plan: Plan,
-    start: int,
-    stop: int,
-    rows: IntArray,
-    cols: IntArray,
-    vals: FloatArray,
-) -> list[list[Pick]]:
-    """Build picks with their explanations; only the picked pairs are examined."""
-    first = plan.weights.indptr[start + rows]
-    count = plan.weights.indptr[start + rows + 1] - first
-    pick = np.repeat(np.arange(rows.size), count)
-    entry = np.arange(pick.size) - np.repeat(np.cumsum(count) - count, count) + first[pick]
-    pos = positions(plan.contrib, plan.weights.indices[entry].astype(np.int64), cols[pick])
-    hit = pos >= 0
-    pick, entry, pos = pick[hit], entry[hit], pos[hit]
-    amount = plan.contrib.data[pos] * plan.weights.data[entry]
-    order = np.lexsort((plan.slots[entry], -amount, pick))
-    pick, entry, pos, amount = pick[order], entry[order], pos[order], amount[order]
-    # Profiles share interests: build each distinct (interest, weight, paper) Match once.
-    key = plan.labels[entry] * len(index.docs) + cols[pick]
-    _, firsts, inverse = np.unique(key, return_index=True, return_inverse=True)
-    texts = plan.texts
+def _objects(context: RunContext, arrays: ChunkPicks) -> list[list[Pick]]:
+    """Turn a chunk's arrays into picks; each distinct (interest, paper) Match is built once
+    and shared by the picks (of the chunk) it explains."""
+    texts = context.plan.texts
     made = list(
         map(
             Match,
-            [texts[t] for t in plan.spellings[entry[firsts]].tolist()],
-            [_FIELDS[c] for c in plan.fields[pos[firsts]].tolist()],
-            amount[firsts].tolist(),
+            [texts[t] for t in arrays.match_texts.tolist()],
+            [_FIELDS[c] for c in arrays.match_fields.tolist()],
+            arrays.match_amounts.tolist(),
         )
     )
-    matches = [made[i] for i in inverse.ravel().tolist()]
-    bounds = np.searchsorted(pick, np.arange(rows.size + 1)).tolist()
-    explained = [tuple(matches[a:b]) for a, b in itertools.pairwise(bounds)]
-    picks = list(map(Pick, cols.tolist(), vals.tolist(), explained))
-    edges = np.searchsorted(rows, np.arange(stop - start + 1)).tolist()
+    explained = _group(made, arrays.match_of, arrays.match_bounds)
+    picks = list(map(Pick, arrays.cols.tolist(), arrays.vals.tolist(), explained))
+    edges = arrays.row_bounds.tolist()
     return [picks[a:b] for a, b in itertools.pairwise(edges)]
+
+
+def _group(made: list[Match], match_of: IntArray, bounds: IntArray) -> list[tuple[Match, ...]]:
+    """The tuple of matches of each pick. Picks with the same number of matches are grouped
+    so that ``zip`` builds their tuples in C (a Python-level slice per pick is 4x slower)."""
+    counts = np.diff(bounds)
+    order = np.argsort(counts, kind="stable")
+    counts_sorted = counts[order]
+    firsts = bounds[:-1][order]
+    offsets = np.cumsum(counts_sorted) - counts_sorted
+    flat = np.arange(int(counts_sorted.sum())) - np.repeat(offsets - firsts, counts_sorted)
+    seq = list(map(made.__getitem__, match_of[flat].tolist()))
+    grouped: list[tuple[Match, ...]] = []
+    edges = np.flatnonzero(np.diff(counts_sorted, prepend=-1, append=-1)).tolist()
+    for a, b in itertools.pairwise(edges):
+        count, first = int(counts_sorted[a]), int(offsets[a])
+        if count == 0:
+            grouped.extend([()] * (b - a))
+        else:
+            grouped.extend(zip(*[iter(seq[first : first + count * (b - a)])] * count, strict=True))
+    back = np.empty_like(order)
+    back[order] = np.arange(order.size)
+    return list(map(grouped.__getitem__, back.tolist()))

@@ -11,8 +11,9 @@ An interest is compiled into a sparse row over the same features: ``idf`` for it
 ``pair_weight * idf`` for its neighbour pairs (phrase credit), a fixed strength for an author
 or category. The raw score of an interest for a paper, ``s``, is that row times the paper's
 weights. ``s`` is then scaled by ``coverage ** coverage_power`` (the idf share of the
-interest's words the paper contains), so "neural networks" alone is a weak match for
-"graph neural networks"; and by ``scattered`` when a several-word interest has no two of its
+interest's words and neighbour pairs the paper contains), so "neural networks" alone is a
+weak match for "graph neural networks", and "model-based RL" for a paper on RL that only
+says "model" somewhere; and by ``scattered`` when a several-word interest has no two of its
 words close together in the paper. An interest *matches* a paper when ``s >= floor``; it then
 contributes ``weight * (1 - exp(-s / scale))``: bounded by its weight, saturating, so one
 frequent keyword cannot drown the others.
@@ -59,10 +60,11 @@ class LexicalParams:
     prior_idf: float = 3.0
     generic_idf: float = 0.5
     coverage_power: float = 3.0
+    pair_coverage: float = 1.0  # weight of neighbour pairs in coverage, relative to words
     floor: float = 1.5  # raw score below which an interest does not match
-    scale: float = 3.0
-    author_strength: float = 5.0
-    category_strength: float = 2.5
+    scale: float = 10.0
+    author_strength: float = 10.0
+    category_strength: float = 5.0
     popularity_ref: float = 100.0  # this many upvotes add exactly ``popularity_weight``
 
 
@@ -120,18 +122,26 @@ class LexicalIndex:
         words = list(dict.fromkeys(terms))
         pairs = list(dict.fromkeys(_pair(a, b) for a, b in itertools.pairwise(terms)))
         word_idf = [self._idf(w) for w in words]
-        total = sum(word_idf) or 1.0
+        pair_idf = [p.pair_weight * self._idf(q) for q in pairs]
+        # Coverage counts the neighbour pairs too (at ``pair_coverage``): the paper must hold
+        # the phrase, not just its rarest word ("model-based RL" is not any RL paper).
+        total = (sum(word_idf) + p.pair_coverage * sum(pair_idf)) or 1.0
         score = [
             (self.vocab[w], i) for w, i in zip(words, word_idf, strict=True) if w in self.vocab
         ]
-        coverage = tuple((f, i / total) for f, i in score)
-        score += [(self.vocab[q], p.pair_weight * self._idf(q)) for q in pairs if q in self.vocab]
+        seen_words = tuple(f for f, _ in score)
+        pair_score = [
+            (self.vocab[q], i) for q, i in zip(pairs, pair_idf, strict=True) if q in self.vocab
+        ]
+        coverage = [(f, i / total) for f, i in score]
+        coverage += [(f, p.pair_coverage * i / total) for f, i in pair_score if p.pair_coverage]
+        score += pair_score
         needed = [self.vocab[f] for f in words + pairs if f in self.vocab]
         return Compiled(
             kind="keyword",
             score=tuple(sorted(score)),
             coverage=tuple(sorted(coverage)),
-            words=tuple(f for f, _ in coverage),
+            words=seen_words,
             pairs=tuple(sorted(self.vocab[q] for q in pairs if q in self.vocab)),
             multiword=len(words) > 1,
             needed=tuple(sorted(needed)),
@@ -146,9 +156,9 @@ class LexicalIndex:
         return float(unseen[0])
 
     def _prior(self, feature: str) -> float:
-        p, generic = self.params, self.analyzer.generic_terms
-        words = feature.split(" ")
-        return max(p.generic_idf if w in generic else p.prior_idf for w in words)
+        # Only a single generic word is common a priori; a pair of them ("based model") is not.
+        p = self.params
+        return p.generic_idf if feature in self.analyzer.generic_terms else p.prior_idf
 
 
 def build_index(docs: Sequence[RankDoc], analyzer: Analyzer, params: LexicalParams) -> LexicalIndex:
@@ -183,12 +193,7 @@ def build_index(docs: Sequence[RankDoc], analyzer: Analyzer, params: LexicalPara
     present.data[:] = 1.0
     df = np.bincount(present.indices, minlength=len(vocab)).astype(np.float64)
     generic = analyzer.generic_terms
-    prior = np.array(
-        [
-            max(params.generic_idf if w in generic else params.prior_idf for w in k.split(" "))
-            for k in vocab
-        ]
-    )
+    prior = np.array([params.generic_idf if k in generic else params.prior_idf for k in vocab])
     ups = np.array([max(doc.upvotes or 0, 0) for doc in docs], dtype=np.float64)
     return LexicalIndex(
         docs=tuple(docs),

@@ -53,29 +53,27 @@ class Plan:
     popularity_weight: npt.NDArray[np.float64]
     popular_only: BoolArray  # no interests at all: rank by the upvote prior alone
     blocked: BoolArray  # a required phrase occurs in no paper: nothing can qualify
+    kinds: IntArray  # per interest (row of contrib): KIND_CODE, for rankers that add to contrib
 
 
 def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
     """Compile every profile's interests, exclusions and requirements."""
     interests, excludes, requires = _Table(index), _Table(index), _Table(index)
-    prof: list[int] = []
-    uids: list[int] = []
-    weights: list[float] = []
-    slots: list[int] = []
-    texts: list[int] = []
-    text_ids: dict[str, int] = {}
+    # Interests are flattened and looked up with C-level loops (map, fromiter): 100,000
+    # profiles hold ~600,000 interests but only thousands of distinct phrases.
+    flat = [interest for profile in profiles for interest in profile.interests]
+    keys = [(interest.kind, interest.text) for interest in flat]
+    found_uid = {key: interests.uid(*key, scoring=True) for key in dict.fromkeys(keys)}
+    uid_of = {key: -1 if uid is None else uid for key, uid in found_uid.items()}
+    text_ids = {text: i for i, text in enumerate(dict.fromkeys(text for _, text in keys))}
+    counts = np.fromiter(map(len, (p.interests for p in profiles)), np.int64, len(profiles))
+    uids = np.fromiter(map(uid_of.__getitem__, keys), np.int64, len(keys))
+    usable = uids >= 0
+    first = np.repeat(np.cumsum(counts) - counts, counts)
     x_rows: list[list[int]] = [[] for _ in profiles]
     r_rows: list[list[int]] = [[] for _ in profiles]
     blocked = np.zeros(len(profiles), dtype=np.bool_)
     for p, profile in enumerate(profiles):
-        for slot, interest in enumerate(profile.interests):
-            uid = interests.uid(interest.kind, interest.text, scoring=True)
-            if uid is not None:
-                prof.append(p)
-                uids.append(uid)
-                weights.append(interest.weight)
-                slots.append(slot)
-                texts.append(text_ids.setdefault(interest.text, len(text_ids)))
         if profile.excludes:
             found = (excludes.uid(*split_prefix(e)) for e in profile.excludes)
             x_rows[p] = sorted({u for u in found if u is not None})
@@ -84,11 +82,11 @@ def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
             blocked[p] = None in required
             r_rows[p] = sorted({u for u in required if u is not None})
     weight_matrix, entry_slots, spellings, labels = _interest_rows(
-        np.array(prof, dtype=np.int64),
-        np.array(uids, dtype=np.int64),
-        np.array(weights, dtype=np.float64),
-        np.array(slots, dtype=np.int64),
-        np.array(texts, dtype=np.int64),
+        np.repeat(np.arange(len(profiles), dtype=np.int64), counts)[usable],
+        uids[usable],
+        np.fromiter((interest.weight for interest in flat), np.float64, len(flat))[usable],
+        (np.arange(len(flat), dtype=np.int64) - first)[usable],
+        np.fromiter(map(text_ids.__getitem__, (t for _, t in keys)), np.int64, len(keys))[usable],
         (len(profiles), len(interests.compiled)),
     )
     contrib, fields = _contributions(index, interests.compiled)
@@ -111,6 +109,7 @@ def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
             [not p.interests and p.popularity_weight > 0 for p in profiles], dtype=np.bool_
         ),
         blocked=blocked,
+        kinds=np.array([KIND_CODE[c.kind] for c in interests.compiled], dtype=np.int64),
     )
 
 

@@ -1,5 +1,17 @@
 """Profile text: the small language subscribers write their interests in.
 
+The same text is used on the command line, in profile files and (later) in the web form.
+A profile is made of lists of strings:
+
+- interests: ``-k``/``--keyword`` on the CLI, ``keywords = [...]`` in a profile file; they
+  score papers (``--author``/``authors`` and ``--category``/``categories`` add ``author:``
+  and ``cat:`` interests);
+- exclusions: ``-x``/``--exclude``, ``exclude = [...]``: a paper matching one is dropped;
+- required phrases: ``--require``, ``require = [...]``: a pick must match every one.
+
+Among the keywords, ``-phrase`` is an exclusion and ``+phrase`` a required phrase (handy in a
+single text box: ``diffusion models, -survey, +video``).
+
 One interest per string::
 
     diffusion models                 a keyword phrase, weight 1
@@ -7,14 +19,36 @@ One interest per string::
     "RL: exploration"^0.5            quotes keep ``:`` and ``^`` literal; weight 0.5
     author:Yann LeCun                an author (accents and case ignored; "Y. LeCun",
                                      "LeCun, Yann" are the same person; "LeCun" alone
-                                     matches every LeCun)
-    cat:cs.LG^1.5                    an arXiv category, exact match
+                                     matches every LeCun); only sources that list authors
+    cat:cs.LG^1.5                    an arXiv category, exact match; only sources that
+                                     give categories (arXiv feeds and API)
+
+A keyword phrase is matched as a phrase: its words next to each other (in any order, or one
+word apart) count most, its words scattered over the abstract count little, and a paper
+with only some of its words gets partial credit when they are its rarest words ("neural
+networks" alone is a weak match for "graph neural networks"). Phrases are analysed like
+paper text (see :mod:`digest.ranking.analyzer`): case, accents, hyphens and word forms do
+not matter (``pre-training`` = "pretrained" = "pre trained"), and the field's common
+acronyms match their expansion both ways (``RL`` = "reinforcement learning", ``LoRA`` =
+"low-rank adaptation").
 
 Exclusions and required phrases use the same syntax without a weight (``robotics``,
-``author:Someone``, ``cat:cs.CV``). Phrases are analysed like paper text (see
-:mod:`digest.ranking.analyzer`), so ``pre-training`` also finds "pretrained" and ``RL``
-finds "reinforcement learning". Anything else is refused with a one-line
-:class:`~digest.errors.ProfileError` that quotes the offending text.
+``author:Someone``, ``cat:cs.CV``); they must match as a phrase (all words, neighbours
+next to each other or one word apart). For example, on the command line::
+
+    digest subscribers add ada@example.org -k "offline RL^2" -x robotics --require "reward model"
+
+and the same profile, with an author and a category added, in a profile file::
+
+    keywords = ["offline RL^2", "author:Sergey Levine", "cat:cs.LG"]
+    exclude = ["robotics"]
+    require = ["reward model"]
+
+A paper is picked when at least one interest matches it (see :mod:`digest.ranking.lexical`
+for the score scale; ``min_score`` raises the bar); a week where nothing matches gives an
+empty digest, not the least bad papers. Anything else is refused with a one-line
+:class:`~digest.errors.ProfileError` that quotes the offending text, e.g.
+``weight is not a number: 'diffusion^high'`` or ``unbalanced quotes: '"RL'``.
 """
 
 from __future__ import annotations
@@ -93,11 +127,20 @@ def build_profile(
     popularity_weight: float = 0.0,
 ) -> Profile:
     """Parse a whole profile. ``authors`` and ``categories`` are the same as ``author:…``
-    and ``cat:…`` keywords (and may carry a weight)."""
+    and ``cat:…`` keywords (and may carry a weight); a keyword written ``-phrase`` is an
+    exclusion and ``+phrase`` a required phrase, so one box of text can say everything."""
     if isinstance(keywords, str) or isinstance(excludes, str) or isinstance(required, str):
         raise ProfileError("keywords, excludes and required must be lists of phrases")
     analyzer = default_analyzer()
-    interests = [parse_interest(k, analyzer=analyzer) for k in keywords]
+    excludes, required = list(excludes), list(required)
+    wanted: list[str] = []
+    for keyword in keywords:
+        sign, body = keyword.strip()[:1], keyword.strip()[1:]
+        if sign in "-+" and sign and body.strip():
+            (excludes if sign == "-" else required).append(body)
+        else:
+            wanted.append(keyword)
+    interests = [parse_interest(k, analyzer=analyzer) for k in wanted]
     interests += [parse_interest(_prefixed("author", a), analyzer=analyzer) for a in authors]
     interests += [parse_interest(_prefixed("cat", c), analyzer=analyzer) for c in categories]
     if not interests:
@@ -110,11 +153,17 @@ def build_profile(
         )
     return Profile(
         interests=tuple(interests),
-        excludes=tuple(parse_phrase(e, analyzer=analyzer) for e in excludes),
+        excludes=tuple(parse_phrase(_unsigned(e), analyzer=analyzer) for e in excludes),
         required=tuple(parse_phrase(r, analyzer=analyzer) for r in required),
         min_score=None if min_score is None else float(min_score),
         popularity_weight=float(popularity_weight),
     )
+
+
+def _unsigned(text: str) -> str:
+    """``-x -robotics`` means the same as ``-x robotics``."""
+    stripped = text.strip()
+    return stripped[1:] if stripped.startswith("-") and stripped[1:].strip() else text
 
 
 def _prefixed(prefix: str, text: str) -> str:

@@ -1,0 +1,169 @@
+"""The lexical ranker's chunked, threaded scoring gives exactly the unchunked results.
+
+Speed and memory targets live in bench/rank_scale.py and docs/benchmarks.md, not here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digest.ranking import (
+    Interest,
+    LexicalIndex,
+    LexicalRanker,
+    Pick,
+    Profile,
+    RankDoc,
+    lexical_chunk,
+)
+
+DATA = Path(__file__).parent / "data" / "ranking"
+PHRASES = [
+    "reinforcement learning", "RL", "language models", "pre-training", "RLHF", "reasoning",
+    "diffusion", "robot manipulation", "in-context learning", "self-supervised", "video",
+    "LLM agents", "chain-of-thought", "reward model", "benchmark", "vision-language models",
+    "protein folding", "speech recognition", "offline", "transformer",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def index() -> LexicalIndex:
+    papers = json.loads((DATA / "seed_papers.json").read_text(encoding="utf-8"))
+    rng = random.Random(3)
+    docs = [
+        RankDoc(
+            f"seed:{i}",
+            p["title"],
+            p["abstract"],
+            authors=(rng.choice(["A. Smith", "B. Jones", "C. Wu"]),),
+            categories=(rng.choice(["cs.LG", "cs.CL", "cs.RO"]),),
+            upvotes=rng.choice([None, 0, 2, 30]),
+        )
+        for i, p in enumerate(papers)
+    ]
+    return LexicalRanker().prepare(docs)
+
+
+def profiles(n: int, seed: int = 11) -> list[Profile]:
+    """Varied profiles: weights, exclusions, requirements, thresholds, authors, categories,
+    the popularity prior, and profiles with nothing that can match."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        interests = [
+            Interest(rng.choice(PHRASES), rng.choice([1.0, 2.0, 0.5]))
+            for _ in range(rng.randint(0, 5))
+        ]
+        if i % 9 == 0:
+            interests.append(Interest("Smith", 1.0, "author"))
+        if i % 11 == 0:
+            interests.append(Interest("cs.RO", 0.5, "category"))
+        out.append(
+            Profile(
+                tuple(interests),
+                excludes=tuple(rng.sample(PHRASES, 2)) if i % 4 == 0 else (),
+                required=(rng.choice(PHRASES),) if i % 13 == 0 else (),
+                min_score=0.6 if i % 6 == 0 else None,
+                popularity_weight=0.3 if i % 7 == 0 else 0.0,
+            )
+        )
+    return out
+
+
+def eligible_for(n_docs: int, n_profiles: int) -> np.ndarray:
+    """A fixed mask with holes, as the pipeline's delivered papers and windows make."""
+    rng = np.random.default_rng(5)
+    return rng.random((n_profiles, n_docs)) > 0.15
+
+
+def explained(results: list[list[Pick]]) -> list[list[tuple[object, ...]]]:
+    return [
+        [(p.index, p.score, tuple((m.interest, m.fields, m.contribution) for m in p.matches))
+         for p in row]
+        for row in results
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("chunk_size", [1, 3, 64, 333])
+def test_chunked_equals_unchunked(index: LexicalIndex, chunk_size: int, threads: int) -> None:
+    many = profiles(700)
+    mask = eligible_for(len(index.docs), len(many))
+    tops = [i % 12 for i in range(len(many))]
+
+    def eligible(start: int, stop: int) -> np.ndarray:
+        return mask[start:stop]
+
+    whole = LexicalRanker(threads=1).rank(
+        index, many, top_n=tops, eligible=eligible, chunk_size=len(many)
+    )
+    assert sum(map(len, whole)) > 1500  # the comparison is not vacuous
+    assert any(len(p.matches) > 1 for row in whole for p in row)
+    assert any(p.reason() == "popular" for row in whole for p in row)
+    chunked = LexicalRanker(threads=threads).rank(
+        index, many, top_n=tops, eligible=eligible, chunk_size=chunk_size
+    )
+    assert explained(chunked) == explained(whole)
+    assert chunked == whole
+
+
+def test_dense_and_searched_contribution_lookups_agree(
+    index: LexicalIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    many = profiles(300)
+    dense = LexicalRanker().rank(index, many, top_n=8, chunk_size=50)
+    monkeypatch.setattr(lexical_chunk, "DENSE_LOOKUP", 0)  # a size knob, not the logic
+    searched = LexicalRanker().rank(index, many, top_n=8, chunk_size=50)
+    assert explained(searched) == explained(dense)
+
+
+def test_eligible_is_called_in_order_once_per_chunk(index: LexicalIndex) -> None:
+    calls: list[tuple[int, int]] = []
+
+    def eligible(start: int, stop: int) -> np.ndarray:
+        calls.append((start, stop))
+        return np.ones((stop - start, len(index.docs)), dtype=bool)
+
+    LexicalRanker(threads=2).rank(index, profiles(50), top_n=5, eligible=eligible, chunk_size=8)
+    assert calls == [(s, min(s + 8, 50)) for s in range(0, 50, 8)]
+
+
+def test_worker_errors_reach_the_caller(index: LexicalIndex) -> None:
+    def eligible(start: int, stop: int) -> np.ndarray:
+        rows = stop - start if start < 16 else 1  # the third chunk is malformed
+        return np.ones((rows, len(index.docs)), dtype=bool)
+
+    with pytest.raises(ValueError, match=r"eligible\(16, 24\) has shape"):
+        LexicalRanker(threads=2).rank(index, profiles(40), top_n=5, eligible=eligible, chunk_size=8)
+
+
+def test_ties_and_excluded_top_papers_are_exact(index: LexicalIndex) -> None:
+    """Many equal scores (same single interest), and the best papers excluded: the histogram
+    cut must neither drop a tied paper nor let an excluded one through."""
+    same = [Profile((Interest("language models"),)) for _ in range(40)]
+    blocked = [Profile((Interest("language models"),), excludes=("reasoning",))] * 40
+    top = LexicalRanker().rank(index, same + blocked, top_n=7, chunk_size=16)
+    full = LexicalRanker().rank(index, same[:1], top_n=len(index.docs))[0]
+    assert all(row == full[:7] for row in top[:40])
+    allowed = [
+        p
+        for p in full
+        if "reason"
+        not in (index.docs[p.index].abstract.lower() + index.docs[p.index].title.lower())
+    ]
+    assert [p.index for p in top[40]] == [p.index for p in allowed[:7]]
+    scores = [p.score for p in full]
+    assert scores == sorted(scores, reverse=True)
+    tied = [(a.index, b.index) for a, b in itertools.pairwise(full) if a.score == b.score]
+    assert all(i < j for i, j in tied)
+
+
+def test_threads_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="threads"):
+        LexicalRanker(threads=0)
