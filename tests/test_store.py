@@ -3,7 +3,10 @@
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
+from sqlmodel import SQLModel
 
 from digest import db
 from digest.models import Paper, Sighting
@@ -132,3 +135,13 @@ def test_sqlite_uses_wal(make_settings: Callable[..., Settings]) -> None:
     with db.transaction(settings) as session:
         mode = session.connection().exec_driver_sql("PRAGMA journal_mode").scalar()
     assert mode == "wal"
+
+
+def test_migrations_match_the_models(backend: str, make_settings: Callable[..., Settings]) -> None:
+    """`digest db upgrade` builds exactly the schema the models describe."""
+    engine = db.get_engine(make_settings())
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []
+    assert db.current_revisions(engine) == db.head_revisions()
+    assert len(db.head_revisions()) == 1  # one linear history

@@ -1,8 +1,8 @@
 """scheduler lease
 
 Revision ID: 0003
-Revises: 0001
-Create Date: 2026-11-24
+Revises: 0002
+Create Date: 2026-11-23
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """paper embeddings for the semantic ranker (the optional semantic extra)
 
-Revision ID: 0005
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-23
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0001"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
