@@ -52,6 +52,7 @@ class Paper(SQLModel, table=True):
     url: str | None = None
     pdf_url: str | None = None
     published_at: datetime | None = _ts()
+    listed_at: datetime | None = _ts()  # when a listing first featured it (HF Daily Papers)
     version: int | None = None
     upvotes: int | None = None
     github_repo: str | None = None

@@ -77,6 +77,7 @@ def _row(record: PaperRecord, *, source: str, now: datetime) -> dict[str, Any]:
         "url": record.url,
         "pdf_url": record.pdf_url,
         "published_at": record.published,
+        "listed_at": record.listed_at,
         "version": record.version,
         "upvotes": record.upvotes,
         "github_repo": record.github_repo,
@@ -114,6 +115,7 @@ def _refresh(paper: Paper, record: PaperRecord, now: datetime) -> bool:
         ("thumbnail", record.thumbnail),
         ("ai_summary", record.ai_summary),
         ("published_at", record.published),
+        ("listed_at", record.listed_at),
         ("doi", record.doi),
     ):
         if not getattr(paper, name) and value:

@@ -20,7 +20,13 @@ T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 def test_new_then_seen(backend: str, make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()
     records = [
-        PaperRecord(title="Alpha", arxiv_id="2411.00001", upvotes=3),
+        PaperRecord(
+            title="Alpha",
+            arxiv_id="2411.00001",
+            upvotes=3,
+            published=T0 - timedelta(days=3),
+            listed_at=T0 - timedelta(days=1),
+        ),
         PaperRecord(title="Beta", doi="10.1000/beta"),
         PaperRecord(title="Gamma: a title-only paper"),
     ]
@@ -31,6 +37,9 @@ def test_new_then_seen(backend: str, make_settings: Callable[..., Settings]) -> 
         again = upsert_records(session, records, source="hf", now=T0 + timedelta(hours=1))
         assert again.new == 0 and again.seen == 3
         assert count_papers(session) == 3
+        alpha = session.execute(select(Paper).where(Paper.key == "arxiv:2411.00001")).scalar_one()
+        assert alpha.published_at == T0 - timedelta(days=3)  # both dates kept
+        assert alpha.listed_at == T0 - timedelta(days=1)
 
 
 def test_same_paper_from_two_sources_and_versions_is_one_row(
