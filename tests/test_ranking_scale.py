@@ -20,6 +20,7 @@ from digest.ranking import (
     Pick,
     Profile,
     RankDoc,
+    lexical,
     lexical_chunk,
 )
 
@@ -121,6 +122,34 @@ def test_dense_and_searched_contribution_lookups_agree(
     monkeypatch.setattr(lexical_chunk, "DENSE_LOOKUP", 0)  # a size knob, not the logic
     searched = LexicalRanker().rank(index, many, top_n=8, chunk_size=50)
     assert explained(searched) == explained(dense)
+
+
+def test_matches_shared_per_run_or_per_chunk_agree(
+    index: LexicalIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    many = profiles(300)
+    shared = LexicalRanker().rank(index, many, top_n=8, chunk_size=50)
+    matches = [m for row in shared for p in row for m in p.matches]
+    assert len({id(m) for m in matches}) < len(matches)  # one object per (interest, paper)
+    monkeypatch.setattr(lexical, "MATCH_CACHE", 0)  # a size knob, not the logic
+    per_chunk = LexicalRanker().rank(index, many, top_n=8, chunk_size=50)
+    assert explained(per_chunk) == explained(shared)
+
+
+@pytest.mark.parametrize("sample_from", [0, 16])
+def test_rough_cut_keeps_every_top_pick(
+    index: LexicalIndex, sample_from: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows with many candidates go through the sampled cut (always, with ``sample_from``
+    0); whatever it drops must be exactly what a full sort would not have picked."""
+    monkeypatch.setattr(lexical_chunk, "_SAMPLE_FROM", sample_from)  # a size knob
+    words = ("language models", "data", "training", "performance", "tasks", "reasoning")
+    broad = [Profile(tuple(Interest(w) for w in words[i % 3 :])) for i in range(30)]
+    many = broad + profiles(200)
+    tops = [1 + i % 5 for i in range(len(many))]
+    cut = LexicalRanker().rank(index, many, top_n=tops, chunk_size=64)
+    full = LexicalRanker().rank(index, many, top_n=len(index.docs), chunk_size=64)
+    assert explained(cut) == explained([row[:n] for row, n in zip(full, tops, strict=True)])
 
 
 def test_eligible_is_called_in_order_once_per_chunk(index: LexicalIndex) -> None:

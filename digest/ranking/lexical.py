@@ -20,17 +20,19 @@ missing a required phrase, is never picked. Ties are broken by paper index.
 
 Profiles are scored in chunks (:mod:`digest.ranking.lexical_chunk`), so memory is bounded
 by the chunk size; every chunk is computed from the whole-run plan alone, so results are
-identical for any chunk size. With ``threads=2`` one thread computes the next chunk's arrays
-(sparse products and sorts, which release the GIL) while the calling thread turns the
-previous chunk into :class:`~digest.ranking.base.Pick` objects. It is off by default: on the
-2-core reference machine, shared with other work, it gained nothing measurable and held one
-more chunk in memory (docs/benchmarks.md, "Scale").
+identical for any chunk size. The picks' :class:`~digest.ranking.base.Match` objects and
+one-match tuples are built once per run and shared. With ``threads=2`` one thread computes
+the next chunk's arrays (sparse products and sorts, which release the GIL) while the calling
+thread turns the previous chunk into :class:`~digest.ranking.base.Pick` objects. It is off by
+default: on the 2-core reference machine it gained nothing measurable and held one more
+chunk in memory (docs/benchmarks.md, "Scale").
 """
 
 from __future__ import annotations
 
 import gc
 import itertools
+import operator
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -55,6 +57,10 @@ _FIELDS: tuple[tuple[Field, ...], ...] = (
     ("categories",),
     ("meaning",),
 )
+_FIRST = operator.itemgetter(0)
+_NONE: tuple[Match] = (Match("", (), 0.0),)  # placeholder of a match not built yet
+# Up to this many possible matches (8 bytes each), Match objects are shared run-wide.
+MATCH_CACHE = 4_000_000
 _LOOKAHEAD = 1  # chunks computed ahead of the one being turned into objects (bounds memory)
 
 
@@ -116,9 +122,10 @@ class LexicalRanker:
                 (start, min(start + chunk_size, len(profiles)))
                 for start in range(0, len(profiles), chunk_size)
             ]
+            explanations = _Explanations(plan.texts, context.n_matches)
             results: list[list[Pick]] = []
             for arrays in self._chunks(context, bounds):
-                results.extend(_objects(context, arrays))
+                results.extend(explanations.picks(arrays))
             return results
 
     def _chunks(self, context: RunContext, bounds: list[tuple[int, int]]) -> Iterator[ChunkPicks]:
@@ -166,42 +173,66 @@ def _top_counts(top_n: int | Sequence[int], n: int) -> IntArray:
     return tops
 
 
-def _objects(context: RunContext, arrays: ChunkPicks) -> list[list[Pick]]:
-    """Turn a chunk's arrays into picks; each distinct (interest, paper) Match is built once
-    and shared by the picks (of the chunk) it explains."""
-    texts = context.plan.texts
-    made = list(
-        map(
-            Match,
-            [texts[t] for t in arrays.match_texts.tolist()],
-            [_FIELDS[c] for c in arrays.match_fields.tolist()],
-            arrays.match_amounts.tolist(),
-        )
-    )
-    explained = _group(made, arrays.match_of, arrays.match_bounds)
-    picks = list(map(Pick, arrays.cols.tolist(), arrays.vals.tolist(), explained))
-    edges = arrays.row_bounds.tolist()
-    return [picks[a:b] for a, b in itertools.pairwise(edges)]
+class _Explanations:
+    """Turns a chunk's arrays into picks. A Match is one (interest, weight, paper): built
+    once per run and shared by every pick it explains (at 100,000 profiles, ~200,000
+    distinct ones for ~1.4 million uses), as is the one-element tuple of a pick it alone
+    explains. Beyond ``MATCH_CACHE`` possible matches, they are shared within a chunk only."""
 
+    def __init__(self, texts: list[str], n_matches: int) -> None:
+        self._texts = texts
+        self._run_wide = n_matches <= MATCH_CACHE
+        size = n_matches if self._run_wide else 0
+        self._single: list[tuple[Match]] = [_NONE] * size  # match id -> (match,)
+        self._built = np.zeros(size, dtype=np.bool_)
 
-def _group(made: list[Match], match_of: IntArray, bounds: IntArray) -> list[tuple[Match, ...]]:
-    """The tuple of matches of each pick. Picks with the same number of matches are grouped
-    so that ``zip`` builds their tuples in C (a Python-level slice per pick is 4x slower)."""
-    counts = np.diff(bounds)
-    order = np.argsort(counts, kind="stable")
-    counts_sorted = counts[order]
-    firsts = bounds[:-1][order]
-    offsets = np.cumsum(counts_sorted) - counts_sorted
-    flat = np.arange(int(counts_sorted.sum())) - np.repeat(offsets - firsts, counts_sorted)
-    seq = list(map(made.__getitem__, match_of[flat].tolist()))
-    grouped: list[tuple[Match, ...]] = []
-    edges = np.flatnonzero(np.diff(counts_sorted, prepend=-1, append=-1)).tolist()
-    for a, b in itertools.pairwise(edges):
-        count, first = int(counts_sorted[a]), int(offsets[a])
-        if count == 0:
-            grouped.extend([()] * (b - a))
+    def picks(self, arrays: ChunkPicks) -> list[list[Pick]]:
+        """The chunk's rows of picks, best first."""
+        explained = self._explained(arrays)
+        picks = list(map(Pick, arrays.cols.tolist(), arrays.vals.tolist(), explained))
+        edges = arrays.row_bounds.tolist()
+        return [picks[a:b] for a, b in itertools.pairwise(edges)]
+
+    def _explained(self, arrays: ChunkPicks) -> list[tuple[Match, ...]]:
+        refs = arrays.match_ids
+        if self._run_wide:
+            unseen = np.flatnonzero(~self._built[refs])
+            ids, first = np.unique(refs[unseen], return_index=True)
+            fresh = unseen[first]
+            self._built[ids] = True
+            single = self._single
         else:
-            grouped.extend(zip(*[iter(seq[first : first + count * (b - a)])] * count, strict=True))
-    back = np.empty_like(order)
-    back[order] = np.arange(order.size)
-    return list(map(grouped.__getitem__, back.tolist()))
+            ids, fresh, refs = np.unique(refs, return_index=True, return_inverse=True)
+            ids = np.arange(ids.size)
+            single = [_NONE] * ids.size
+        made = map(
+            Match,
+            [self._texts[t] for t in arrays.match_texts[fresh].tolist()],
+            [_FIELDS[c] for c in arrays.match_fields[fresh].tolist()],
+            arrays.match_amounts[fresh].tolist(),
+        )
+        _run(map(single.__setitem__, ids.tolist(), zip(made, strict=True)))
+        bounds = arrays.match_bounds
+        counts = np.diff(bounds)
+        explained: list[tuple[Match, ...]] = [()] * counts.size
+        one = np.flatnonzero(counts == 1)
+        found = map(single.__getitem__, refs[bounds[one]].tolist())
+        _run(map(explained.__setitem__, one.tolist(), found))
+        # Picks with the same number (>1) of matches: ``zip`` builds their tuples in C.
+        for count in np.unique(counts[counts > 1]).tolist():
+            picks = np.flatnonzero(counts == count)
+            seq = refs[(bounds[picks][:, None] + np.arange(count)).ravel()].tolist()
+            matches = list(map(_FIRST, map(single.__getitem__, seq)))
+            _run(
+                map(
+                    explained.__setitem__,
+                    picks.tolist(),
+                    zip(*[iter(matches)] * count, strict=True),
+                )
+            )
+        return explained
+
+
+def _run(calls: Iterator[object]) -> None:
+    """Exhaust an iterator of calls (``map`` of a setter) at C speed."""
+    deque(calls, maxlen=0)
