@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import logging
 import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,18 +14,20 @@ from digest.cli.common import console, get_settings, handle_errors, parse_now, p
 if TYPE_CHECKING:
     from digest.settings import Settings
 
-log = logging.getLogger("digest.cli.serve")
 
+def _run_scheduler_only(settings: Settings) -> None:
+    """The scheduler in the foreground until SIGTERM/SIGINT (the running job finishes)."""
+    from digest.scheduler.service import (  # noqa: PLC0415 - APScheduler only when serving
+        SchedulerService,
+    )
+    from digest.scheduler.signals import (  # noqa: PLC0415
+        install_signal_handlers,
+        run_until_stopped,
+    )
 
-def load_web_app(settings: Settings) -> Any | None:
-    """``digest.web.app.create_app(settings)``, or None while the web app does not exist."""
-    try:
-        module = importlib.import_module("digest.web.app")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("digest.web", "digest.web.app"):
-            raise  # the web app exists but one of its imports is missing: a real error
-        return None
-    return module.create_app(settings)
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    run_until_stopped(SchedulerService(settings), stop)
 
 
 @handle_errors
@@ -49,26 +49,19 @@ def serve(
 
     Example: digest serve --host 0.0.0.0 --port 8000
     """
-    from digest.scheduler.service import (  # noqa: PLC0415 - APScheduler only when serving
-        SchedulerService,
-    )
-    from digest.scheduler.signals import (  # noqa: PLC0415
-        install_signal_handlers,
-        run_until_stopped,
-    )
-
     settings = get_settings()
-    stop = threading.Event()
-    install_signal_handlers(stop)
-    service = SchedulerService(settings)
-    web = None if no_web else load_web_app(settings)
-    if web is None:
-        if not no_web:
-            log.info("no web app (digest.web.app) installed: running the scheduler only")
-        run_until_stopped(service, stop)
+    if no_web:
+        _run_scheduler_only(settings)
         return
     import uvicorn  # noqa: PLC0415 - only when serving the web app
 
+    from digest.scheduler.service import SchedulerService  # noqa: PLC0415 - APScheduler
+    from digest.scheduler.signals import install_signal_handlers  # noqa: PLC0415
+    from digest.web.app import create_app  # noqa: PLC0415 - FastAPI only when serving
+
+    install_signal_handlers(threading.Event())
+    service = SchedulerService(settings)
+    web = create_app(settings)
     service.start()
     try:
         # uvicorn handles SIGTERM/SIGINT while it runs, then re-raises them to our handlers.
@@ -92,18 +85,7 @@ def scheduler() -> None:
 
     Example: DIGEST_SCHEDULER_DELIVER_INTERVAL=60 digest scheduler
     """
-    from digest.scheduler.service import (  # noqa: PLC0415 - APScheduler only when serving
-        SchedulerService,
-    )
-    from digest.scheduler.signals import (  # noqa: PLC0415
-        install_signal_handlers,
-        run_until_stopped,
-    )
-
-    settings = get_settings()
-    stop = threading.Event()
-    install_signal_handlers(stop)
-    run_until_stopped(SchedulerService(settings), stop)
+    _run_scheduler_only(get_settings())
 
 
 @handle_errors
