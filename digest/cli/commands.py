@@ -120,7 +120,7 @@ def rank(
     from digest.adhoc import rank_listings  # noqa: PLC0415
     from digest.ranking import get_ranker  # noqa: PLC0415
 
-    settings = get_settings()
+    settings = with_semantic(get_settings(), semantic)
     _check_format(fmt)
     results = rank_listings(
         files,
@@ -131,7 +131,7 @@ def rank(
         min_score=min_score,
         fmt=fmt,
         max_bytes=settings.max_listing_bytes,
-        ranker=get_ranker("semantic" if semantic else settings.ranker),
+        ranker=get_ranker(settings.ranker),
     )
     if json_out:
         print_json(results)
