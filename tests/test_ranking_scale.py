@@ -22,7 +22,9 @@ from digest.ranking import (
     RankDoc,
     lexical,
     lexical_chunk,
+    lexical_kernel,
 )
+from digest.ranking.lexical_plan import build_plan
 
 DATA = Path(__file__).parent / "data" / "ranking"
 PHRASES = [
@@ -114,14 +116,78 @@ def test_chunked_equals_unchunked(index: LexicalIndex, chunk_size: int, threads:
     assert chunked == whole
 
 
-def test_dense_and_searched_contribution_lookups_agree(
+def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarray) -> list:
+    """The ranking rule written out plainly from the compiled plan, one profile at a time:
+    sparse row products for the scores, Python sorts for the top and the explanations."""
+    plan = build_plan(index, many)
+    contrib = plan.contrib.tocsr()
+    position = {
+        (i, int(d)): q
+        for i in range(contrib.shape[0])
+        for q, d in zip(
+            range(contrib.indptr[i], contrib.indptr[i + 1]),
+            contrib.indices[contrib.indptr[i] : contrib.indptr[i + 1]],
+            strict=True,
+        )
+    }
+    banned = (plan.excl @ plan.excl_match).toarray() > 0
+    have = (plan.req @ plan.req_match).toarray()
+    out = []
+    for p in range(len(many)):
+        row = plan.weights[p] @ contrib
+        scores = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
+        if plan.popular_only[p]:
+            scores = {int(d): 0.0 for d in np.flatnonzero(index.popularity > 0)}
+        weight = plan.popularity_weight[p]
+        candidates = []
+        for d, v in scores.items():
+            score = v + weight * index.popularity[d] if weight > 0 else v
+            if (
+                mask[p, d]
+                and not banned[p, d]
+                and not plan.blocked[p]
+                and have[p, d] == plan.n_required[p]
+                and score >= plan.threshold[p]
+            ):
+                candidates.append((-score, d))
+        picks = []
+        entries = range(plan.weights.indptr[p], plan.weights.indptr[p + 1])
+        for negative, d in sorted(candidates)[:top]:
+            found = []
+            for e in entries:
+                q = position.get((int(plan.weights.indices[e]), d))
+                if q is not None:
+                    found.append((-contrib.data[q] * plan.weights.data[e], plan.slots[e], e, q))
+            matches = tuple(
+                (plan.texts[plan.spellings[e]], lexical._FIELDS[plan.fields[q]], -amount)
+                for amount, _, e, q in sorted(found)
+            )
+            picks.append((d, -negative, matches))
+        out.append(picks)
+    return out
+
+
+def test_compiled_kernel_follows_the_plain_rule(index: LexicalIndex) -> None:
+    many = profiles(400, seed=23)
+    mask = eligible_for(len(index.docs), len(many))
+    ranked = LexicalRanker().rank(
+        index, many, top_n=9, eligible=lambda a, b: mask[a:b], chunk_size=128
+    )
+    expected = reference(index, many, 9, mask)
+    assert sum(map(len, expected)) > 1000
+    assert explained(ranked) == expected
+
+
+def test_uncompiled_kernel_gives_the_compiled_results(
     index: LexicalIndex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    many = profiles(300)
-    dense = LexicalRanker().rank(index, many, top_n=8, chunk_size=50)
-    monkeypatch.setattr(lexical_chunk, "DENSE_LOOKUP", 0)  # a size knob, not the logic
-    searched = LexicalRanker().rank(index, many, top_n=8, chunk_size=50)
-    assert explained(searched) == explained(dense)
+    """The kernel's Python source, run by the interpreter, gives what Numba compiled."""
+    many = profiles(60, seed=29)
+    compiled = LexicalRanker().rank(index, many, top_n=6, chunk_size=25)
+    monkeypatch.setattr(lexical_chunk, "kernel", lambda: lexical_kernel.rank_rows)
+    interpreted = LexicalRanker().rank(index, many, top_n=6, chunk_size=25)
+    assert sum(map(len, compiled)) > 100
+    assert explained(interpreted) == explained(compiled)
 
 
 def test_matches_shared_per_run_or_per_chunk_agree(
@@ -136,19 +202,16 @@ def test_matches_shared_per_run_or_per_chunk_agree(
     assert explained(per_chunk) == explained(shared)
 
 
-@pytest.mark.parametrize("sample_from", [0, 16])
-def test_rough_cut_keeps_every_top_pick(
-    index: LexicalIndex, sample_from: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Rows with many candidates go through the sampled cut (always, with ``sample_from``
-    0); whatever it drops must be exactly what a full sort would not have picked."""
-    monkeypatch.setattr(lexical_chunk, "_SAMPLE_FROM", sample_from)  # a size knob
+def test_top_n_is_a_prefix_of_the_full_ranking(index: LexicalIndex) -> None:
+    """Broad profiles (dozens of candidates each) and varied ``top_n``: the kept buffer of
+    the best n must be exactly the head of the whole ranking."""
     words = ("language models", "data", "training", "performance", "tasks", "reasoning")
     broad = [Profile(tuple(Interest(w) for w in words[i % 3 :])) for i in range(30)]
     many = broad + profiles(200)
     tops = [1 + i % 5 for i in range(len(many))]
     cut = LexicalRanker().rank(index, many, top_n=tops, chunk_size=64)
     full = LexicalRanker().rank(index, many, top_n=len(index.docs), chunk_size=64)
+    assert max(map(len, full)) > 50
     assert explained(cut) == explained([row[:n] for row, n in zip(full, tops, strict=True)])
 
 

@@ -20,12 +20,12 @@ missing a required phrase, is never picked. Ties are broken by paper index.
 
 Profiles are scored in chunks (:mod:`digest.ranking.lexical_chunk`), so memory is bounded
 by the chunk size; every chunk is computed from the whole-run plan alone, so results are
-identical for any chunk size. The picks' :class:`~digest.ranking.base.Match` objects and
-one-match tuples are built once per run and shared. With ``threads=2`` one thread computes
-the next chunk's arrays (sparse products and sorts, which release the GIL) while the calling
-thread turns the previous chunk into :class:`~digest.ranking.base.Pick` objects. It is off by
-default: on the 2-core reference machine it gained nothing measurable and held one more
-chunk in memory (docs/benchmarks.md, "Scale").
+identical for any chunk size. The per-profile loop (scores, filters, top picks,
+explanations) is compiled with Numba (:mod:`digest.ranking.lexical_kernel`). The picks'
+:class:`~digest.ranking.base.Match` objects and one-match tuples are built once per run and
+shared. With ``threads=2`` one thread runs the next chunk through the kernel (which releases
+the GIL) while the calling thread turns the previous chunk into
+:class:`~digest.ranking.base.Pick` objects (docs/benchmarks.md, "Scale").
 """
 
 from __future__ import annotations
@@ -41,7 +41,16 @@ from contextlib import contextmanager
 import numpy as np
 
 from digest.ranking.analyzer import Analyzer
-from digest.ranking.base import EligibleFn, Field, Match, Pick, Prepared, Profile, RankDoc
+from digest.ranking.base import (
+    EligibleFn,
+    Field,
+    Interest,
+    Match,
+    Pick,
+    Prepared,
+    Profile,
+    RankDoc,
+)
 from digest.ranking.lexical_chunk import ChunkPicks, IntArray, RunContext, chunk_picks
 from digest.ranking.lexical_index import LexicalIndex, LexicalParams, build_index
 from digest.ranking.lexical_plan import Plan, build_plan
@@ -122,7 +131,7 @@ class LexicalRanker:
                 (start, min(start + chunk_size, len(profiles)))
                 for start in range(0, len(profiles), chunk_size)
             ]
-            explanations = _Explanations(plan.texts, context.n_matches)
+            explanations = _Explanations(plan.texts, context.n_matches, len(prepared.docs))
             results: list[list[Pick]] = []
             for arrays in self._chunks(context, bounds):
                 results.extend(explanations.picks(arrays))
@@ -179,8 +188,9 @@ class _Explanations:
     distinct ones for ~1.4 million uses), as is the one-element tuple of a pick it alone
     explains. Beyond ``MATCH_CACHE`` possible matches, they are shared within a chunk only."""
 
-    def __init__(self, texts: list[str], n_matches: int) -> None:
+    def __init__(self, texts: list[str], n_matches: int, n_docs: int) -> None:
         self._texts = texts
+        self._papers = np.array(list(range(n_docs)), dtype=object)
         self._run_wide = n_matches <= MATCH_CACHE
         size = n_matches if self._run_wide else 0
         self._single: list[tuple[Match]] = [_NONE] * size  # match id -> (match,)
@@ -189,7 +199,10 @@ class _Explanations:
     def picks(self, arrays: ChunkPicks) -> list[list[Pick]]:
         """The chunk's rows of picks, best first."""
         explained = self._explained(arrays)
-        picks = list(map(Pick, arrays.cols.tolist(), arrays.vals.tolist(), explained))
+        # Paper indices as shared int objects (an object array's take returns its items):
+        # a million picks would otherwise hold a million int objects (28 MB) of 2,000 values.
+        papers = self._papers.take(arrays.cols).tolist()
+        picks = list(map(Pick, papers, arrays.vals.tolist(), explained))
         edges = arrays.row_bounds.tolist()
         return [picks[a:b] for a, b in itertools.pairwise(edges)]
 
@@ -236,3 +249,17 @@ class _Explanations:
 def _run(calls: Iterator[object]) -> None:
     """Exhaust an iterator of calls (``map`` of a setter) at C speed."""
     deque(calls, maxlen=0)
+
+
+def compile_kernel() -> None:
+    """Compile the scoring kernel now (or load it from Numba's disk cache) by ranking a
+    two-paper example. ``make install`` and the container build call it, so that no digest
+    run pays the first compilation (about 2 s); later processes load it (about 0.3 s)."""
+    ranker = LexicalRanker()
+    docs = [RankDoc("a", "diffusion models", "", upvotes=3), RankDoc("b", "robot learning")]
+    ranker.rank(
+        ranker.prepare(docs),
+        [Profile((Interest("diffusion"),), excludes=("robot",), required=("models",))],
+        top_n=1,
+        eligible=lambda start, stop: np.ones((stop - start, len(docs)), dtype=np.bool_),
+    )

@@ -1,0 +1,271 @@
+"""The lexical ranker's inner loop, compiled with Numba: one pass per profile, no temporaries.
+
+For each profile of a chunk it accumulates the profile's interest rows of the run's
+interest x paper contributions into a dense score per paper (in the order a sparse matrix
+product adds them, so the sums are bit-identical to ``weights @ contrib``), drops what may
+not be picked (the caller's eligibility mask, exclusions, missing required phrases, the
+profile's ``min_score``), keeps the best ``top`` in a small sorted buffer (score descending,
+then paper index), and looks up, for each pick, which of the profile's interests explain it.
+
+Written as plain typed Python and compiled on first use (:func:`kernel`); the compiled code
+is cached on disk by Numba, so later processes load it instead of compiling again. Plain
+Python runs it too, which the tests use to check the compiled code against the source.
+
+Why compiled: the same work as whole-array NumPy operations takes a dozen passes over the
+~36 million (profile, paper) candidates of 100,000 profiles (sparse product, masks, two
+histogram cuts, sorts), 1.7 s; this loop touches each candidate once (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+log = logging.getLogger(__name__)
+
+IntArray = npt.NDArray[np.int64]
+Int32Array = npt.NDArray[np.int32]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+class Csr(NamedTuple):
+    """A CSR matrix's arrays in the kernel's dtypes (int64 row pointers, int32 columns)."""
+
+    indptr: IntArray
+    indices: Int32Array
+    data: FloatArray
+
+    @classmethod
+    def of(cls, matrix: Any) -> Csr:  # scipy.sparse ships no types
+        """The arrays of a CSR matrix with sorted indices (copies only to change dtype)."""
+        return cls(
+            np.ascontiguousarray(matrix.indptr, dtype=np.int64),
+            np.ascontiguousarray(matrix.indices, dtype=np.int32),
+            np.ascontiguousarray(matrix.data, dtype=np.float64),
+        )
+
+
+class KernelOut(NamedTuple):
+    """What :func:`rank_rows` returns for one chunk (arrays sized for the worst case, the
+    first ``n_picks`` / ``n_matches`` entries used)."""
+
+    row_bounds: IntArray  # picks of chunk row r are [row_bounds[r], row_bounds[r + 1])
+    cols: IntArray  # paper of each pick
+    vals: FloatArray  # score of each pick
+    match_bounds: IntArray  # matches of pick i are [match_bounds[i], match_bounds[i + 1])
+    match_entry: IntArray  # position in weights.data of the matching (profile, interest)
+    match_pos: IntArray  # position in contrib.data of the (interest, paper) contribution
+    match_amount: FloatArray  # weight * contribution
+
+
+def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: see the module docstring
+    start: int,
+    stop: int,
+    n_docs: int,
+    tops: IntArray,
+    weights: Csr,
+    slots: IntArray,
+    contrib: Csr,
+    excl: Csr,
+    excl_match: Csr,
+    req: Csr,
+    req_match: Csr,
+    n_required: IntArray,
+    blocked: BoolArray,
+    allowed: BoolArray,
+    threshold: FloatArray,
+    popularity_weight: FloatArray,
+    popularity: FloatArray,
+    popular_only: BoolArray,
+) -> KernelOut:
+    """The picks of profiles ``[start, stop)`` and their explanations.
+
+    ``allowed`` is the chunk's rows x papers eligibility, or an empty (0, 0) array when
+    every paper may be picked."""
+    rows = stop - start
+    use_mask = allowed.shape[0] > 0
+    # Worst-case sizes: every row fills its top; every pick matches all its interests.
+    max_picks = 0
+    max_matches = 0
+    max_row = 0
+    for p in range(start, stop):
+        k = min(tops[p], n_docs)
+        max_picks += k
+        max_matches += k * (weights.indptr[p + 1] - weights.indptr[p])
+        max_row = max(max_row, k * (weights.indptr[p + 1] - weights.indptr[p]))
+    row_bounds = np.zeros(rows + 1, dtype=np.int64)
+    cols = np.empty(max_picks, dtype=np.int64)
+    vals = np.empty(max_picks, dtype=np.float64)
+    match_bounds = np.zeros(max_picks + 1, dtype=np.int64)
+    match_entry = np.empty(max_matches, dtype=np.int64)
+    match_pos = np.empty(max_matches, dtype=np.int64)
+    match_amount = np.empty(max_matches, dtype=np.float64)
+    # Per-paper scratch, reset by stamping with the row number instead of clearing.
+    acc = np.zeros(n_docs, dtype=np.float64)
+    seen = np.zeros(n_docs, dtype=np.int64)  # == stamp: acc[d] holds this row's sum
+    banned = np.zeros(n_docs, dtype=np.int64)  # == stamp: an exclusion matches d
+    found = np.zeros(n_docs, dtype=np.int64)  # required phrases d has (valid if seen_req)
+    seen_req = np.zeros(n_docs, dtype=np.int64)
+    touched = np.empty(n_docs, dtype=np.int64)
+    top_doc = np.empty(n_docs, dtype=np.int64)
+    top_val = np.empty(n_docs, dtype=np.float64)
+    picked = np.zeros(n_docs, dtype=np.int64)  # == stamp: d is one of this row's picks
+    pick_of = np.empty(n_docs, dtype=np.int64)
+    n_found = np.empty(n_docs, dtype=np.int64)
+    buf_entry = np.empty(max_row, dtype=np.int64)
+    buf_pos = np.empty(max_row, dtype=np.int64)
+    buf_amount = np.empty(max_row, dtype=np.float64)
+    n_picks = 0
+    n_matches = 0
+    for r in range(rows):
+        p = start + r
+        stamp = r + 1
+        k = min(tops[p], n_docs)
+        if k <= 0 or blocked[p]:
+            row_bounds[r + 1] = n_picks
+            continue
+        for e in range(excl.indptr[p], excl.indptr[p + 1]):
+            x = excl.indices[e]
+            for q in range(excl_match.indptr[x], excl_match.indptr[x + 1]):
+                banned[excl_match.indices[q]] = stamp
+        needs = n_required[p]
+        if needs > 0:
+            for e in range(req.indptr[p], req.indptr[p + 1]):
+                x = req.indices[e]
+                for q in range(req_match.indptr[x], req_match.indptr[x + 1]):
+                    d = req_match.indices[q]
+                    if seen_req[d] != stamp:
+                        seen_req[d] = stamp
+                        found[d] = 0
+                    found[d] += 1
+        # Scores: the interests' contributions, summed in the sparse product's order.
+        n_touched = 0
+        w_begin, w_end = weights.indptr[p], weights.indptr[p + 1]
+        for e in range(w_begin, w_end):
+            i = weights.indices[e]
+            w = weights.data[e]
+            for q in range(contrib.indptr[i], contrib.indptr[i + 1]):
+                d = contrib.indices[q]
+                if seen[d] != stamp:
+                    seen[d] = stamp
+                    acc[d] = 0.0
+                    touched[n_touched] = d
+                    n_touched += 1
+                acc[d] += w * contrib.data[q]
+        pw = popularity_weight[p]
+        if popular_only[p]:  # no interests, only the upvote prior: every upvoted paper
+            n_touched = 0
+            for d in range(n_docs):
+                if popularity[d] > 0:
+                    seen[d] = stamp
+                    acc[d] = 0.0
+                    touched[n_touched] = d
+                    n_touched += 1
+        # The best k, kept sorted: score descending, then paper index ascending.
+        n_top = 0
+        limit = threshold[p]
+        for t in range(n_touched):
+            d = touched[t]
+            v = acc[d]
+            if v == 0.0 and not popular_only[p]:  # a sparse product stores no zero sum
+                continue
+            if pw > 0:
+                v = v + pw * popularity[d]
+            # Cheapest test first: most candidates cannot beat the current k-th best.
+            if n_top == k and (v < top_val[k - 1] or (v == top_val[k - 1] and d > top_doc[k - 1])):
+                continue
+            if v < limit or banned[d] == stamp:
+                continue
+            if needs > 0 and (seen_req[d] != stamp or found[d] != needs):
+                continue
+            if use_mask and not allowed[r, d]:
+                continue
+            j = n_top if n_top < k else k - 1
+            while j > 0 and (v > top_val[j - 1] or (v == top_val[j - 1] and d < top_doc[j - 1])):
+                top_val[j] = top_val[j - 1]
+                top_doc[j] = top_doc[j - 1]
+                j -= 1
+            top_val[j] = v
+            top_doc[j] = d
+            if n_top < k:
+                n_top += 1
+        # Explanations: each interest of the profile whose contribution row holds a pick,
+        # best contribution first, then the order the profile lists them. One more pass over
+        # the same rows as the scores (sequential reads, no search per pick and interest);
+        # pick t collects its matches in buf[t * width :], insertion-sorted as they come.
+        width = w_end - w_begin
+        for t in range(n_top):
+            pick_of[top_doc[t]] = t
+            picked[top_doc[t]] = stamp
+            n_found[t] = 0
+        for e in range(w_begin, w_end):
+            i = weights.indices[e]
+            for q in range(contrib.indptr[i], contrib.indptr[i + 1]):
+                d = contrib.indices[q]
+                if picked[d] != stamp:
+                    continue
+                t = pick_of[d]
+                amount = contrib.data[q] * weights.data[e]
+                base = t * width
+                j = n_found[t]
+                while j > 0 and (
+                    amount > buf_amount[base + j - 1]
+                    or (
+                        amount == buf_amount[base + j - 1]
+                        and slots[e] < slots[buf_entry[base + j - 1]]
+                    )
+                ):
+                    buf_entry[base + j] = buf_entry[base + j - 1]
+                    buf_pos[base + j] = buf_pos[base + j - 1]
+                    buf_amount[base + j] = buf_amount[base + j - 1]
+                    j -= 1
+                buf_entry[base + j] = e
+                buf_pos[base + j] = q
+                buf_amount[base + j] = amount
+                n_found[t] += 1
+        for t in range(n_top):
+            cols[n_picks] = top_doc[t]
+            vals[n_picks] = top_val[t]
+            base = t * width
+            for j in range(n_found[t]):
+                match_entry[n_matches] = buf_entry[base + j]
+                match_pos[n_matches] = buf_pos[base + j]
+                match_amount[n_matches] = buf_amount[base + j]
+                n_matches += 1
+            n_picks += 1
+            match_bounds[n_picks] = n_matches
+        row_bounds[r + 1] = n_picks
+    return KernelOut(
+        row_bounds,
+        cols[:n_picks],
+        vals[:n_picks],
+        match_bounds[: n_picks + 1],
+        match_entry[:n_matches],
+        match_pos[:n_matches],
+        match_amount[:n_matches],
+    )
+
+
+RankRows = Callable[..., KernelOut]
+_compiled: RankRows | None = None
+
+
+def kernel() -> RankRows:
+    """:func:`rank_rows` compiled (once per process; from Numba's disk cache when it can)."""
+    global _compiled  # noqa: PLW0603  # one compiled function per process
+    if _compiled is None:
+        import numba  # noqa: PLC0415  # ~0.2 s and ~100 MB: only when a ranking runs
+
+        try:
+            jit = numba.njit(cache=True, nogil=True)
+            compiled = jit(rank_rows)
+        except RuntimeError as exc:  # no writable cache location: compile every process
+            log.info("numba cannot cache the ranking kernel (%s); compiling in memory", exc)
+            compiled = numba.njit(nogil=True)(rank_rows)
+        _compiled = compiled
+    return _compiled
