@@ -54,6 +54,7 @@ from digest.ranking.base import (
 from digest.ranking.lexical_chunk import ChunkPicks, IntArray, RunContext, chunk_picks
 from digest.ranking.lexical_index import LexicalIndex, LexicalParams, build_index
 from digest.ranking.lexical_plan import Plan, build_plan
+from digest.ranking.memory import release_free_memory
 
 # Explanation fields by code: keyword = title bit + 2 * abstract bit; author 4; category 5;
 # 6: similar in meaning only (the semantic ranker).
@@ -97,7 +98,9 @@ class LexicalRanker:
 
     def prepare(self, docs: Sequence[RankDoc]) -> LexicalIndex:
         """Analyse the papers and build the BM25F feature matrix."""
-        return build_index(docs, self._analyzer or Analyzer(), self.params)
+        index = build_index(docs, self._analyzer or Analyzer(), self.params)
+        release_free_memory()  # the analysis's temporaries (see digest.ranking.memory)
+        return index
 
     def rank(
         self,
@@ -126,6 +129,7 @@ class LexicalRanker:
             plan = build_plan(prepared, profiles)
             if blend is not None:
                 plan = blend(plan)
+            release_free_memory()  # the plan's temporaries, before a million picks
             context = RunContext.build(prepared, plan, tops, eligible)
             bounds = [
                 (start, min(start + chunk_size, len(profiles)))
