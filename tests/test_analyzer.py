@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from digest.ranking.analyzer import ACRONYMS, Analyzer, fold
@@ -137,3 +139,48 @@ def test_based_is_not_base(analyzer: Analyzer) -> None:
     # Stemming would make "model-based" and "base model" the same pair of words.
     assert analyzer.terms("model-based") == analyzer.terms("model based") == ["model", "based"]
     assert analyzer.terms("the base model") == ["base", "model"]
+
+
+def test_clauses_end_at_sentence_ends_and_conjunctions(analyzer: Analyzer) -> None:
+    # Neighbours across these marks are not a phrase: "robot learning. Models" does not say
+    # "learning models", nor "web text -- and more" "text more".
+    text = "Robot learning. Models of 1.5B tokens; data: web text -- and more or less"
+    assert analyzer.segments(text) == [
+        ["robot", "learn"],
+        ["model", "1", "5b", "token"],
+        ["data"],
+        ["web", "text"],
+        ["less"],
+    ]
+    assert analyzer.segments(text, query=True) == analyzer.segments(text)
+    assert analyzer.segments("Language models AND agents") == [["languag", "model"], ["agent"]]
+    # A free-standing prefix is not joined to a word of the next clause.
+    assert analyzer.segments("pre. Training") == [["pre"], ["train"]]
+
+
+def test_commas_numbers_names_and_compounds_do_not_end_a_clause(analyzer: Analyzer) -> None:
+    text = "Large, pretrained models in cs.LG learn by trial-and-error (1.5x faster)"
+    assert analyzer.segments(text) == [
+        ["larg", "pretrain", "model", "cs", "lg", "learn", "trial", "error"],
+        ["1", "5x", "faster"],
+    ]
+
+
+def test_a_parenthetical_is_an_aside(analyzer: Analyzer) -> None:
+    # The sentence runs on across the brackets: "action models" are neighbours.
+    assert analyzer.segments("vision-language-action (VLA) models [e.g. OpenVLA] learn") == [
+        ["vision", "languag", "action", "model", "learn"],
+        ["vision", "languag", "action"],
+        ["openvla"],
+    ]
+    # A stray closing bracket ends the clause; an unclosed one leaves its aside open.
+    assert analyzer.segments("first step) second step (third step") == [
+        ["first", "step"],
+        ["second", "step"],
+        ["third", "step"],
+    ]
+
+
+def test_terms_are_the_clauses_in_a_row(analyzer: Analyzer) -> None:
+    for text in ("Robot learning. Models (LMs) and agents; data", "pre- and post-training"):
+        assert analyzer.terms(text) == list(itertools.chain.from_iterable(analyzer.segments(text)))

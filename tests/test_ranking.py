@@ -389,3 +389,52 @@ def test_explanations_say_where_each_interest_matched(phrases: LexicalIndex) -> 
     assert dyn.reason() == (
         "matched \u201cdynamics model\u201d (abstract); \u201clatent planning\u201d (title)"
     )
+
+
+def test_no_phrase_across_a_sentence_end_or_an_and() -> None:
+    index = LexicalRanker().prepare(
+        [
+            RankDoc("phrase", "Control", "We learn robotics models from video."),
+            RankDoc("sentence", "Control", "We study robotics. Models are learned from video."),
+            RankDoc("and", "Control", "We study robotics and models learned from video."),
+            RankDoc("other", "Planning", "Search over plans with a learned value."),
+        ]
+    )
+    assert index.present_t[index.vocab["model robot"]].indices.tolist() == [0]
+    # The two words in different clauses are scattered words, too weak to be picked.
+    [picks] = rank(index, build_profile(["robotics models"]))
+    assert [index.docs[p.index].key for p in picks] == ["phrase"]
+
+
+def test_an_interest_joined_by_and_is_two_words_not_a_phrase() -> None:
+    index = LexicalRanker().prepare(
+        [
+            RankDoc("both", "Reasoning", "Math and code reasoning with verifiers."),
+            RankDoc("apart", "Reasoning", "Math reasoning with verifiers. Code generation too."),
+            RankDoc("math", "Reasoning", "Math reasoning with verifiers."),
+            RankDoc("other", "Planning", "Search over plans with a learned value."),
+        ]
+    )
+    compiled = index.compile("keyword", "math and code")
+    assert compiled.pairs == () and not compiled.multiword
+    # Both words in separate sentences are not penalised as scattered; one word is partial.
+    [picks] = rank(index, build_profile(["math and code"]))
+    scores = {index.docs[p.index].key: p.score for p in picks}
+    assert set(scores) == {"both", "apart"}
+    assert scores["apart"] > 0.75 * scores["both"]
+
+
+def test_coverage_counts_a_feature_by_how_fully_it_is_stated() -> None:
+    # Full when said outright (here in the title and the abstract: capped at one plain
+    # mention), in part when the two words are one word apart.
+    index = LexicalRanker().prepare(
+        [
+            RankDoc("next", "Robotics models", "robotics models for control"),
+            RankDoc("apart", "Control", "robotics world models for control"),
+        ]
+    )
+    pair = index.vocab["model robot"]
+    held = index.held_t[pair].toarray().ravel()
+    weights = index.weights_t[pair].toarray().ravel()
+    assert held[0] == 1.0 < weights[0]
+    assert 0.0 < held[1] == weights[1] < 1.0

@@ -1,11 +1,12 @@
 """The paper side of the lexical ranker: features, BM25F weights, and compiled interests.
 
 Features are words (``pretrain``), word pairs (``learn reinforc``: two words next to each
-other, or one word apart at half weight, after stop words are dropped; unordered, so
-"structure of proteins" is close to "protein structure"), author keys (``@lecun y``) and category
-keys (``#cs.lg``). A paper's weight for a feature is BM25F: the per-field counts are length
-normalised (``b`` per field), the title counts ``title_boost`` times, the sum is saturated
-with ``k1``. All of it is one sparse matrix, built once per run.
+other, or one word apart at half weight, after stop words are dropped, inside one clause
+(:meth:`~digest.ranking.analyzer.Analyzer.segments`: never across a sentence end or an
+"and"); unordered, so "structure of proteins" is close to "protein structure"), author keys
+(``@lecun y``) and category keys (``#cs.lg``). A paper's weight for a feature is BM25F: the
+per-field counts are length normalised (``b`` per field), the title counts ``title_boost``
+times, the sum is saturated with ``k1``. All of it is one sparse matrix, built once per run.
 
 An interest is compiled into a sparse row over the same features: ``idf`` for its words,
 ``pair_weight * idf`` for its neighbour pairs (phrase credit), a fixed strength for an author
@@ -14,9 +15,14 @@ weights. ``s`` is then scaled by ``coverage ** coverage_power`` (the idf share o
 interest's words and neighbour pairs the paper contains), so "neural networks" alone is a
 weak match for "graph neural networks", and "model-based RL" for a paper on RL that only
 says "model" somewhere; and by ``scattered`` when a several-word interest has no two of its
-words close together in the paper. An interest *matches* a paper when ``s >= floor``; it then
-contributes ``weight * (1 - exp(-s / scale))``: bounded by its weight, saturating, so one
-frequent keyword cannot drown the others.
+words close together in the paper. Coverage counts each feature by how fully the paper
+states it: its weight, capped at 1, which is exactly one mention in an abstract of average
+length; a pair seen only one word apart, or a word said once in a long abstract, covers its
+share in part, so a passing, partial mention of a phrase is not taken for the phrase.
+
+An interest *matches* a paper when ``s >= floor``; it then contributes
+``weight * (1 - exp(-s / scale))``: bounded by its weight, saturating, so one frequent
+keyword cannot drown the others.
 
 IDF is computed on the papers being ranked and shrunk towards a prior (``prior_docs``
 pseudo-papers), so a small or one-topic batch (a daily listing about RL) does not turn
@@ -77,7 +83,7 @@ class Compiled:
     coverage: tuple[tuple[int, float], ...]
     words: tuple[int, ...]  # seen word/author/category features, for explanations
     pairs: tuple[int, ...]  # seen pair features (proximity evidence)
-    multiword: bool
+    multiword: bool  # has neighbouring words, so its words are expected close together
     needed: tuple[int, ...]  # every feature a phrase match needs (seen ones)
     complete: bool  # False when a needed feature occurs in no paper
 
@@ -92,6 +98,7 @@ class LexicalIndex:
     vocab: dict[str, int]
     weights_t: Matrix  # features x docs, BM25F saturated weights
     present_t: Matrix  # features x docs, 1.0 where the feature occurs
+    held_t: Matrix  # features x docs, how fully the paper states it: min(weight, 1)
     title_t: Matrix  # features x docs, 1.0 where it occurs in the title
     abstract_t: Matrix  # features x docs, 1.0 where it occurs in the abstract
     idf: FloatArray
@@ -118,9 +125,11 @@ class LexicalIndex:
                 needed=ids,
                 complete=len(ids) == len(keys) > 0,
             )
-        terms = self.analyzer.terms(text, query=True)
-        words = list(dict.fromkeys(terms))
-        pairs = list(dict.fromkeys(_pair(a, b) for a, b in itertools.pairwise(terms)))
+        segments = self.analyzer.segments(text, query=True)
+        words = list(dict.fromkeys(itertools.chain.from_iterable(segments)))
+        pairs = list(
+            dict.fromkeys(_pair(a, b) for terms in segments for a, b in itertools.pairwise(terms))
+        )
         word_idf = [self._idf(w) for w in words]
         pair_idf = [p.pair_weight * self._idf(q) for q in pairs]
         # Coverage counts the neighbour pairs too (at ``pair_coverage``): the paper must hold
@@ -143,7 +152,7 @@ class LexicalIndex:
             coverage=tuple(sorted(coverage)),
             words=seen_words,
             pairs=tuple(sorted(self.vocab[q] for q in pairs if q in self.vocab)),
-            multiword=len(words) > 1,
+            multiword=bool(pairs),  # "math and code": two words, but no phrase to look for
             needed=tuple(sorted(needed)),
             complete=len(needed) == len(words) + len(pairs) > 0,
         )
@@ -169,9 +178,9 @@ def build_index(docs: Sequence[RankDoc], analyzer: Analyzer, params: LexicalPara
     lengths = np.zeros((2, len(docs)))
     for d, doc in enumerate(docs):
         for f, text in enumerate((doc.title, doc.abstract)):
-            terms = analyzer.terms(text)
-            lengths[f, d] = len(terms)
-            counts = _feature_counts(terms, params.skip_pair_tf)
+            segments = analyzer.segments(text)
+            lengths[f, d] = sum(map(len, segments))
+            counts = _feature_counts(segments, params.skip_pair_tf)
             rows, cols, vals = fields[f]
             rows.extend([d] * len(counts))
             cols.extend(vocab.setdefault(k, len(vocab)) for k in counts)
@@ -191,6 +200,10 @@ def build_index(docs: Sequence[RankDoc], analyzer: Analyzer, params: LexicalPara
     weights.sort_indices()
     present = weights.copy()
     present.data[:] = 1.0
+    # One plain mention in an abstract of average length weighs exactly 1 (tf = 1, norm = 1);
+    # less (a long abstract, a pair only one word apart) is partial evidence of the feature.
+    held = weights.copy()
+    np.minimum(held.data, 1.0, out=held.data)
     df = np.bincount(present.indices, minlength=len(vocab)).astype(np.float64)
     generic = analyzer.generic_terms
     prior = np.array([params.generic_idf if k in generic else params.prior_idf for k in vocab])
@@ -202,6 +215,7 @@ def build_index(docs: Sequence[RankDoc], analyzer: Analyzer, params: LexicalPara
         vocab=vocab,
         weights_t=weights.T.tocsr(),
         present_t=present.T.tocsr(),
+        held_t=held.T.tocsr(),
         title_t=_binary(title).T.tocsr(),
         abstract_t=_binary(abstract).T.tocsr(),
         idf=_shrunk_idf(df, len(docs), prior, params),
@@ -242,12 +256,15 @@ def positions(
     return np.where(keys[pos] == wanted, pos, -1)
 
 
-def _feature_counts(terms: list[str], skip_tf: float) -> dict[str, float]:
-    counts: dict[str, float] = dict(Counter(terms))
-    counts.update(Counter(_pair(a, b) for a, b in itertools.pairwise(terms)))
-    for a, b in zip(terms, terms[2:], strict=False):
-        key = _pair(a, b)
-        counts[key] = counts.get(key, 0.0) + skip_tf
+def _feature_counts(segments: list[list[str]], skip_tf: float) -> dict[str, float]:
+    """Term frequencies of a field's words, and of its word pairs inside each clause."""
+    counts: dict[str, float] = dict(Counter(itertools.chain.from_iterable(segments)))
+    neighbours = (_pair(a, b) for terms in segments for a, b in itertools.pairwise(terms))
+    counts.update(Counter(neighbours))
+    for terms in segments:
+        for a, b in zip(terms, terms[2:], strict=False):
+            key = _pair(a, b)
+            counts[key] = counts.get(key, 0.0) + skip_tf
     return counts
 
 

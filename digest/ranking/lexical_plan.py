@@ -228,7 +228,7 @@ def _contributions(index: LexicalIndex, compiled: Sequence[Compiled]) -> tuple[M
     for start in range(0, len(compiled), _BLOCK):
         part = compiled[start : start + _BLOCK]
         raw = compiled_matrix([c.score for c in part], n_features) @ index.weights_t
-        cover = compiled_matrix([c.coverage for c in part], n_features) @ index.present_t
+        cover = compiled_matrix([c.coverage for c in part], n_features) @ index.held_t
         s = _scaled(raw, cover, p.coverage_power)
         if p.scattered <= 1.0:  # below the floor stays below: drop it before the look-ups
             s.data[s.data < p.floor] = 0.0
