@@ -3,7 +3,7 @@
 How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_index`):
 
 - each interest that *matches* the paper adds ``weight * (1 - exp(-s / 10))`` where ``s`` is
-  its BM25F score (idf-weighted, title counted 2.5 times, phrase credit for neighbouring
+  its BM25F score (idf-weighted, title counted 1.5 times, phrase credit for neighbouring
   words, scaled down when only some of its words and pairs occur or they are never close
   together). An interest matches when ``s >= 1.5``: roughly one mention of a word found in at
   most a fifth of the papers. A matching interest therefore adds between ``0.14 * weight``

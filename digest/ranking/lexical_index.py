@@ -55,17 +55,17 @@ FloatArray = npt.NDArray[np.float64]
 class LexicalParams:
     """Tuning knobs of the lexical ranker; the defaults are what the tests calibrate."""
 
-    title_boost: float = 2.5
+    title_boost: float = 1.5
     k1: float = 1.2
     b_title: float = 0.3
     b_abstract: float = 0.75
     pair_weight: float = 0.5  # phrase credit of a neighbour pair, relative to a word
     skip_pair_tf: float = 0.5  # a pair one word apart counts this much
-    scattered: float = 0.25  # a several-word interest whose words are never close together
+    scattered: float = 0.5  # a several-word interest whose words are never close together
     prior_docs: float = 100.0
     prior_idf: float = 3.0
     generic_idf: float = 0.5
-    coverage_power: float = 3.0
+    coverage_power: float = 2.0
     pair_coverage: float = 1.0  # weight of neighbour pairs in coverage, relative to words
     floor: float = 1.5  # raw score below which an interest does not match
     scale: float = 10.0
