@@ -72,6 +72,8 @@ class LexicalParams:
     author_strength: float = 10.0
     category_strength: float = 5.0
     popularity_ref: float = 100.0  # this many upvotes add exactly ``popularity_weight``
+    bag_weight: float = 1.0  # re-ranking by whole-profile word evidence (0: off)
+    rerank_depth: int = 30  # how many of the best interest matches are re-ranked
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 IntArray = npt.NDArray[np.int64]
 Int32Array = npt.NDArray[np.int32]
 FloatArray = npt.NDArray[np.float64]
+Float32Array = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 
 
@@ -82,13 +83,24 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: see the module 
     popularity_weight: FloatArray,
     popularity: FloatArray,
     popular_only: BoolArray,
+    bag_indptr: IntArray,
+    bag_indices: Int32Array,
+    bag_data: Float32Array,
+    bag_dense: Float32Array,
+    bag_max: FloatArray,
+    bag_weight: float,
+    depth: int,
 ) -> KernelOut:
     """The picks of profiles ``[start, stop)`` and their explanations.
 
     ``allowed`` is the chunk's rows x papers eligibility, or an empty (0, 0) array when
-    every paper may be picked."""
+    every paper may be picked. With ``bag_weight > 0`` the best ``depth`` by interest score
+    are re-ranked by adding ``bag_weight`` times each one's share of the best whole-profile
+    word score among them (``bag``: interests x papers, as CSR arrays and, when small
+    enough, the same values as a dense table; see :mod:`digest.ranking.lexical`)."""
     rows = stop - start
     use_mask = allowed.shape[0] > 0
+    use_dense_bag = bag_dense.shape[0] > 0
     # Worst-case sizes: every row fills its top; every pick matches all its interests.
     max_picks = 0
     max_matches = 0
@@ -114,6 +126,7 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: see the module 
     touched = np.empty(n_docs, dtype=np.int64)
     top_doc = np.empty(n_docs, dtype=np.int64)
     top_val = np.empty(n_docs, dtype=np.float64)
+    words = np.empty(n_docs, dtype=np.float64)  # whole-profile word score of each kept paper
     picked = np.zeros(n_docs, dtype=np.int64)  # == stamp: d is one of this row's picks
     pick_of = np.empty(n_docs, dtype=np.int64)
     n_found = np.empty(n_docs, dtype=np.int64)
@@ -166,7 +179,10 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: see the module 
                     acc[d] = 0.0
                     touched[n_touched] = d
                     n_touched += 1
-        # The best k, kept sorted: score descending, then paper index ascending.
+        # The best ``keep`` (k, or the re-ranking depth), kept sorted: score descending,
+        # then paper index ascending.
+        rerank = bag_weight > 0 and w_end > w_begin
+        keep = min(max(k, depth), n_docs) if rerank else k
         n_top = 0
         limit = threshold[p]
         for t in range(n_touched):
@@ -177,7 +193,8 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: see the module 
             if pw > 0:
                 v = v + pw * popularity[d]
             # Cheapest test first: most candidates cannot beat the current k-th best.
-            if n_top == k and (v < top_val[k - 1] or (v == top_val[k - 1] and d > top_doc[k - 1])):
+            last = keep - 1
+            if n_top == keep and (v < top_val[last] or (v == top_val[last] and d > top_doc[last])):
                 continue
             if v < limit or banned[d] == stamp:
                 continue
@@ -185,15 +202,57 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: see the module 
                 continue
             if use_mask and not allowed[r, d]:
                 continue
-            j = n_top if n_top < k else k - 1
+            j = n_top if n_top < keep else keep - 1
             while j > 0 and (v > top_val[j - 1] or (v == top_val[j - 1] and d < top_doc[j - 1])):
                 top_val[j] = top_val[j - 1]
                 top_doc[j] = top_doc[j - 1]
                 j -= 1
             top_val[j] = v
             top_doc[j] = d
-            if n_top < k:
+            if n_top < keep:
                 n_top += 1
+        if rerank and n_top > 0:
+            # Whole-profile word evidence of the best ``depth``: the sum over the profile's
+            # interests of their word rows (binary search of the paper in each row). Papers
+            # after them keep their interest score, which no re-ranked one falls below: the
+            # order stays sorted and the best n are the head of the best n + 1.
+            block = min(n_top, depth)
+            best = 0.0
+            for e in range(w_begin, w_end):
+                best += bag_max[weights.indices[e]]
+            for t in range(block):
+                d = top_doc[t]
+                total = 0.0
+                for e in range(w_begin, w_end):
+                    i = weights.indices[e]
+                    if use_dense_bag:
+                        total += float(bag_dense[i, d])  # in float64, compiled or not
+                        continue
+                    lo = bag_indptr[i]
+                    hi = bag_indptr[i + 1]
+                    while lo < hi:
+                        mid = (lo + hi) >> 1
+                        if bag_indices[mid] < d:
+                            lo = mid + 1
+                        else:
+                            hi = mid
+                    if lo < bag_indptr[i + 1] and bag_indices[lo] == d:
+                        total += float(bag_data[lo])
+                words[t] = total
+            # Add each one's share of the best, then sort the block again (insertion).
+            for t in range(block):
+                v = top_val[t] + (bag_weight * words[t] / best if best > 0 else 0.0)
+                d = top_doc[t]
+                j = t
+                while j > 0 and (
+                    v > top_val[j - 1] or (v == top_val[j - 1] and d < top_doc[j - 1])
+                ):
+                    top_val[j] = top_val[j - 1]
+                    top_doc[j] = top_doc[j - 1]
+                    j -= 1
+                top_val[j] = v
+                top_doc[j] = d
+            n_top = min(n_top, k)
         # Explanations: each interest of the profile whose contribution row holds a pick,
         # best contribution first, then the order the profile lists them. One more pass over
         # the same rows as the scores (sequential reads, no search per pick and interest);

@@ -65,6 +65,7 @@ class Plan:
     popular_only: BoolArray  # no interests at all: rank by the upvote prior alone
     blocked: BoolArray  # a required phrase occurs in no paper: nothing can qualify
     kinds: IntArray  # per interest (row of contrib): KIND_CODE, for rankers that add to contrib
+    bag: Matrix  # interests x docs (float32): idf x BM25F weight over the interest's words
 
 
 def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
@@ -128,6 +129,7 @@ def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
         popular_only=(counts == 0) & (popularity_weight > 0),
         blocked=blocked,
         kinds=np.array([KIND_CODE[c.kind] for c in interests.compiled], dtype=np.int64),
+        bag=_bag_rows(index, interests.compiled),
     )
 
 
@@ -259,6 +261,25 @@ def _contributions(index: LexicalIndex, compiled: Sequence[Compiled]) -> tuple[M
         codes.append(np.where(kind == 0, code, 3 + kind))
         blocks.append(s)
     return sp.csr_matrix(sp.vstack(blocks, format="csr")), np.concatenate(codes)
+
+
+def _bag_rows(index: LexicalIndex, compiled: Sequence[Compiled]) -> Matrix:
+    """Interests x docs: each keyword interest's words taken as a bag, ``sum(idf * weight)``
+    over the ones that are not generic ("model", "learning"), wherever they occur in the
+    paper, with no phrase or coverage condition. Summed over a profile's interests this is
+    plain BM25F of the whole profile, the re-ranking evidence (see :mod:`lexical`)."""
+    generic = index.analyzer.generic_terms
+    informative = np.array([key not in generic for key in index.vocab], dtype=np.bool_)
+    rows = [
+        [(f, float(index.idf[f])) for f in sorted(c.words) if informative[f]]
+        if c.kind == "keyword"
+        else []
+        for c in compiled
+    ]
+    bag = sp.csr_matrix(compiled_matrix(rows, len(index.vocab)) @ index.weights_t)
+    bag.sort_indices()
+    # float32: only a bonus in [0, 1] is made of it, and the kernel may hold it dense.
+    return sp.csr_matrix(bag, dtype=np.float32)
 
 
 def _scaled(raw: Matrix, cover: Matrix, power: float) -> Matrix:
