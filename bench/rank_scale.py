@@ -1,7 +1,7 @@
 """Scale check of the lexical ranker: 100,000 profiles x 2,000 papers, top 10 each.
 
     .venv/bin/python bench/rank_scale.py [--profiles 100000] [--papers 2000] [--chunk 2048]
-        [--threads 1] [--bm25-sample 300] [--semantic]
+        [--threads N] [--bm25-sample 300] [--semantic]
 
 Inputs come from bench/rank_data.py (papers recombined from the 202 real sample papers,
 profiles of 3-8 interests from a realistic vocabulary). The ranker is given an eligibility
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--papers", type=int, default=2_000)
     parser.add_argument("--chunk", type=int, default=2048)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="default: the ranker's")
     parser.add_argument("--bm25-sample", type=int, default=300)
     parser.add_argument("--semantic", action="store_true", help="also time the semantic ranker")
     args = parser.parse_args()
@@ -118,7 +118,7 @@ def main() -> None:
     print(f"| {len(profiles)} profiles x {len(docs)} papers, top 10 | |")
     print("|---|---|")
     print(f"| lexical: prepare papers ({len(index.vocab)} features) | {t1 - t0:.2f} s |")
-    print(f"| lexical: rank all profiles (chunk {args.chunk}, threads {args.threads}) "
+    print(f"| lexical: rank all profiles (chunk {args.chunk}, threads {ranker.threads}) "
           f"| **{t2 - t1:.2f} s** |")  # fmt: skip
     print(f"| lexical: picks | {n_picks} ({n_picks / len(profiles):.1f} per profile) |")
     print(f"| peak RSS (inputs alone: {inputs_mb:.0f} MB) | **{peak:.0f} MB** |")

@@ -402,7 +402,7 @@ def test_no_phrase_across_a_sentence_end_or_an_and() -> None:
             RankDoc("other", "Planning", "Search over plans with a learned value."),
         ]
     )
-    assert index.present_t[index.vocab["model robot"]].indices.tolist() == [0]
+    assert index.views().present[index.vocab["model robot"]].indices.tolist() == [0]
     # The two words in different clauses are scattered words, too weak to be picked.
     [picks] = rank(index, build_profile(["robotics models"]))
     assert [index.docs[p.index].key for p in picks] == ["phrase"]
@@ -436,7 +436,24 @@ def test_coverage_counts_a_feature_by_how_fully_it_is_stated() -> None:
         ]
     )
     pair = index.vocab["model robot"]
-    held = index.held_t[pair].toarray().ravel()
+    held = index.views().held[pair].toarray().ravel()
     weights = index.weights_t[pair].toarray().ravel()
     assert held[0] == 1.0 < weights[0]
     assert 0.0 < held[1] == weights[1] < 1.0
+
+
+def test_views_are_built_without_touching_the_index(seeds: LexicalIndex) -> None:
+    """The presence and field views share or copy the weights' arrays, never change them."""
+    before = seeds.weights_t.copy()
+    views = seeds.views()
+    seeds.views()
+    assert np.array_equal(seeds.weights_t.indices, before.indices)
+    assert np.array_equal(seeds.weights_t.data, before.data)
+    assert views.present.nnz == before.nnz
+    assert set(views.title.data) == set(views.abstract.data) == {1.0}
+    # Every word or pair occurs in the title or the abstract; author and category keys in
+    # neither.
+    words = [i for key, i in seeds.vocab.items() if not key.startswith(("@", "#"))]
+    either = (views.title + views.abstract)[words]
+    assert either.nnz == views.present[words].nnz
+    assert (views.title + views.abstract).nnz == either.nnz

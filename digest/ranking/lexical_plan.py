@@ -24,6 +24,7 @@ from digest.ranking.lexical_index import (
     Compiled,
     LexicalIndex,
     Matrix,
+    Views,
     compiled_matrix,
     positions,
 )
@@ -105,10 +106,11 @@ def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
         pair_of[usable],
         (n, len(interests.compiled)),
     )
+    views = index.views()  # presence and field matrices, for this call only
     excl, _, _, excludes = _phrase_rows(index, list(map(_EXCLUDES, profiles)))
     req, n_required, blocked, requires = _phrase_rows(index, list(map(_REQUIRED, profiles)))
     popularity_weight = np.fromiter(map(_POPULARITY, profiles), np.float64, n)
-    contrib, fields = _contributions(index, interests.compiled)
+    contrib, fields = _contributions(index, views, interests.compiled)
     return Plan(
         weights=weight_matrix,
         slots=entry_slots,
@@ -118,9 +120,9 @@ def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
         contrib=contrib,
         fields=fields,
         excl=excl,
-        excl_match=_phrase_matches(index, excludes.compiled),
+        excl_match=_phrase_matches(views.present, excludes.compiled),
         req=req,
-        req_match=_phrase_matches(index, requires.compiled),
+        req_match=_phrase_matches(views.present, requires.compiled),
         n_required=n_required,
         threshold=np.fromiter(
             (-np.inf if s is None else s for s in map(_MIN_SCORE, profiles)), np.float64, n
@@ -219,7 +221,9 @@ class _Table:
         return uid
 
 
-def _contributions(index: LexicalIndex, compiled: Sequence[Compiled]) -> tuple[Matrix, IntArray]:
+def _contributions(
+    index: LexicalIndex, views: Views, compiled: Sequence[Compiled]
+) -> tuple[Matrix, IntArray]:
     """Interests x docs: ``1 - exp(-s / scale)`` where ``s >= floor``, else empty; and,
     aligned with its data, where each match is (title bit + 2 * abstract bit; 4 authors,
     5 categories)."""
@@ -230,7 +234,7 @@ def _contributions(index: LexicalIndex, compiled: Sequence[Compiled]) -> tuple[M
     for start in range(0, len(compiled), _BLOCK):
         part = compiled[start : start + _BLOCK]
         raw = compiled_matrix([c.score for c in part], n_features) @ index.weights_t
-        cover = compiled_matrix([c.coverage for c in part], n_features) @ index.held_t
+        cover = compiled_matrix([c.coverage for c in part], n_features) @ views.held
         s = _scaled(raw, cover, p.coverage_power)
         if p.scattered <= 1.0:  # below the floor stays below: drop it before the look-ups
             s.data[s.data < p.floor] = 0.0
@@ -238,7 +242,7 @@ def _contributions(index: LexicalIndex, compiled: Sequence[Compiled]) -> tuple[M
         # Several words never close to each other in the paper: weak evidence.
         near = sp.csr_matrix(
             compiled_matrix([[(f, 1.0) for f in c.pairs] for c in part], n_features)
-            @ index.present_t
+            @ views.present
         )
         near.sort_indices()
         rows = np.repeat(np.arange(len(part), dtype=np.int64), np.diff(s.indptr))
@@ -253,7 +257,7 @@ def _contributions(index: LexicalIndex, compiled: Sequence[Compiled]) -> tuple[M
         cols = s.indices.astype(np.int64)
         words = compiled_matrix([[(f, 1.0) for f in c.words] for c in part], n_features)
         code = np.zeros(s.nnz, dtype=np.int64)
-        for bit, field in ((1, index.title_t), (2, index.abstract_t)):
+        for bit, field in ((1, views.title), (2, views.abstract)):
             hits = sp.csr_matrix(words @ field)
             hits.sort_indices()
             code += bit * (positions(hits, rows, cols) >= 0)
@@ -295,10 +299,10 @@ def _scaled(raw: Matrix, cover: Matrix, power: float) -> Matrix:
     return sp.csr_matrix(raw.multiply(cover.power(power)))
 
 
-def _phrase_matches(index: LexicalIndex, compiled: Sequence[Compiled]) -> Matrix:
+def _phrase_matches(present: Matrix, compiled: Sequence[Compiled]) -> Matrix:
     """Phrases x docs, 1.0 where the paper has every word and neighbour pair of the phrase."""
-    needed = compiled_matrix([[(f, 1.0) for f in c.needed] for c in compiled], len(index.vocab))
-    counts = sp.csr_matrix(needed @ index.present_t)
+    needed = compiled_matrix([[(f, 1.0) for f in c.needed] for c in compiled], present.shape[0])
+    counts = sp.csr_matrix(needed @ present)
     sizes = np.diff(needed.indptr)
     row_of = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
     counts.data = (counts.data == sizes[row_of]).astype(np.float64)
