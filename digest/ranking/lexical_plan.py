@@ -241,8 +241,7 @@ def _contributions(
             s.eliminate_zeros()
         # Several words never close to each other in the paper: weak evidence.
         near = sp.csr_matrix(
-            compiled_matrix([[(f, 1.0) for f in c.pairs] for c in part], n_features)
-            @ views.present
+            compiled_matrix([[(f, 1.0) for f in c.pairs] for c in part], n_features) @ views.present
         )
         near.sort_indices()
         rows = np.repeat(np.arange(len(part), dtype=np.int64), np.diff(s.indptr))
