@@ -457,3 +457,36 @@ def test_views_are_built_without_touching_the_index(seeds: LexicalIndex) -> None
     either = (views.title + views.abstract)[words]
     assert either.nnz == views.present[words].nnz
     assert (views.title + views.abstract).nnz == either.nnz
+
+
+def test_one_typed_word_matches_only_whole() -> None:
+    """An acronym or a hyphenated compound is one concept: a paper holding only some of
+    the words it stands for does not match it, however many of them."""
+    index = LexicalRanker().prepare(
+        [
+            RankDoc("acronym", "Scaling RLAIF", "We train with RLAIF on dialogue tasks."),
+            RankDoc(
+                "spelled",
+                "Feedback from models",
+                "Reinforcement learning from AI feedback replaces human raters.",
+            ),
+            RankDoc(
+                "parts",
+                "Safer AI assistants",
+                "Reinforcement learning from human feedback makes AI assistants safer.",
+            ),
+            RankDoc("other", "Planning", "Search over plans with a learned value."),
+        ]
+    )
+    assert index.compile("keyword", "RLAIF").whole
+    assert not index.compile("keyword", "AI feedback").whole
+    [picks] = rank(index, build_profile(["RLAIF"]))
+    assert sorted(index.docs[p.index].key for p in picks) == ["acronym", "spelled"]
+    compound = LexicalRanker().prepare(
+        [
+            RankDoc("whole", "Model-based control", "A model-based planner for robots."),
+            RankDoc("parts", "Control", "A model of the arm, based on physics, for robots."),
+        ]
+    )
+    [picks] = rank(compound, build_profile(["model-based"]))
+    assert [compound.docs[p.index].key for p in picks] == ["whole"]

@@ -186,6 +186,7 @@ ACRONYMS: Mapping[str, str] = {
 _TOKEN = re.compile(
     r"[^\W_]+(?:[-\u2010\u2011][^\W_]+)*|[.?!]+(?=\s|$)|[;:()\[\]\u2014]|\s[-\u2013]{1,2}\s"
 )
+_WORD = re.compile(r"[^\W_]+(?:[-\u2010\u2011][^\W_]+)*")  # a word as typed: "model-based"
 _HYPHEN = re.compile(r"[-\u2010\u2011]")
 _NAME_DROP = re.compile(r"[-\u2010\u2011'\u2019.]")
 _NAME_WORD = re.compile(r"[^\W\d_]+")
@@ -249,6 +250,12 @@ class Analyzer:
     def terms(self, text: str, *, query: bool = False) -> list[str]:
         """The index terms of ``text``, clause by clause (see :meth:`segments`)."""
         return list(itertools.chain.from_iterable(self.segments(text, query=query)))
+
+    @staticmethod
+    def typed_words(text: str) -> int:
+        """How many words ``text`` has as typed, a hyphenated compound or an acronym being
+        one ("RLAIF", "model-based": 1; "offline RL": 2)."""
+        return len(_WORD.findall(unicodedata.normalize("NFKC", text)))
 
     def segments(self, text: str, *, query: bool = False) -> list[list[str]]:
         """The terms of each clause of ``text`` in order; neighbours in a clause may form a

@@ -18,7 +18,9 @@ says "model" somewhere; and by ``scattered`` when a several-word interest has no
 words close together in the paper. Coverage counts each feature by how fully the paper
 states it: its weight, capped at 1, which is exactly one mention in an abstract of average
 length; a pair seen only one word apart, or a word said once in a long abstract, covers its
-share in part, so a passing, partial mention of a phrase is not taken for the phrase.
+share in part, so a passing, partial mention of a phrase is not taken for the phrase. An
+interest typed as one word that stands for several (an acronym, a hyphenated compound:
+``Compiled.whole``) names one thing and scores only on papers holding all of it.
 
 An interest *matches* a paper when ``s >= floor``; it then contributes
 ``weight * (1 - exp(-s / scale))``: bounded by its weight, saturating, so one frequent
@@ -88,6 +90,9 @@ class Compiled:
     multiword: bool  # has neighbouring words, so its words are expected close together
     needed: tuple[int, ...]  # every feature a phrase match needs (seen ones)
     complete: bool  # False when a needed feature occurs in no paper
+    # One typed word that stands for several terms (an acronym, a hyphenated compound):
+    # one concept, so a paper must hold all of it (every term and neighbour pair) to match.
+    whole: bool = False
 
 
 class Views(NamedTuple):
@@ -189,6 +194,7 @@ class LexicalIndex:
             multiword=bool(pairs),  # "math and code": two words, but no phrase to look for
             needed=tuple(sorted(needed)),
             complete=len(needed) == len(words) + len(pairs) > 0,
+            whole=len(words) > 1 and self.analyzer.typed_words(text) == 1,
         )
 
     def _idf(self, feature: str) -> float:

@@ -236,6 +236,7 @@ def _contributions(
         raw = compiled_matrix([c.score for c in part], n_features) @ index.weights_t
         cover = compiled_matrix([c.coverage for c in part], n_features) @ views.held
         s = _scaled(raw, cover, p.coverage_power)
+        _keep_whole_only(s, views.present, part)
         if p.scattered <= 1.0:  # below the floor stays below: drop it before the look-ups
             s.data[s.data < p.floor] = 0.0
             s.eliminate_zeros()
@@ -264,6 +265,23 @@ def _contributions(
         codes.append(np.where(kind == 0, code, 3 + kind))
         blocks.append(s)
     return sp.csr_matrix(sp.vstack(blocks, format="csr")), np.concatenate(codes)
+
+
+def _keep_whole_only(s: Matrix, present: Matrix, part: Sequence[Compiled]) -> None:
+    """Drop, in place, the scores of ``whole`` interests (one typed word standing for
+    several: "RLAIF", "model-based") on papers that lack some term or neighbour pair of it:
+    "RL from human feedback" and "AI assistants" in one abstract are not RLAIF."""
+    whole = np.flatnonzero(np.fromiter((c.whole for c in part), np.bool_, len(part)))
+    if not whole.size or not s.nnz:
+        return
+    full = _phrase_matches(present, [part[k] for k in whole.tolist()])
+    row_of = np.full(len(part), -1, dtype=np.int64)
+    row_of[whole] = np.arange(whole.size)
+    rows = row_of[np.repeat(np.arange(len(part), dtype=np.int64), np.diff(s.indptr))]
+    at = np.flatnonzero(rows >= 0)
+    held = positions(full, rows[at], s.indices[at].astype(np.int64)) >= 0
+    s.data[at[~held]] = 0.0
+    s.eliminate_zeros()
 
 
 def _bag_rows(index: LexicalIndex, compiled: Sequence[Compiled]) -> Matrix:
