@@ -164,6 +164,12 @@ def sign_message(message_bytes: bytes, *, selector: str, domain: str, private_ke
     return signature + message_bytes
 
 
+def signs(settings: Settings) -> bool:
+    """Whether messages are DKIM-signed: ``dkim_selector``, ``dkim_domain`` and
+    ``dkim_private_key`` are all set."""
+    return bool(settings.dkim_selector and settings.dkim_domain and settings.dkim_private_key)
+
+
 def sign_with_settings(message_bytes: bytes, settings: Settings) -> bytes:
     """Sign when ``dkim_selector``, ``dkim_domain`` and ``dkim_private_key`` are all set."""
     if not (settings.dkim_selector and settings.dkim_domain and settings.dkim_private_key):
@@ -188,6 +194,8 @@ def add_dkim_signature(message: EmailMessage, settings: Settings) -> EmailMessag
     """
     from digest.delivery.wire import message_bytes  # noqa: PLC0415 - delivery imports mail
 
+    if not signs(settings):  # not configured: no need to serialize the message here
+        return message
     wire = message_bytes(message)
     signed = sign_with_settings(wire, settings)
     if signed is wire:

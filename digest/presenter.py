@@ -113,6 +113,12 @@ def selection_view(
     )
 
 
+def feed_self_url(settings: Settings, subscriber: Subscriber, fmt: str) -> str:
+    """The URL of the subscriber's feed in ``fmt`` (atom, rss or json)."""
+    links = links_for(settings.base_url, subscriber.token)
+    return {"atom": links.atom_url, "rss": links.rss_url, "json": links.json_url}[fmt]
+
+
 def feed_view(
     session: Session, subscriber: Subscriber, *, settings: Settings, fmt: str
 ) -> FeedView:
@@ -136,7 +142,7 @@ def feed_view(
         for item, paper, digest in rows
     )
     links = links_for(settings.base_url, subscriber.token)
-    self_url = {"atom": links.atom_url, "rss": links.rss_url, "json": links.json_url}[fmt]
+    self_url = feed_self_url(settings, subscriber, fmt)
     updated = max((i.delivered_at for i in items if i.delivered_at), default=FEED_EPOCH)
     who = subscriber.name or subscriber.email.split("@", 1)[0]
     return FeedView(

@@ -31,7 +31,7 @@ from digest.errors import PermanentDeliveryError, TransientDeliveryError
 from digest.mail import add_dkim_signature, build_message
 from digest.models import Digest, Run, Subscriber
 from digest.pipeline import find_due, record_digest, select_papers
-from digest.presenter import digest_view, feed_view, selection_view
+from digest.presenter import digest_view, feed_self_url, feed_view, selection_view
 from digest.ranking import get_ranker
 from digest.ranking.base import Ranker
 from digest.render.email import EmailRenderer, cached_renderer
@@ -231,8 +231,10 @@ def write_feeds(session: Session, subscriber: Subscriber, *, settings: Settings)
     """Write the subscriber's Atom, RSS and JSON feeds under ``<data_dir>/feeds``."""
     directory = settings.data_dir / "feeds"
     directory.mkdir(parents=True, exist_ok=True)
+    # One query for the three formats: they differ only in their own URL.
+    view = feed_view(session, subscriber, settings=settings, fmt="atom")
     for fmt, render in FEED_FORMATS.items():
-        data = render(feed_view(session, subscriber, settings=settings, fmt=fmt))
+        data = render(dataclasses.replace(view, self_url=feed_self_url(settings, subscriber, fmt)))
         target = directory / f"{subscriber.token}.{fmt}"
         tmp = target.with_suffix(f".{fmt}.tmp")
         tmp.write_bytes(data)
