@@ -10,10 +10,10 @@ through psycopg 3. Alembic migrations are applied on first use and by ``digest d
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -29,6 +29,20 @@ from digest.errors import ConfigError
 from digest.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Values per ``IN (...)`` list: every value is a bind parameter, and a statement may have at
+# most 32,766 of them on SQLite (the default since 3.32) and 65,535 with psycopg. A run for
+# 100,000 subscribers therefore asks in chunks.
+IN_CHUNK = 10_000
+T = TypeVar("T")
+
+
+def chunks(values: Sequence[T], size: int | None = None) -> Iterator[Sequence[T]]:
+    """``values`` in consecutive slices of at most ``size`` (default :data:`IN_CHUNK`)."""
+    step = size or IN_CHUNK
+    for start in range(0, len(values), step):
+        yield values[start : start + step]
+
+
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 

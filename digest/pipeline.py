@@ -21,6 +21,7 @@ import numpy.typing as npt
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from digest.db import chunks
 from digest.models import Digest, DigestItem, Interest, Paper, Subscriber
 from digest.ranking.base import Pick, Profile, RankDoc, Ranker, UsesStore
 from digest.schedule import Frequency, Period, is_due, period_for
@@ -94,26 +95,28 @@ def find_due(
             candidates.append((subscriber, period))
     if not candidates:
         return []
-    ids = [s.id for s, _ in candidates]
-    existing = set(
-        session.execute(
-            select(col(Digest.subscriber_id), col(Digest.period_key)).where(
-                col(Digest.subscriber_id).in_(ids)
-            )
-        ).all()
-    )
-    last_end = dict(
-        session.execute(
-            select(col(Digest.subscriber_id), func.max(col(Digest.window_end)))
-            .where(col(Digest.subscriber_id).in_(ids))
-            .group_by(col(Digest.subscriber_id))
-        ).all()
-    )
+    existing: set[tuple[int, str]] = set()
+    last_end: dict[int, datetime] = {}
     interests: dict[int, list[Interest]] = defaultdict(list)
-    for row in session.execute(
-        select(Interest).where(col(Interest.subscriber_id).in_(ids))
-    ).scalars():
-        interests[row.subscriber_id].append(row)
+    for ids in chunks([s.id for s, _ in candidates]):
+        existing.update(
+            session.execute(
+                select(col(Digest.subscriber_id), col(Digest.period_key)).where(
+                    col(Digest.subscriber_id).in_(ids)
+                )
+            ).all()
+        )
+        last_end.update(
+            session.execute(
+                select(col(Digest.subscriber_id), func.max(col(Digest.window_end)))
+                .where(col(Digest.subscriber_id).in_(ids))
+                .group_by(col(Digest.subscriber_id))
+            ).all()
+        )
+        for row in session.execute(
+            select(Interest).where(col(Interest.subscriber_id).in_(ids))
+        ).scalars():
+            interests[row.subscriber_id].append(row)
     lookback = now - timedelta(days=settings.lookback_days)
     due = []
     for subscriber, period in candidates:
@@ -154,12 +157,14 @@ def select_papers(
     starts = np.array([d.window_start.timestamp() for d in due])
     row_of = {d.subscriber.id: i for i, d in enumerate(due)}
     delivered: dict[int, list[int]] = defaultdict(list)
-    ledger = select(col(DigestItem.subscriber_id), col(DigestItem.paper_id)).where(
-        col(DigestItem.subscriber_id).in_(list(row_of)),
-        col(DigestItem.paper_id).in_(list(index)),
-    )
-    for subscriber_id, paper_id in session.execute(ledger).all():
-        delivered[row_of[subscriber_id]].append(index[paper_id])
+    for subscriber_ids in chunks(list(row_of)):
+        for paper_ids in chunks(list(index)):
+            ledger = select(col(DigestItem.subscriber_id), col(DigestItem.paper_id)).where(
+                col(DigestItem.subscriber_id).in_(subscriber_ids),
+                col(DigestItem.paper_id).in_(paper_ids),
+            )
+            for subscriber_id, paper_id in session.execute(ledger).all():
+                delivered[row_of[subscriber_id]].append(index[paper_id])
 
     def eligible(start: int, stop: int) -> npt.NDArray[np.bool_]:
         mask = seen_at[None, :] > starts[start:stop, None]

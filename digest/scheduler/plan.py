@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
 
+from digest.db import chunks
 from digest.models import Digest, Subscriber
 from digest.pipeline import Due, find_due
 from digest.runner import STALE_SENDING
@@ -116,23 +117,30 @@ def survey(session: Session, *, now: datetime, settings: Settings) -> Outlook:
     ids = [slot.subscriber.id for slot in slots]
     if not ids:
         return Outlook(now, [], set(), {})
-    period_keys = {slot.current.key for slot in slots} | {slot.previous.key for slot in slots}
-    keys = {
-        (int(s), str(k))
-        for s, k in session.execute(
-            select(col(Digest.subscriber_id), col(Digest.period_key)).where(
-                col(Digest.subscriber_id).in_(ids), col(Digest.period_key).in_(period_keys)
+    period_keys = sorted(
+        {slot.current.key for slot in slots} | {slot.previous.key for slot in slots}
+    )
+    keys: set[tuple[int, str]] = set()
+    last_end: dict[int, datetime] = {}
+    for chunk in chunks(ids):
+        for period_chunk in chunks(period_keys):
+            keys.update(
+                (int(s), str(k))
+                for s, k in session.execute(
+                    select(col(Digest.subscriber_id), col(Digest.period_key)).where(
+                        col(Digest.subscriber_id).in_(chunk),
+                        col(Digest.period_key).in_(period_chunk),
+                    )
+                ).all()
             )
-        ).all()
-    }
-    last_end = {
-        int(s): end
-        for s, end in session.execute(
-            select(col(Digest.subscriber_id), func.max(col(Digest.window_end)))
-            .where(col(Digest.subscriber_id).in_(ids))
-            .group_by(col(Digest.subscriber_id))
-        ).all()
-    }
+        last_end.update(
+            (int(s), end)
+            for s, end in session.execute(
+                select(col(Digest.subscriber_id), func.max(col(Digest.window_end)))
+                .where(col(Digest.subscriber_id).in_(chunk))
+                .group_by(col(Digest.subscriber_id))
+            ).all()
+        )
     return Outlook(now, slots, keys, last_end)
 
 
