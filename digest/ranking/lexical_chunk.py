@@ -21,7 +21,6 @@ from digest.ranking.lexical_plan import Plan
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 _EVERYTHING = np.ones((0, 0), dtype=np.bool_)  # the kernel's "no eligibility mask"
 DENSE_BAG = 16_000_000  # cells (64 MB of float32) up to which plan.bag is also a dense table
 
