@@ -9,6 +9,7 @@ feedgen is imported only here.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,8 +59,12 @@ def _authors(item: ItemView) -> list[str]:
     return [name for name in (single_line(a) for a in item.authors) if name][:ENTRY_AUTHORS]
 
 
+@functools.lru_cache(maxsize=512)
 def entry_html(item: ItemView) -> str:
-    """The entry body: why it matched, authors and date, the abstract, links. Escaped."""
+    """The entry body: why it matched, authors and date, the abstract, links. Escaped.
+
+    Remembered for the last few hundred items: a run writes each subscriber's feed in three
+    formats from the same items, and escaping them is most of a feed's rendering time."""
     # markupsafe escapes every argument of Markup.format; the markup itself is constant.
     parts: list[Markup] = []
     reason = single_line(item.reason)
