@@ -274,7 +274,7 @@ def _run(calls: Iterator[object]) -> None:
 def compile_kernel() -> None:
     """Compile the scoring kernel now (or load it from Numba's disk cache) by ranking a
     two-paper example. ``make install`` and the container build call it, so that no digest
-    run pays the first compilation (about 2 s); later processes load it (about 0.3 s)."""
+    run pays the first compilation (a few seconds); later processes load it (about 0.3 s)."""
     ranker = LexicalRanker()
     docs = [RankDoc("a", "diffusion models", "", upvotes=3), RankDoc("b", "robot learning")]
     ranker.rank(

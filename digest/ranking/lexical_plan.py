@@ -289,6 +289,8 @@ def _bag_rows(index: LexicalIndex, compiled: Sequence[Compiled]) -> Matrix:
     over the ones that are not generic ("model", "learning"), wherever they occur in the
     paper, with no phrase or coverage condition. Summed over a profile's interests this is
     plain BM25F of the whole profile, the re-ranking evidence (see :mod:`lexical`)."""
+    if index.params.bag_weight <= 0:  # re-ranking off: nothing to look up
+        return sp.csr_matrix((len(compiled), len(index.docs)), dtype=np.float32)
     generic = index.analyzer.generic_terms
     informative = np.array([key not in generic for key in index.vocab], dtype=np.bool_)
     rows = [

@@ -117,22 +117,19 @@ def survey(session: Session, *, now: datetime, settings: Settings) -> Outlook:
     ids = [slot.subscriber.id for slot in slots]
     if not ids:
         return Outlook(now, [], set(), {})
-    period_keys = sorted(
-        {slot.current.key for slot in slots} | {slot.previous.key for slot in slots}
-    )
+    # A handful of distinct keys ("weekly:2026-W48", "daily:2026-11-23"): one list is enough.
+    period_keys = {slot.current.key for slot in slots} | {slot.previous.key for slot in slots}
     keys: set[tuple[int, str]] = set()
     last_end: dict[int, datetime] = {}
     for chunk in chunks(ids):
-        for period_chunk in chunks(period_keys):
-            keys.update(
-                (int(s), str(k))
-                for s, k in session.execute(
-                    select(col(Digest.subscriber_id), col(Digest.period_key)).where(
-                        col(Digest.subscriber_id).in_(chunk),
-                        col(Digest.period_key).in_(period_chunk),
-                    )
-                ).all()
-            )
+        keys.update(
+            (int(s), str(k))
+            for s, k in session.execute(
+                select(col(Digest.subscriber_id), col(Digest.period_key)).where(
+                    col(Digest.subscriber_id).in_(chunk), col(Digest.period_key).in_(period_keys)
+                )
+            ).all()
+        )
         last_end.update(
             (int(s), end)
             for s, end in session.execute(
