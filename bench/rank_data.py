@@ -21,7 +21,7 @@ from pathlib import Path
 
 from digest.parsers import read_listing_file
 from digest.ranking import Interest, Profile, RankDoc
-from digest.store import merge_records
+from digest.store.papers import merge_records
 
 SAMPLE = Path(__file__).resolve().parent.parent / "digest" / "sample"
 CATEGORIES = ["cs.LG", "cs.CL", "cs.CV", "cs.AI", "cs.RO", "stat.ML", "q-bio.BM", "eess.AS"]

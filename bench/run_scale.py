@@ -73,19 +73,20 @@ from unittest import mock
 import sqlalchemy as sa
 from rank_data import synth_papers, synth_profiles
 
-from digest import db, runner
+from digest import runner
+from digest.config.settings import Settings, load_settings
 from digest.delivery import make_transport
 from digest.errors import ProfileError
-from digest.models import Digest, DigestItem, Interest, Subscriber
 from digest.ranking import Profile, RankDoc, get_ranker, parse_interest
 from digest.ranking.profile_text import parse_phrase
-from digest.records import PaperRecord
 from digest.render.email import EmailRenderer
-from digest.settings import Settings, load_settings
-from digest.store import upsert_records
-from digest.subscriber_files import import_subscribers
-from digest.subscribers import normalize_email
-from digest.urls import new_token
+from digest.store import db
+from digest.store.models import Digest, DigestItem, Interest, Subscriber
+from digest.store.papers import upsert_records
+from digest.store.records import PaperRecord
+from digest.subscribers.files import import_subscribers
+from digest.subscribers.library import normalize_email
+from digest.subscribers.links import new_token
 
 RUN_AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday; subscribers are due at 08:00
 SUBSCRIBED = RUN_AT - timedelta(days=30)

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from digest import db
-from digest.settings import Settings, load_settings
+from digest.config.settings import Settings, load_settings
+from digest.store import db
 
 POSTGRES_URL = os.environ.get(
     "DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

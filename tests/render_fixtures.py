@@ -11,7 +11,8 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from digest.views import DigestView, FeedView, ItemView, LinksView
+from digest.render.views import DigestView, FeedView, ItemView
+from digest.subscribers.links import LinksView
 
 BASE = "https://digest.example.org"
 TOKEN = "tok_3q2VnY8JxF0aLmZ"

@@ -8,12 +8,12 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlmodel import col
 
-from digest import db
-from digest.models import Digest, Subscriber
-from digest.records import PaperRecord
-from digest.settings import Settings
-from digest.store import upsert_records
-from digest.subscribers import ProfileSpec, SubscriberFields, add_subscriber
+from digest.config.settings import Settings
+from digest.store import db
+from digest.store.models import Digest, Subscriber
+from digest.store.papers import upsert_records
+from digest.store.records import PaperRecord
+from digest.subscribers.library import ProfileSpec, SubscriberFields, add_subscriber
 
 
 class FakeClock:

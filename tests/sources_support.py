@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from digest import db
-from digest.models import Paper, Run, Sighting, SourceState
-from digest.settings import Settings
-from digest.testing_imitations import hf_item
+from digest.config.settings import Settings
+from digest.store import db
+from digest.store.models import Paper, Run, Sighting, SourceState
+from digest.testing.imitations import hf_item
 
 DATA = Path(__file__).parent / "data" / "sources"
 NOW = datetime(2024, 10, 25, 12, 0, tzinfo=UTC)  # a Friday

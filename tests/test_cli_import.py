@@ -13,8 +13,8 @@ from conftest import Cli
 from typer.testing import CliRunner
 
 from digest.cli import app
-from digest.resources import sample_dir
-from digest.settings import Settings
+from digest.config.resources import sample_dir
+from digest.config.settings import Settings
 
 SEEDS_SHARED = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 

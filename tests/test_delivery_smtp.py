@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from digest.config.settings import Settings
 from digest.delivery import OutboxTransport, SmtpTransport, make_transport
 from digest.errors import (
     ConfigError,
@@ -22,8 +23,7 @@ from digest.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from digest.settings import Settings
-from digest.testing import SmtpSink
+from digest.testing.smtp import SmtpSink
 
 BOUNCE = "bounce@digest.example.org"
 READER = "reader@example.com"

@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from render_fixtures import digest_view  # type: ignore[import-not-found]
 
+from digest.config.settings import Settings
 from digest.delivery import OutboxTransport
-from digest.mail import add_dkim_signature, build_message
+from digest.delivery.message import MessageOptions, add_dkim_signature, build_message
 from digest.render.email import EmailRenderer
-from digest.settings import Settings
 
 dkim = pytest.importorskip("dkim")
 
@@ -44,9 +44,12 @@ def test_signed_message_verifies_after_outbox(
     )
     view = digest_view()
     message = build_message(
-        view, EmailRenderer().render(view), settings=settings, sent_at=datetime.now(UTC)
+        view,
+        EmailRenderer().render(view),
+        options=MessageOptions.from_settings(settings),
+        sent_at=datetime.now(UTC),
     )
-    add_dkim_signature(message, settings)
+    add_dkim_signature(message, MessageOptions.from_settings(settings))
     assert message["DKIM-Signature"]
     transport = OutboxTransport(tmp_path / "outbox")
     with transport:
@@ -72,6 +75,12 @@ def test_unsigned_without_settings(make_settings: Callable[..., Settings]) -> No
     settings = make_settings()
     view = digest_view()
     message = build_message(
-        view, EmailRenderer().render(view), settings=settings, sent_at=datetime.now(UTC)
+        view,
+        EmailRenderer().render(view),
+        options=MessageOptions.from_settings(settings),
+        sent_at=datetime.now(UTC),
     )
-    assert add_dkim_signature(message, settings)["DKIM-Signature"] is None
+    assert (
+        add_dkim_signature(message, MessageOptions.from_settings(settings))["DKIM-Signature"]
+        is None
+    )

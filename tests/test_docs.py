@@ -10,7 +10,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from digest.cli import app
-from digest.settings import describe_settings
+from digest.config.settings import describe_settings
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -27,15 +27,15 @@ from sqlalchemy import select
 from sqlmodel import col
 from web_server import LiveApp, live_app  # type: ignore[import-not-found]
 
-from digest import db
+from digest.config.resources import sample_dir
+from digest.config.settings import Settings
 from digest.delivery.outbox import OutboxTransport
-from digest.importer import import_files
-from digest.models import Digest, DigestItem, Paper
-from digest.resources import sample_dir
 from digest.runner import run_digests
-from digest.settings import Settings
-from digest.subscribers import ProfileSpec, SubscriberFields, add_subscriber, get_subscriber
-from digest.testing import SmtpSink
+from digest.sources.imports import import_files
+from digest.store import db
+from digest.store.models import Digest, DigestItem, Paper
+from digest.subscribers.library import ProfileSpec, SubscriberFields, add_subscriber, get_subscriber
+from digest.testing.smtp import SmtpSink
 
 IMPORTED = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # a Monday
 RUN_AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from digest.identity import canonical_key, normalize_doi, normalize_title, parse_arxiv_id
-from digest.records import PaperRecord
+from digest.store.identity import canonical_key, normalize_doi, normalize_title, parse_arxiv_id
+from digest.store.records import PaperRecord
 
 
 @pytest.mark.parametrize(

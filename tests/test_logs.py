@@ -3,7 +3,7 @@ import logging
 
 import pytest
 
-from digest.logs import configure_logging
+from digest.config.logs import configure_logging
 
 
 def test_json_lines(capsys: pytest.CaptureFixture[str]) -> None:

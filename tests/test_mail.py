@@ -17,18 +17,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from render_fixtures import DELIVERED, HOSTILE, LINKS, digest_view
 
-from digest.errors import ConfigError, RenderError
-from digest.mail import (
+from digest.config.settings import Settings
+from digest.delivery.message import (
     DKIM_HEADERS,
+    MessageOptions,
     build_message,
     list_unsubscribe,
     message_id_for,
     sign_message,
-    sign_with_settings,
+    sign_with_options,
 )
+from digest.errors import ConfigError, RenderError
 from digest.render.email import EmailRenderer
-from digest.settings import Settings
-from digest.views import DigestView
+from digest.render.views import DigestView
 
 LONG_UNSUBSCRIBE = "https://digest.example.org/unsubscribe/" + "A1b2-C3d4_" * 20  # 239 chars
 
@@ -49,7 +50,12 @@ def settings() -> Settings:
 
 
 def build(renderer: EmailRenderer, settings: Settings, view: DigestView) -> EmailMessage:
-    return build_message(view, renderer.render(view), settings=settings, sent_at=DELIVERED)
+    return build_message(
+        view,
+        renderer.render(view),
+        options=MessageOptions.from_settings(settings),
+        sent_at=DELIVERED,
+    )
 
 
 def reparse(message: EmailMessage) -> EmailMessage:
@@ -168,7 +174,9 @@ def test_same_digest_gives_same_bytes(renderer: EmailRenderer, settings: Setting
 def test_naive_sent_at_is_utc(renderer: EmailRenderer, settings: Settings) -> None:
     view = digest_view()
     naive = datetime(2026, 11, 23, 8, 0)
-    message = build_message(view, renderer.render(view), settings=settings, sent_at=naive)
+    message = build_message(
+        view, renderer.render(view), options=MessageOptions.from_settings(settings), sent_at=naive
+    )
     assert message["Date"] == "Mon, 23 Nov 2026 08:00:00 +0000"
 
 
@@ -231,17 +239,19 @@ def test_dkim_signature_verifies_and_covers_one_click(
     assert not dkim.verify(tampered, dnsfunc=dns_for(public))
 
 
-def test_sign_with_settings(
+def test_sign_with_options(
     renderer: EmailRenderer, settings: Settings, rsa_key: tuple[bytes, bytes], tmp_path: Path
 ) -> None:
     raw = bytes(build(renderer, settings, digest_view()))
-    assert sign_with_settings(raw, settings) == raw  # DKIM not configured: unchanged
+    assert (
+        sign_with_options(raw, MessageOptions.from_settings(settings)) == raw
+    )  # DKIM not configured: unchanged
     key_file = tmp_path / "dkim.pem"
     key_file.write_bytes(rsa_key[0])
     configured = settings.model_copy(
         update={"dkim_selector": "sel1", "dkim_domain": "example.org", "dkim_private_key": key_file}
     )
-    signed = sign_with_settings(raw, configured)
+    signed = sign_with_options(raw, MessageOptions.from_settings(configured))
     assert dkim.verify(signed, dnsfunc=dns_for(rsa_key[1]))
     missing = settings.model_copy(
         update={
@@ -251,7 +261,7 @@ def test_sign_with_settings(
         }
     )
     with pytest.raises(ConfigError, match="cannot read DKIM key"):
-        sign_with_settings(raw, missing)
+        sign_with_options(raw, MessageOptions.from_settings(missing))
 
 
 def test_bad_dkim_key_is_a_config_error(renderer: EmailRenderer, settings: Settings) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from digest.errors import ListingParseError
-from digest.identity import title_hash
 from digest.parsers import parse_listing, read_listing_file
+from digest.store.identity import title_hash
 
 DATA = Path(__file__).parent / "data" / "listings" / "feeds"
 

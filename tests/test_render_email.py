@@ -18,15 +18,8 @@ from render_fixtures import (
 )
 
 from digest.errors import RenderError
+from digest.render.display import authors_line, safe_url, shorten, single_line, subject_line, wrap
 from digest.render.email import EmailRenderer, check_templates
-from digest.render.present import (
-    authors_line,
-    safe_url,
-    shorten,
-    single_line,
-    subject_line,
-    wrap,
-)
 
 
 @pytest.fixture(scope="module")

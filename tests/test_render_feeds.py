@@ -22,9 +22,9 @@ from render_fixtures import (
     feed_view,
 )
 
+from digest.render.display import paper_entry_id
 from digest.render.feeds import feed_entries, render_atom, render_json, render_rss
-from digest.render.present import paper_entry_id
-from digest.views import FeedView
+from digest.render.views import FeedView
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 IDS = [paper_entry_id(item.key, LINKS.site_url) for item in ITEMS]

@@ -13,19 +13,20 @@ import pytest
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
-from digest import db
 from digest.cli import app
-from digest.importer import import_files
-from digest.mail import message_id_for
-from digest.models import Digest, DigestItem, Subscriber
+from digest.config.resources import sample_dir
+from digest.config.settings import Settings
+from digest.delivery.message import message_id_for
 from digest.ranking import get_ranker
-from digest.records import PaperRecord
-from digest.resources import sample_dir
-from digest.runner import build_due_digests, preview_digest, run_digests
-from digest.settings import Settings
-from digest.store import upsert_records
-from digest.subscribers import ProfileSpec, SubscriberFields, add_subscriber
-from digest.testing import SmtpSink
+from digest.render.assemble import render_preview
+from digest.runner import build_due_digests, run_digests
+from digest.sources.imports import import_files
+from digest.store import db
+from digest.store.models import Digest, DigestItem, Subscriber
+from digest.store.papers import upsert_records
+from digest.store.records import PaperRecord
+from digest.subscribers.library import ProfileSpec, SubscriberFields, add_subscriber
+from digest.testing.smtp import SmtpSink
 
 IMPORTED = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # a Monday
 RUN_AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -51,7 +52,14 @@ def smtp_settings(backend: str, make_settings: Callable[..., Settings], sink: Sm
     return settings
 
 
-def add(settings: Settings, email: str, keywords: list[str], **fields: object) -> None:
+def add(
+    settings: Settings,
+    email: str,
+    keywords: list[str],
+    *,
+    created: datetime = IMPORTED - timedelta(days=1),
+    **fields: object,
+) -> None:
     with db.transaction(settings) as session:
         add_subscriber(
             session,
@@ -61,7 +69,7 @@ def add(settings: Settings, email: str, keywords: list[str], **fields: object) -
                 **{"frequency": "daily", "hour": 7, "timezone": "UTC", **fields}
             ),  # type: ignore[arg-type]
             settings=settings,
-            now=IMPORTED - timedelta(days=1),
+            now=created,
         )
 
 
@@ -226,7 +234,7 @@ def test_crash_after_recording_is_delivered_by_next_run(
     settings = smtp_settings
     add(settings, "ada@example.org", ["reinforcement learning"])
     engine = db.get_engine(settings)
-    due, _ = build_due_digests(engine, settings=settings, now=RUN_AT, ranker=get_ranker())
+    due, _, _ = build_due_digests(engine, settings=settings, now=RUN_AT, ranker=get_ranker())
     assert due == 1 and not sink.messages  # "crash": recorded, nothing sent
     report = run_digests(settings, now=RUN_AT + timedelta(minutes=5))
     assert (report.due, report.sent) == (0, 1)
@@ -255,7 +263,8 @@ def test_crash_while_sending_resends_same_message_id(
 
 def test_subscriber_option_builds_now(smtp_settings: Settings, sink: SmtpSink) -> None:
     settings = smtp_settings
-    add(settings, "ada@example.org", ["reinforcement learning"], hour=23)
+    # Subscribed after yesterday's 23:00, so no period was missed either.
+    add(settings, "ada@example.org", ["reinforcement learning"], hour=23, created=IMPORTED)
     assert run_digests(settings, now=RUN_AT).due == 0  # 23:00 has not come yet
     report = run_digests(settings, now=RUN_AT, subscriber_email="ada@example.org")
     assert (report.due, report.sent) == (1, 1)
@@ -265,7 +274,7 @@ def test_subscriber_option_builds_now(smtp_settings: Settings, sink: SmtpSink) -
 def test_preview_records_and_sends_nothing(smtp_settings: Settings, sink: SmtpSink) -> None:
     settings = smtp_settings
     add(settings, "ada@example.org", ["reinforcement learning"])
-    view = preview_digest(settings, "ada@example.org", now=RUN_AT)
+    view, _ = render_preview(settings, "ada@example.org", now=RUN_AT)
     assert view.items and all(item.reason for item in view.items)
     with db.transaction(settings) as session:
         assert session.execute(select(func.count()).select_from(Digest)).scalar_one() == 0

@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from digest.config.calendar import parse_weekday, validate_timezone
+from digest.digests.periods import is_due, period_for
 from digest.errors import ConfigError
-from digest.schedule import is_due, parse_weekday, period_for, validate_timezone
 
 
 def test_weekly_period_and_send_time() -> None:

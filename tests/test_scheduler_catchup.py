@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import col
 
-from digest import db
-from digest.models import DigestItem, Paper
+from digest.config.settings import Settings
 from digest.scheduler.service import SchedulerService
-from digest.settings import Settings
+from digest.store import db
+from digest.store.models import DigestItem, Paper
 from tests.scheduler_support import FakeClock, add_papers, digests, outbox_files, subscribe, utc
 
 STEP = timedelta(minutes=15)

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from digest.config.settings import Settings
 from digest.scheduler.service import SchedulerService
-from digest.settings import Settings
 from tests.scheduler_support import FakeClock, add_papers, digests, outbox_files, subscribe, utc
 
 HOURS = (0, 1, 2, 3, 8)

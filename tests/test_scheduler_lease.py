@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from digest import db
+from digest.config.settings import Settings
 from digest.delivery import OutboxTransport
-from digest.models import Run
-from digest.runner import STALE_SENDING
+from digest.digests.ledger import STALE_SENDING
 from digest.scheduler.lease import read_lease, release, try_acquire
 from digest.scheduler.service import SchedulerService
-from digest.settings import Settings
+from digest.store import db
+from digest.store.models import Run
 from tests.scheduler_support import FakeClock, add_papers, digests, outbox_files, subscribe, utc
 
 T0 = utc(2026, 11, 23, 9, 0)  # a Monday, 09:00 UTC

@@ -24,11 +24,11 @@ import httpx
 from sqlalchemy import select
 from sqlmodel import col
 
-from digest import db
-from digest.models import Run
+from digest.config.settings import Settings
 from digest.scheduler.lease import read_lease
-from digest.settings import Settings
-from digest.subscribers import ProfileSpec, SubscriberFields, add_subscriber
+from digest.store import db
+from digest.store.models import Run
+from digest.subscribers.library import ProfileSpec, SubscriberFields, add_subscriber
 from tests.scheduler_support import add_papers, digests, outbox_files
 
 DIGEST = Path(sys.executable).parent / "digest"

@@ -11,12 +11,12 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlmodel import col
 
-from digest import db
-from digest.models import Run
+from digest.config.settings import Settings
 from digest.scheduler.lease import read_lease
 from digest.scheduler.service import SchedulerService
-from digest.settings import Settings
-from digest.subscribers import ProfileSpec, SubscriberFields, add_subscriber
+from digest.store import db
+from digest.store.models import Run
+from digest.subscribers.library import ProfileSpec, SubscriberFields, add_subscriber
 from tests.scheduler_support import digests, outbox_files
 
 LISTING = Path(__file__).parent / "data" / "listings" / "hf" / "daily_papers.json"

@@ -10,10 +10,10 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from digest.cli import app
+from digest.config.settings import Settings
 from digest.scheduler.service import SchedulerService
-from digest.settings import Settings
 from digest.sources.fetcher import fetch_all
-from digest.testing import SmtpSink
+from digest.testing.smtp import SmtpSink
 from tests.scheduler_support import FakeClock, add_papers, subscribe, utc
 
 LISTING = Path(__file__).parent / "data" / "listings" / "hf" / "daily_papers.json"

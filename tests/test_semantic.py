@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from digest import db
+from digest.config.settings import Settings
 from digest.errors import ConfigError
 from digest.ranking import LexicalRanker, RankDoc, build_profile, get_ranker
 from digest.ranking.semantic import missing_extra
-from digest.records import PaperRecord
-from digest.settings import Settings
-from digest.store import upsert_records
+from digest.store import db
+from digest.store.papers import upsert_records
+from digest.store.records import PaperRecord
 
 MISSING = missing_extra()
 needs_extra = pytest.mark.skipif(

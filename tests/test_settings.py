@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from digest.config.settings import describe_settings, load_settings
 from digest.errors import ConfigError
-from digest.settings import describe_settings, load_settings
 
 
 def test_defaults_are_embedded(tmp_path: Path) -> None:

@@ -17,13 +17,13 @@ from sources_support import (
     state,
 )
 
-from digest import db
-from digest.records import PaperRecord
-from digest.settings import Settings
+from digest.config.settings import Settings
 from digest.sources.fetcher import fetch_all
-from digest.store import upsert_records
-from digest.testing_http import HttpTestServer, Reply, static
-from digest.testing_imitations import ArxivApi, ArxivItem, ArxivListings
+from digest.store import db
+from digest.store.papers import upsert_records
+from digest.store.records import PaperRecord
+from digest.testing.http import HttpTestServer, Reply, static
+from digest.testing.imitations import ArxivApi, ArxivItem, ArxivListings
 
 
 @pytest.fixture

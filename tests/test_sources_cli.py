@@ -10,9 +10,9 @@ import pytest
 from conftest import Cli
 from sources_support import NOW, TODAY, count_papers, count_sightings, day, fetch_runs, hf_papers
 
-from digest.settings import Settings
-from digest.testing_http import HttpTestServer, Reply
-from digest.testing_imitations import HF_PATH, ArxivItem, ArxivListings, HfDailyPapersApi
+from digest.config.settings import Settings
+from digest.testing.http import HttpTestServer, Reply
+from digest.testing.imitations import HF_PATH, ArxivItem, ArxivListings, HfDailyPapersApi
 
 WHEN = ["--now", NOW.isoformat()]
 

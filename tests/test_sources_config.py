@@ -12,10 +12,11 @@ from alembic.runtime.migration import MigrationContext
 from sources_support import NOW, day
 from sqlmodel import SQLModel
 
-from digest import __version__, db
+from digest import __version__
+from digest.config.settings import Settings, load_settings
+from digest.config.sources import SourceSpec, build_spec
 from digest.errors import ConfigError
 from digest.parsers import FORMATS
-from digest.settings import Settings, load_settings
 from digest.sources.base import Cursor
 from digest.sources.config import (
     add_source,
@@ -26,7 +27,7 @@ from digest.sources.config import (
     select_sources,
 )
 from digest.sources.http import user_agent
-from digest.sources.spec import SourceSpec, build_spec
+from digest.store import db
 
 
 @pytest.mark.parametrize(

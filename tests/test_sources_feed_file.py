@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from sources_support import DATA, NOW, count_papers, fast, fetch_runs, state
 
+from digest.config.settings import Settings
 from digest.errors import ConfigError, SourceFetchError
-from digest.settings import Settings
 from digest.sources.fetcher import fetch_all
 from digest.sources.probe import probe_source
-from digest.testing_http import HttpTestServer, Reply, static
-from digest.testing_imitations import HF_PATH, HfDailyPapersApi
+from digest.testing.http import HttpTestServer, Reply, static
+from digest.testing.imitations import HF_PATH, HfDailyPapersApi
 
 JOURNAL = (DATA / "feeds" / "journal.rss.xml").read_bytes()
 MODIFIED = "Thu, 24 Oct 2024 10:00:00 GMT"

@@ -23,13 +23,13 @@ from sources_support import (
     state,
 )
 
-from digest.settings import Settings
+from digest.config.settings import Settings
+from digest.config.sources import SourceSpec
 from digest.sources.base import Cursor
 from digest.sources.fetcher import SOURCE_TYPES, fetch_all, make_context
 from digest.sources.hf_daily import HfDaily
-from digest.sources.spec import SourceSpec
-from digest.testing_http import HttpTestServer, Reply, Request
-from digest.testing_imitations import HF_PATH, HfDailyPapersApi
+from digest.testing.http import HttpTestServer, Reply, Request
+from digest.testing.imitations import HF_PATH, HfDailyPapersApi
 
 
 @pytest.fixture

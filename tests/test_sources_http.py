@@ -15,7 +15,7 @@ import pytest
 
 from digest.errors import ListingTooLargeError, SourceFetchError
 from digest.sources.http import Http, RetryPolicy, Spacing, retry_after_seconds
-from digest.testing_http import HttpTestServer, Reply, static
+from digest.testing.http import HttpTestServer, Reply, static
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 from sqlmodel import SQLModel
 
-from digest import db
-from digest.models import Paper, Sighting
-from digest.records import PaperRecord
-from digest.settings import Settings
-from digest.store import count_papers, papers_first_seen_between, upsert_records
+from digest.config.settings import Settings
+from digest.store import db
+from digest.store.models import Paper, Sighting
+from digest.store.papers import count_papers, papers_first_seen_between, upsert_records
+from digest.store.records import PaperRecord
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 

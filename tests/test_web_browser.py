@@ -24,20 +24,20 @@ from sqlalchemy import func, select
 from sqlmodel import col
 from web_server import LiveApp, live_app  # type: ignore[import-not-found]
 
-from digest import db
-from digest.importer import import_files
-from digest.models import Digest, Subscriber
-from digest.resources import sample_dir
-from digest.runner import preview_digest
-from digest.settings import Settings
-from digest.subscribers import (
+from digest.config.resources import sample_dir
+from digest.config.settings import Settings
+from digest.render.assemble import render_preview
+from digest.sources.imports import import_files
+from digest.store import db
+from digest.store.models import Digest, Subscriber
+from digest.subscribers.library import (
     ProfileSpec,
     SubscriberFields,
     add_subscriber,
     interests_of,
     spec_of,
 )
-from digest.testing import SmtpSink
+from digest.testing.smtp import SmtpSink
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -241,7 +241,7 @@ def test_subscribe_confirm_manage_preview_unsubscribe(
     preview = page.get_by_test_id("preview")
     preview.wait_for()
     steps.shot("preview")
-    expected = preview_digest(settings, EMAIL, now=datetime.now(UTC))
+    expected, _ = render_preview(settings, EMAIL, now=datetime.now(UTC))
     assert expected.items, "the sample should give this profile some papers"
     banner = " ".join(preview.inner_text().split())
     assert f"{len(expected.items)} papers" in banner

@@ -15,10 +15,10 @@ from web_fixtures import (  # type: ignore[import-not-found]
     web_client,
 )
 
-from digest import db
-from digest.presenter import feed_view
-from digest.runner import FEED_FORMATS
-from digest.subscribers import get_subscriber, set_status
+from digest.render.assemble import ViewOptions, feed_view
+from digest.render.feeds import FEED_FORMATS
+from digest.store import db
+from digest.subscribers.library import get_subscriber, set_status
 
 MEDIA = {
     "atom": "application/atom+xml; charset=utf-8",
@@ -36,7 +36,9 @@ def test_feed_bytes_headers_and_conditional_requests(
     ada = seed(settings)
     with db.transaction(settings) as session:
         subscriber = get_subscriber(session, ada.email)
-        expected = FEED_FORMATS[fmt](feed_view(session, subscriber, settings=settings, fmt=fmt))
+        expected = FEED_FORMATS[fmt](
+            feed_view(session, subscriber, options=ViewOptions.from_settings(settings), fmt=fmt)
+        )
     etag = '"' + hashlib.sha256(expected).hexdigest()[:32] + '"'
     with web_client(make_app(settings)) as client:
         first = client.get(f"/feeds/{ada.token}.{fmt}")

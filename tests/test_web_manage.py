@@ -17,10 +17,10 @@ from web_fixtures import (  # type: ignore[import-not-found]
     web_client,
 )
 
-from digest import db
-from digest.models import Digest
-from digest.settings import Settings
-from digest.subscribers import get_subscriber, interests_of, spec_of
+from digest.config.settings import Settings
+from digest.store import db
+from digest.store.models import Digest
+from digest.subscribers.library import get_subscriber, interests_of, spec_of
 
 EDIT = {
     "keywords": "graph networks^2\nauthor:Ada Lovelace\ncat:cs.LG",

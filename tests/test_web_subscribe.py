@@ -20,11 +20,11 @@ from web_fixtures import (  # type: ignore[import-not-found]
     web_client,
 )
 
-from digest import db
+from digest.config.settings import Settings
 from digest.runner import run_digests
-from digest.settings import Settings
-from digest.subscribers import get_subscriber, interests_of, set_status, spec_of
-from digest.testing import SmtpSink
+from digest.store import db
+from digest.subscribers.library import get_subscriber, interests_of, set_status, spec_of
+from digest.testing.smtp import SmtpSink
 
 FORM = {
     "email": "Newton@Example.org",

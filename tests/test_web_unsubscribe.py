@@ -16,8 +16,8 @@ from web_fixtures import (  # type: ignore[import-not-found]
     web_client,
 )
 
+from digest.config.settings import Settings
 from digest.runner import run_digests
-from digest.settings import Settings
 
 
 def status_of(settings: Settings, address: str) -> str:

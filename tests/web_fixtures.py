@@ -19,14 +19,14 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlmodel import col
 
-from digest import db
+from digest.config.settings import Settings
 from digest.delivery import OutboxTransport
-from digest.models import Subscriber
-from digest.records import PaperRecord
 from digest.runner import run_digests
-from digest.settings import Settings
-from digest.store import upsert_records
-from digest.subscribers import ProfileSpec, SubscriberFields, add_subscriber
+from digest.store import db
+from digest.store.models import Subscriber
+from digest.store.papers import upsert_records
+from digest.store.records import PaperRecord
+from digest.subscribers.library import ProfileSpec, SubscriberFields, add_subscriber
 from digest.web import create_app
 
 BASE = "https://digest.example.org"

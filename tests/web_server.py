@@ -21,8 +21,8 @@ from typing import Any
 
 import uvicorn
 
-from digest.settings import Settings
-from digest.testing import SmtpSink
+from digest.config.settings import Settings
+from digest.testing.smtp import SmtpSink
 
 START_TIMEOUT = 10.0  # seconds for uvicorn to start serving
 STOP_TIMEOUT = 10.0  # seconds for it to finish open requests and exit

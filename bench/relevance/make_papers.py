@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from digest.parsers import read_listing_file
-from digest.store import merge_records
+from digest.store.papers import merge_records
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SEEDS = Path("/work/shared/seeds")

@@ -9,7 +9,6 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from digest import db
 from digest.cli.common import (
     console,
     err_console,
@@ -19,10 +18,11 @@ from digest.cli.common import (
     print_json,
 )
 from digest.parsers import FORMATS
+from digest.store import db
 
 if TYPE_CHECKING:
+    from digest.config.settings import Settings
     from digest.runner import RunReport
-    from digest.settings import Settings
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 FormatOpt = Annotated[
@@ -54,7 +54,7 @@ def import_(
 
     Example: digest import daily_papers.json arxiv-cs.LG.rss --json
     """
-    from digest.importer import import_files  # noqa: PLC0415 - keep --help fast
+    from digest.sources.imports import import_files  # noqa: PLC0415 - keep --help fast
 
     settings = get_settings()
     _check_format(fmt)
@@ -117,7 +117,7 @@ def rank(
 
     Example: digest rank listing.txt -k "reinforcement learning" -k "pre-training^2" --top 5
     """
-    from digest.adhoc import rank_listings  # noqa: PLC0415
+    from digest.digests.adhoc import rank_listings  # noqa: PLC0415
     from digest.ranking import get_ranker  # noqa: PLC0415
 
     settings = with_semantic(get_settings(), semantic)
@@ -202,12 +202,10 @@ def preview(
 
     Example: digest preview ada@example.org --html /tmp/preview.html
     """
-    from digest.render.email import cached_renderer  # noqa: PLC0415
-    from digest.runner import preview_digest  # noqa: PLC0415
+    from digest.render.assemble import render_preview  # noqa: PLC0415 - keep --help fast
 
     settings = with_semantic(get_settings(), semantic)
-    view = preview_digest(settings, email, now=parse_now(now))
-    rendered = cached_renderer(settings.templates_dir, settings.site_name).render(view)
+    view, rendered = render_preview(settings, email, now=parse_now(now))
     if json_out:
         print_json(
             {
@@ -248,19 +246,11 @@ def feed(
 
     Example: digest feed ada@example.org --format rss
     """
-    import sys  # noqa: PLC0415
+    import sys  # noqa: PLC0415 - only this command writes bytes to stdout
 
-    from digest.errors import DigestError  # noqa: PLC0415
-    from digest.presenter import feed_view  # noqa: PLC0415
-    from digest.runner import FEED_FORMATS  # noqa: PLC0415
-    from digest.subscribers import get_subscriber  # noqa: PLC0415
+    from digest.render.assemble import subscriber_feed  # noqa: PLC0415 - keep --help fast
 
-    if fmt not in FEED_FORMATS:
-        raise DigestError(f"unknown feed format {fmt!r}: use atom, rss or json")
-    settings = get_settings()
-    with db.transaction(settings) as session:
-        subscriber = get_subscriber(session, email)
-        data = FEED_FORMATS[fmt](feed_view(session, subscriber, settings=settings, fmt=fmt))
+    data = subscriber_feed(get_settings(), email, fmt=fmt)
     if output:
         output.write_bytes(data)
     else:
@@ -291,7 +281,7 @@ def config(json_out: Json = False) -> None:
 
     Example: DIGEST_DELIVERY=smtp digest config
     """
-    from digest.settings import describe_settings  # noqa: PLC0415
+    from digest.config.settings import describe_settings  # noqa: PLC0415
 
     settings = get_settings()
     rows = []

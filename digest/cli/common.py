@@ -12,9 +12,9 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from digest.config.logs import configure_logging
+from digest.config.settings import Settings, load_settings
 from digest.errors import DigestError
-from digest.logs import configure_logging
-from digest.settings import Settings, load_settings
 
 console = Console()
 err_console = Console(stderr=True)

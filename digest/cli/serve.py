@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from digest import db
 from digest.cli.common import console, get_settings, handle_errors, parse_now, print_json
+from digest.store import db
 
 if TYPE_CHECKING:
-    from digest.settings import Settings
+    from digest.config.settings import Settings
 
 
 def _run_scheduler_only(settings: Settings) -> None:
@@ -99,7 +99,7 @@ def status(
 
     Example: digest status --json
     """
-    from digest.status import collect_status  # noqa: PLC0415
+    from digest.scheduler.status import collect_status  # noqa: PLC0415
 
     settings = get_settings()
     with db.transaction(settings) as session:

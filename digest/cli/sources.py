@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from digest import db
 from digest.cli.common import (
     console,
     err_console,
@@ -18,6 +17,7 @@ from digest.cli.common import (
     print_json,
 )
 from digest.errors import ConfigError
+from digest.store import db
 
 app = typer.Typer(help="Define, list and try listing sources.", no_args_is_help=True)
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -116,8 +116,8 @@ def add(
 
     Example: digest sources add arxiv-ml --kind arxiv --categories cs.LG,cs.AI --cross
     """
+    from digest.config.sources import build_spec  # noqa: PLC0415
     from digest.sources.config import add_source  # noqa: PLC0415
-    from digest.sources.spec import build_spec  # noqa: PLC0415
 
     settings = get_settings()
     spec = build_spec(

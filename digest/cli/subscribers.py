@@ -1,55 +1,27 @@
-"""``digest subscribers …``: manage subscribers and their profiles."""
+"""``digest subscribers …``: manage subscribers and their profiles.
+
+Each command parses its options, makes one call into :mod:`digest.subscribers.admin` and
+prints; the profile and schedule options come from the preference declaration
+(:mod:`digest.cli.preferences`).
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from digest import db
 from digest.cli.common import console, get_settings, handle_errors, print_json
-from digest.errors import ProfileError
-from digest.schedule import WEEKDAYS
-from digest.subscriber_files import export_subscribers, import_subscribers, sync_directory
-from digest.subscribers import (
-    ProfileSpec,
-    SubscriberFields,
-    add_subscriber,
-    describe,
-    edit_subscriber,
-    get_subscriber,
-    interests_of,
-    list_subscribers,
-    remove_subscriber,
-    set_status,
-)
+from digest.cli.preferences import preference_options
+from digest.subscribers import admin
+from digest.subscribers.library import PreferenceInput
 
 app = typer.Typer(help="Manage subscribers and their profiles.", no_args_is_help=True)
 
-Keyword = Annotated[
-    list[str] | None,
-    typer.Option("--keyword", "-k", help="Interest phrase; weight with ^N, e.g. 'RLHF^2'."),
-]
-Exclude = Annotated[
-    list[str] | None, typer.Option("--exclude", "-x", help="Drop papers matching this phrase.")
-]
-Require = Annotated[
-    list[str] | None, typer.Option("--require", help="Every pick must match this phrase.")
-]
-Author = Annotated[list[str] | None, typer.Option("--author", help="Author name to follow.")]
-Category = Annotated[
-    list[str] | None, typer.Option("--category", help="arXiv category, e.g. cs.LG.")
-]
-Name = Annotated[str | None, typer.Option("--name", help="Display name.")]
-Frequency = Annotated[str | None, typer.Option("--frequency", help="daily, weekly or off.")]
-Weekday = Annotated[str | None, typer.Option("--weekday", help="Weekday of weekly digests.")]
-Hour = Annotated[int | None, typer.Option("--hour", help="Local hour digests are sent (0-23).")]
-Timezone = Annotated[str | None, typer.Option("--timezone", help="IANA time zone.")]
-MaxItems = Annotated[int | None, typer.Option("--max-items", help="Papers per digest.")]
 Email = Annotated[str, typer.Argument(help="The subscriber's email address.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -58,57 +30,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _fields(
-    name: str | None,
-    frequency: str | None,
-    weekday: str | None,
-    hour: int | None,
-    timezone: str | None,
-    max_items: int | None,
-) -> SubscriberFields:
-    return SubscriberFields(
-        name=name,
-        frequency=frequency,
-        weekday=weekday,
-        hour=hour,
-        timezone=timezone,
-        max_items=max_items,
-    )
-
-
 @app.command("add")
 @handle_errors
-def add(
-    email: Email,
-    keyword: Keyword = None,
-    exclude: Exclude = None,
-    require: Require = None,
-    author: Author = None,
-    category: Category = None,
-    name: Name = None,
-    frequency: Frequency = None,
-    weekday: Weekday = None,
-    hour: Hour = None,
-    timezone: Timezone = None,
-    max_items: MaxItems = None,
-    json_out: Json = False,
-) -> None:
+@preference_options()
+def add(email: Email, preferences: PreferenceInput, json_out: Json = False) -> None:
     """Add an active subscriber (admin-added: no confirmation email).
 
     Example: digest subscribers add ada@example.org -k "reinforcement learning" -k "RLHF^2"
     """
-    settings = get_settings()
-    spec = ProfileSpec(keyword or [], exclude or [], require or [], author or [], category or [])
-    with db.transaction(settings) as session:
-        subscriber = add_subscriber(
-            session,
-            email=email,
-            profile=spec,
-            fields=_fields(name, frequency, weekday, hour, timezone, max_items),
-            settings=settings,
-            now=_now(),
-        )
-        info = describe(subscriber, interests_of(session, subscriber), settings)
+    info = admin.add(get_settings(), email, preferences, now=_now())
     if json_out:
         print_json(info)
     else:
@@ -127,12 +57,7 @@ def list_(
 
     Example: digest subscribers list --status active
     """
-    settings = get_settings()
-    with db.transaction(settings) as session:
-        rows = [
-            describe(s, interests_of(session, s), settings)
-            for s in list_subscribers(session, status=status)
-        ]
+    rows = admin.listing(get_settings(), status=status)
     if json_out:
         print_json(rows)
         return
@@ -149,20 +74,7 @@ def list_(
     console.print(f"{len(rows)} subscriber(s)")
 
 
-@app.command("show")
-@handle_errors
-def show(email: Email, json_out: Json = False) -> None:
-    """Show one subscriber: profile, schedule, feed and unsubscribe URLs.
-
-    Example: digest subscribers show ada@example.org --json
-    """
-    settings = get_settings()
-    with db.transaction(settings) as session:
-        subscriber = get_subscriber(session, email)
-        info = describe(subscriber, interests_of(session, subscriber), settings)
-    if json_out:
-        print_json(info)
-        return
+def _show_table(info: dict[str, Any]) -> Table:
     table = Table.grid(padding=(0, 2))
     for key, value in info.items():
         if isinstance(value, dict):
@@ -172,52 +84,33 @@ def show(email: Email, json_out: Json = False) -> None:
         else:
             shown = str(value)
         table.add_row(f"[bold]{key}[/]", shown)
-    console.print(table)
+    return table
+
+
+@app.command("show")
+@handle_errors
+def show(email: Email, json_out: Json = False) -> None:
+    """Show one subscriber: profile, schedule, feed and unsubscribe URLs.
+
+    Example: digest subscribers show ada@example.org --json
+    """
+    info = admin.show(get_settings(), email)
+    if json_out:
+        print_json(info)
+    else:
+        console.print(_show_table(info))
 
 
 @app.command("edit")
 @handle_errors
-def edit(
-    email: Email,
-    keyword: Keyword = None,
-    exclude: Exclude = None,
-    add_keyword: Annotated[list[str] | None, typer.Option(help="Add one keyword.")] = None,
-    remove_keyword: Annotated[list[str] | None, typer.Option(help="Remove one keyword.")] = None,
-    add_exclude: Annotated[list[str] | None, typer.Option(help="Add one exclusion.")] = None,
-    remove_exclude: Annotated[list[str] | None, typer.Option(help="Remove one exclusion.")] = None,
-    name: Name = None,
-    frequency: Frequency = None,
-    weekday: Weekday = None,
-    hour: Hour = None,
-    timezone: Timezone = None,
-    max_items: MaxItems = None,
-) -> None:
-    """Change a subscriber. --keyword/--exclude replace those lists; --add-*/--remove-* edit them.
+@preference_options(edits=True)
+def edit(email: Email, preferences: PreferenceInput) -> None:
+    """Change a subscriber. --keyword, --exclude, … replace those lists; --add-*/--remove-*
+    edit single entries.
 
     Example: digest subscribers edit ada@example.org --add-keyword "world models" --frequency daily
     """
-    settings = get_settings()
-    replace = None
-    if keyword is not None or exclude is not None:
-        with db.transaction(settings) as session:
-            from digest.subscribers import spec_of  # noqa: PLC0415
-
-            replace = spec_of(interests_of(session, get_subscriber(session, email)))
-        if keyword is not None:
-            replace.keywords = keyword
-        if exclude is not None:
-            replace.excludes = exclude
-    with db.transaction(settings) as session:
-        subscriber = edit_subscriber(
-            session,
-            email,
-            fields=_fields(name, frequency, weekday, hour, timezone, max_items),
-            now=_now(),
-            profile=replace,
-            add=ProfileSpec(add_keyword or [], add_exclude or []),
-            remove=ProfileSpec(remove_keyword or [], remove_exclude or []),
-        )
-        info = describe(subscriber, interests_of(session, subscriber), settings)
+    info = admin.edit(get_settings(), email, preferences, now=_now())
     console.print(f"updated {info['email']}: keywords {', '.join(info['keywords'])}")
 
 
@@ -225,10 +118,8 @@ def _status_command(status: str, verb: str) -> None:
     @app.command(verb)
     @handle_errors
     def command(email: Email) -> None:
-        settings = get_settings()
-        with db.transaction(settings) as session:
-            subscriber = set_status(session, email, status, now=_now())
-        console.print(f"{subscriber.email} is {subscriber.status}")
+        address, now_status = admin.change_status(get_settings(), email, status, now=_now())
+        console.print(f"{address} is {now_status}")
 
     what = (
         "Stop sending to a subscriber (keeps the profile)."
@@ -255,8 +146,7 @@ def remove(
     settings = get_settings()
     if not yes:
         typer.confirm(f"Delete {email} and their history?", abort=True)
-    with db.transaction(settings) as session:
-        remove_subscriber(session, email)
+    admin.remove(settings, email)
     console.print(f"removed {email}")
 
 
@@ -271,9 +161,7 @@ def export(
 
     Example: digest subscribers export -o subscribers.json
     """
-    settings = get_settings()
-    with db.transaction(settings) as session:
-        data = export_subscribers(session, settings=settings)
+    data = admin.export(get_settings())
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if output:
         output.write_text(text, encoding="utf-8")
@@ -293,17 +181,7 @@ def import_(
 
     Example: digest subscribers import subscribers.json --update
     """
-    settings = get_settings()
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{file}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ProfileError(f"{file}: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    with db.transaction(settings) as session:
-        result = import_subscribers(
-            session, data, settings=settings, now=_now(), where=str(file), update=update
-        )
+    result = admin.import_file(get_settings(), file, update=update, now=_now())
     if json_out:
         print_json(result.as_dict())
     else:
@@ -326,9 +204,7 @@ def sync(
 
     Example: digest subscribers sync subscribers/ --prune
     """
-    settings = get_settings()
-    with db.transaction(settings) as session:
-        result = sync_directory(session, directory, settings=settings, now=_now(), prune=prune)
+    result = admin.sync(get_settings(), directory, prune=prune, now=_now())
     if json_out:
         print_json(result.as_dict())
     else:
@@ -336,6 +212,3 @@ def sync(
             f"added {len(result.added)}, updated {len(result.updated)}, "
             f"unchanged {len(result.unchanged)}, removed {len(result.removed)}"
         )
-
-
-__all__ = ["WEEKDAYS", "app"]

@@ -17,7 +17,7 @@ from digest.delivery.smtp import SmtpTransport
 from digest.delivery.wire import WIRE_POLICY, message_bytes
 
 if TYPE_CHECKING:
-    from digest.settings import Settings
+    from digest.config.settings import Settings
 
 __all__ = [
     "WIRE_POLICY",

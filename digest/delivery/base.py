@@ -1,9 +1,13 @@
-"""Delivery plug-point: the ``Transport`` protocol.
+"""Delivery plug-point: the ``Transport`` protocol, and :class:`BaseTransport`.
 
 A transport is opened once per run (one SMTP connection reused for every message), sends
 ``EmailMessage`` objects and is closed. ``send`` raises
 :class:`~digest.errors.TransientDeliveryError` (retry later) or
 :class:`~digest.errors.PermanentDeliveryError` (flag the address).
+
+:class:`BaseTransport` carries the context-manager boilerplate (httpx's ``BaseTransport`` is
+the model): ``with`` calls :meth:`~BaseTransport.open` on entry and
+:meth:`~BaseTransport.close` once on exit; a transport overrides what it needs.
 """
 
 from __future__ import annotations
@@ -30,3 +34,30 @@ class Transport(Protocol):
     def send(self, message: EmailMessage, *, envelope_from: str, recipient: str) -> None:
         """Deliver one message to one recipient; raise a DeliveryError subclass on failure."""
         ...
+
+
+class BaseTransport:
+    """``with transport:`` opens it and closes it once, however the block ends."""
+
+    name = "base"
+
+    def open(self) -> None:
+        """Prepare to send (create a directory, nothing for a lazy connection)."""
+
+    def close(self) -> None:
+        """Release what sending held (a connection); called once by ``__exit__``."""
+
+    def send(self, message: EmailMessage, *, envelope_from: str, recipient: str) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

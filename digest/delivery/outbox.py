@@ -13,9 +13,8 @@ import re
 import tempfile
 from email.message import EmailMessage
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
+from digest.delivery.base import BaseTransport
 from digest.delivery.wire import message_bytes
 from digest.errors import DeliveryError
 
@@ -39,7 +38,7 @@ def eml_name(message_id: str) -> str:
     return f"{stem}.eml"
 
 
-class OutboxTransport:
+class OutboxTransport(BaseTransport):
     """Writes each message to ``<directory>/<Message-ID>.eml``, atomically.
 
     The bytes are those that SMTP would send (CRLF line ends, 998-character lines). The
@@ -51,17 +50,8 @@ class OutboxTransport:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def __enter__(self) -> Self:
+    def open(self) -> None:
         self._ensure_directory()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
     def path_for(self, message: EmailMessage) -> Path:
         """Where ``message`` is (or would be) written; ValueError without a Message-ID."""

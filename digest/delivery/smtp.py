@@ -19,8 +19,7 @@ import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
-from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Literal
 
 from tenacity import (
     Retrying,
@@ -31,6 +30,7 @@ from tenacity import (
     wait_random,
 )
 
+from digest.delivery.base import BaseTransport
 from digest.delivery.wire import message_bytes
 from digest.errors import (
     ConfigError,
@@ -40,7 +40,7 @@ from digest.errors import (
 )
 
 if TYPE_CHECKING:
-    from digest.settings import Settings
+    from digest.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ _STAGES: dict[type[smtplib.SMTPResponseException], str] = {
 }
 
 
-class SmtpTransport:
+class SmtpTransport(BaseTransport):
     """Sends messages over one reused SMTP connection. Use as a context manager.
 
     ``retries`` extra attempts follow a transient failure, waiting ``retry_wait`` seconds
@@ -115,18 +115,8 @@ class SmtpTransport:
     def __repr__(self) -> str:
         return f"SmtpTransport({self.host}:{self.port}, security={self.security})"
 
-    def __enter__(self) -> Self:
-        # The connection is opened lazily by the first send: a run with nothing to send
-        # never touches the server, and connection errors get the retry policy.
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    # open() does nothing: the connection is opened lazily by the first send, so a run with
+    # nothing to send never touches the server, and connection errors get the retry policy.
 
     def close(self) -> None:
         """QUIT politely and close the connection; errors on the way out are ignored."""

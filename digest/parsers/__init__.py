@@ -28,7 +28,7 @@ from digest.parsers.files import read_bytes
 from digest.parsers.hf_json import load_json, parse_hf_value
 from digest.parsers.hf_page import parse_hf_page
 from digest.parsers.xmltree import XmlDoc, parse_xml
-from digest.records import PaperRecord
+from digest.store.records import PaperRecord
 
 __all__ = ["FORMATS", "ParsedListing", "detect_format", "parse_listing", "read_listing_file"]
 

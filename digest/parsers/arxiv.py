@@ -14,7 +14,6 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime
 
-from digest.identity import normalize_doi, parse_arxiv_id
 from digest.parsers.common import (
     arxiv_pdf_url,
     http_url,
@@ -35,7 +34,8 @@ from digest.parsers.xmltree import (
     local,
     raw_text,
 )
-from digest.records import PaperRecord
+from digest.store.identity import normalize_doi, parse_arxiv_id
+from digest.store.records import PaperRecord
 
 _A = f"{{{NS_ATOM}}}"
 _DESCRIPTION = re.compile(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from digest.identity import normalize_doi, parse_arxiv_id
 from digest.parsers.common import (
     arxiv_pdf_url,
     http_url,
@@ -19,7 +18,8 @@ from digest.parsers.common import (
 )
 from digest.parsers.tex import author_name, decode_tex
 from digest.parsers.xmltree import NS_ARXIV, NS_ATOM, NS_OPENSEARCH, XmlDoc, child_text, local
-from digest.records import PaperRecord
+from digest.store.identity import normalize_doi, parse_arxiv_id
+from digest.store.records import PaperRecord
 
 _A = f"{{{NS_ATOM}}}"
 _X = f"{{{NS_ARXIV}}}"

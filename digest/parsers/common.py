@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 from digest.errors import ListingError, ListingParseError
-from digest.identity import collapse_ws
-from digest.records import PaperRecord
+from digest.store.identity import collapse_ws
+from digest.store.records import PaperRecord
 
 FORMATS: tuple[str, ...] = ("hf-json", "arxiv-rss", "arxiv-atom", "arxiv-api", "feed", "hf-page")
 

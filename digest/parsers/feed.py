@@ -15,10 +15,10 @@ from typing import Any
 
 import feedparser
 
-from digest.identity import normalize_doi, parse_arxiv_id, title_hash
 from digest.parsers.common import html_to_text, http_url, listing_error, plain_text, unique
 from digest.parsers.tex import author_name
-from digest.records import PaperRecord
+from digest.store.identity import normalize_doi, parse_arxiv_id, title_hash
+from digest.store.records import PaperRecord
 
 
 def _when(entry: Any) -> datetime | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from digest.identity import parse_arxiv_id
 from digest.parsers.common import (
     arxiv_pdf_url,
     http_url,
@@ -22,7 +21,8 @@ from digest.parsers.common import (
     plain_text,
     unique,
 )
-from digest.records import PaperRecord
+from digest.store.identity import parse_arxiv_id
+from digest.store.records import PaperRecord
 
 
 def load_json(data: bytes, name: str) -> Any:

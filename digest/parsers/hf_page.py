@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from digest.parsers.common import listing_error, plain_text
-from digest.records import PaperRecord
+from digest.store.records import PaperRecord
 
 _HEADER_LINES = frozenset({"new", "subscribe", "daily papers"})
 _BYLINE = re.compile(r"^by\s*AK and the research community$", re.IGNORECASE)

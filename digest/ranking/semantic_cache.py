@@ -15,7 +15,7 @@ import numpy.typing as npt
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from digest.models import Paper, PaperEmbedding
+from digest.store.models import Paper, PaperEmbedding
 
 Vector = npt.NDArray[np.float32]
 

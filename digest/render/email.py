@@ -24,10 +24,10 @@ from jinja2 import (
     TemplateError,
 )
 
+from digest.config.resources import templates_dir as shipped_templates_dir
 from digest.errors import RenderError
-from digest.render.present import item_context, shorten, single_line, subject_line, wrap
-from digest.resources import templates_dir as shipped_templates_dir
-from digest.views import DigestView
+from digest.render.display import item_context, shorten, single_line, subject_line, wrap
+from digest.render.views import DigestView
 
 HTML_TEMPLATE = "email/digest.mjml"
 TEXT_TEMPLATE = "email/digest.txt"

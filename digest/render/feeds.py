@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from feedgen.feed import FeedGenerator
 from markupsafe import Markup
 
-from digest.render.present import (
+from digest.render.display import (
     as_utc,
     authors_line,
     date_label,
@@ -26,7 +27,7 @@ from digest.render.present import (
     single_line,
     upvotes_label,
 )
-from digest.views import FeedView, ItemView
+from digest.render.views import FeedView, ItemView
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 ENTRY_AUTHORS = 10  # papers with hundreds of authors would bloat every entry
@@ -170,3 +171,11 @@ def render_json(feed: FeedView) -> bytes:
     }
     text = json.dumps(document, sort_keys=True, ensure_ascii=False, indent=2)
     return (text + "\n").encode("utf-8")
+
+
+# The personal and public feeds' formats: URL suffix → renderer.
+FEED_FORMATS: dict[str, Callable[[FeedView], bytes]] = {
+    "atom": render_atom,
+    "rss": render_rss,
+    "json": render_json,
+}

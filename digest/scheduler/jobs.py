@@ -11,23 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import httpx
-from sqlalchemy import update
-from sqlmodel import col
 
-from digest import db
+from digest.config.settings import Settings
 from digest.delivery import make_transport
-from digest.delivery.base import Transport
-from digest.models import Run
-from digest.pipeline import record_digest, select_papers
-from digest.ranking import get_ranker
+from digest.delivery.base import BaseTransport, Transport
+from digest.digests import ledger
+from digest.digests.due import DueOptions, survey
 from digest.runner import RunReport, run_digests
-from digest.scheduler.lease import LeaseLostError
-from digest.scheduler.plan import find_missed, survey, work_waiting
-from digest.settings import Settings
+from digest.store import db
 
 if TYPE_CHECKING:
     from digest.sources.fetcher import FetchReport
@@ -35,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class FencedTransport:
+class FencedTransport(BaseTransport):
     """A transport that asks ``fence`` before every message (it raises to refuse).
 
     The deliver job passes the lease check: a leader that lost its lease mid-run stops
@@ -48,17 +42,11 @@ class FencedTransport:
         self.fence = fence
         self.name = inner.name
 
-    def __enter__(self) -> Self:
+    def open(self) -> None:
         self.inner.__enter__()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.inner.__exit__(exc_type, exc, tb)
+    def close(self) -> None:
+        self.inner.__exit__(None, None, None)
 
     def send(self, message: EmailMessage, *, envelope_from: str, recipient: str) -> None:
         self.fence()
@@ -84,32 +72,12 @@ class DeliverResult:
         )
 
 
-def record_missed(settings: Settings, *, now: datetime) -> tuple[int, bool]:
-    """Record digests for periods missed during downtime; (how many, is there work now).
-
-    One transaction, committed before anything is sent (like ``run_digests``'s phase 1).
-    """
-    engine = db.get_engine(settings)
-    with db.transaction(engine) as session:
-        outlook = survey(session, now=now, settings=settings)
-        missed = find_missed(session, outlook, settings=settings)
-        recorded = 0
-        if missed:
-            selections = select_papers(
-                session, missed, now=now, settings=settings, ranker=get_ranker(settings.ranker)
-            )
-            for selection in selections:
-                digest = record_digest(session, selection, now=now, keep_empty=settings.send_empty)
-                if digest is not None:
-                    recorded += 1
-                    log.info(
-                        "catch-up: digest %s for %s (missed send time %s)",
-                        digest.period_key,
-                        selection.due.subscriber.email,
-                        selection.due.period.send_at.isoformat(),
-                    )
-        busy = recorded > 0 or work_waiting(session, outlook)
-    return recorded, busy
+def work_waiting(settings: Settings, *, now: datetime) -> bool:
+    """Whether a deliver run has something to do at ``now``: a due or missed period, or a
+    digest ready to (re)send. A few reads; writes nothing."""
+    with db.transaction(settings) as session:
+        outlook = survey(session, now=now, options=DueOptions.from_settings(settings))
+        return outlook.anything_due or ledger.any_deliverable(session, now=now)
 
 
 def deliver_job(
@@ -119,44 +87,23 @@ def deliver_job(
     fence: Callable[[], None] | None = None,
     transport: Transport | None = None,
 ) -> DeliverResult:
-    """Catch up missed periods, then build and deliver every due digest at ``now``.
+    """Build and deliver every due digest at ``now``, missed periods included (the same
+    run as ``digest run``).
 
     Cheap when nothing is due: no run row is written. ``fence`` is called before every
     message (the lease check); if it raises :class:`LeaseLostError` the run stops there and
     its run row is closed as an error. Everything already committed stays valid.
     """
-    caught_up, busy = record_missed(settings, now=now)
-    if not busy:
+    if not work_waiting(settings, now=now):
         log.debug("deliver at %s: nothing due", now.isoformat(timespec="seconds"))
-        return DeliverResult(caught_up)
-    log.info(
-        "deliver start at %s: %d missed period(s) recorded",
-        now.isoformat(timespec="seconds"),
-        caught_up,
-    )
+        return DeliverResult()
+    log.info("deliver start at %s", now.isoformat(timespec="seconds"))
     chosen = transport or make_transport(settings)
     if fence is not None:
         chosen = FencedTransport(chosen, fence)
-    try:
-        report = run_digests(settings, now=now, transport=chosen)
-    except LeaseLostError as exc:
-        _close_interrupted_run(settings, now=now, error=str(exc))
-        raise
-    return DeliverResult(caught_up, report)
-
-
-def _close_interrupted_run(settings: Settings, *, now: datetime, error: str) -> None:
-    # run_digests opened its run row at ``now``; mark it so status does not show it running.
-    with db.transaction(settings) as session:
-        session.execute(
-            update(Run)
-            .where(
-                col(Run.kind) == "deliver",
-                col(Run.status) == "running",
-                col(Run.started_at) == now,
-            )
-            .values(status="error", finished_at=now, error=error)
-        )
+    # A LeaseLostError from the fence ends the run there; its run row is closed as an error.
+    report = run_digests(settings, now=now, transport=chosen)
+    return DeliverResult(report.caught_up, report)
 
 
 def fetch_job(

@@ -33,10 +33,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 
-from digest import db
 from digest.errors import DigestError
-from digest.models import SchedulerLease
-from digest.store import dialect_insert
+from digest.store import db
+from digest.store.models import SchedulerLease
+from digest.store.papers import dialect_insert
 
 log = logging.getLogger(__name__)
 

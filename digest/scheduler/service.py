@@ -35,13 +35,13 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from digest import db
+from digest.config.settings import Settings
 from digest.delivery.base import Transport
 from digest.errors import ConfigError
-from digest.models import Run
 from digest.scheduler.jobs import DeliverResult, deliver_job, fetch_job
 from digest.scheduler.lease import Lease, LeaseLostError, read_lease
-from digest.settings import Settings
+from digest.store import db
+from digest.store.models import Run
 
 if TYPE_CHECKING:
     from digest.sources.fetcher import FetchReport

@@ -18,16 +18,16 @@ from dataclasses import dataclass
 
 from tenacity import Retrying, retry_if_result, stop_after_attempt
 
+from digest.config.sources import SourceSpec
 from digest.errors import ConfigError, ListingParseError, SourceFetchError
-from digest.identity import canonical_key
 from digest.parsers import detect_format, parse_listing
 from digest.parsers.common import one_line
-from digest.records import PaperRecord
 from digest.sources.base import Batch, Cursor, FetchContext
 from digest.sources.feed import conditional_headers, validators
 from digest.sources.http import Fetched
-from digest.sources.spec import SourceSpec
-from digest.store import merge_records
+from digest.store.identity import canonical_key
+from digest.store.papers import merge_records
+from digest.store.records import PaperRecord
 
 _FEED_ERROR = re.compile(rb"Feed error for query:?[^<\n]*", re.IGNORECASE)
 _LISTING_FORMATS = ("arxiv-rss", "arxiv-atom")

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Protocol
 
-from digest.records import PaperRecord
-from digest.settings import Settings
+from digest.config.settings import Settings
+from digest.config.sources import SourceSpec
 from digest.sources.http import Http, Spacing
-from digest.sources.spec import SourceSpec
+from digest.store.records import PaperRecord
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlmodel import Session, col
 
+from digest.config.settings import Settings
+from digest.config.sources import SourceSpec, build_spec
 from digest.errors import ConfigError
-from digest.models import SourceDefinition, SourceState
-from digest.settings import Settings
 from digest.sources.base import Cursor
-from digest.sources.spec import SourceSpec, build_spec
+from digest.store.models import SourceDefinition, SourceState
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from digest.config.sources import SourceSpec
 from digest.errors import SourceFetchError
 from digest.parsers import parse_listing
 from digest.sources.base import Batch, Cursor, FetchContext
 from digest.sources.http import Fetched
-from digest.sources.spec import SourceSpec
 
 
 def conditional_headers(cursor: Cursor) -> dict[str, str]:

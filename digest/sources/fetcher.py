@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -23,12 +23,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from digest import db
+from digest.config.settings import Settings
+from digest.config.sources import SourceSpec
 from digest.errors import ConfigError, DigestError
-from digest.models import Paper, Run
 from digest.parsers.common import one_line
-from digest.records import PaperRecord
-from digest.settings import Settings
 from digest.sources.arxiv import Arxiv
 from digest.sources.base import Batch, FetchContext, Source
 from digest.sources.config import (
@@ -43,8 +41,11 @@ from digest.sources.feed import Feed
 from digest.sources.file import FileSource
 from digest.sources.hf_daily import HfDaily
 from digest.sources.http import Http, Sleep, Spacing, make_client
-from digest.sources.spec import SourceSpec
-from digest.store import upsert_records
+from digest.store import db
+from digest.store.models import Paper
+from digest.store.papers import upsert_records
+from digest.store.records import PaperRecord
+from digest.store.runs import recorded_run
 
 log = logging.getLogger(__name__)
 
@@ -146,40 +147,45 @@ def store_batch(
 def _fetch_one(engine: Engine, entry: SourceEntry, ctx: FetchContext) -> SourceReport:
     spec = entry.spec
     report = SourceReport(name=spec.name, kind=spec.kind)
-    started = time.monotonic()
-    with db.transaction(engine) as session:
-        run = Run(
-            kind="fetch",
-            source=spec.name,
-            status="running",
-            started_at=ctx.now,
-            details={"kind": spec.kind, "url": spec.resolved_url},
-        )
-        session.add(run)
-        session.flush()
+    details = {"kind": spec.kind, "url": spec.resolved_url}
+    with recorded_run(
+        engine, kind="fetch", source=spec.name, started_at=ctx.now, details=details
+    ) as run:
         report.run_id = run.id
-        cursor = load_cursor(session, spec.name)
-    try:
-        for batch in SOURCE_TYPES[spec.kind](spec).fetch(ctx, cursor):
-            with db.transaction(engine) as session:
-                store_batch(session, batch, source=spec.name, now=ctx.now, report=report)
-                if batch.cursor is not None:
-                    save_cursor(session, spec.name, batch.cursor, now=ctx.now)
-            report.batches.append(batch.label)
-            report.notes.update(batch.notes)
-    except DigestError as exc:
-        report.status, report.error = "error", one_line(str(exc))
-        report.error_kind = "config" if isinstance(exc, ConfigError) else "fetch"
-    except Exception as exc:
-        # A bug in one source must not stop the others; it is logged with its traceback
-        # and recorded on the run, and the fetch as a whole reports failure.
-        log.exception("source %s failed unexpectedly", spec.name)
-        report.status, report.error = (
-            "error",
-            one_line(f"internal error: {type(exc).__name__}: {exc}"),
-        )
-        report.error_kind = "internal"
-    _finish(engine, report, ctx.now, ctx.now + timedelta(seconds=time.monotonic() - started))
+        with db.transaction(engine) as session:
+            cursor = load_cursor(session, spec.name)
+        try:
+            for batch in SOURCE_TYPES[spec.kind](spec).fetch(ctx, cursor):
+                with db.transaction(engine) as session:
+                    store_batch(session, batch, source=spec.name, now=ctx.now, report=report)
+                    if batch.cursor is not None:
+                        save_cursor(session, spec.name, batch.cursor, now=ctx.now)
+                report.batches.append(batch.label)
+                report.notes.update(batch.notes)
+        except DigestError as exc:
+            report.status, report.error = "error", one_line(str(exc))
+            report.error_kind = "config" if isinstance(exc, ConfigError) else "fetch"
+        except Exception as exc:
+            # A bug in one source must not stop the others; it is logged with its traceback
+            # and recorded on the run, and the fetch as a whole reports failure.
+            log.exception("source %s failed unexpectedly", spec.name)
+            report.status, report.error = (
+                "error",
+                one_line(f"internal error: {type(exc).__name__}: {exc}"),
+            )
+            report.error_kind = "internal"
+        run.new, run.seen = report.new, report.seen
+        run.details = {
+            "updated": report.updated,
+            "skipped": report.skipped,
+            "batches": report.batches[-_KEEP_LABELS:],
+            "error_kind": report.error_kind,
+            **report.notes,
+        }
+        if report.error:
+            run.fail(report.error)
+    with db.transaction(engine) as session:
+        record_outcome(session, report.name, error=report.error, now=ctx.now)
     log.info(
         "fetched %s: %s, %d new, %d seen%s",
         spec.name,
@@ -189,23 +195,6 @@ def _fetch_one(engine: Engine, entry: SourceEntry, ctx: FetchContext) -> SourceR
         f" ({report.error})" if report.error else "",
     )
     return report
-
-
-def _finish(engine: Engine, report: SourceReport, now: datetime, finished: datetime) -> None:
-    with db.transaction(engine) as session:
-        run = session.get(Run, report.run_id)
-        if run is not None:
-            run.status, run.finished_at, run.error = report.status, finished, report.error
-            run.new_count, run.seen_count = report.new, report.seen
-            run.details = {
-                **run.details,
-                "updated": report.updated,
-                "skipped": report.skipped,
-                "batches": report.batches[-_KEEP_LABELS:],
-                "error_kind": report.error_kind,
-                **report.notes,
-            }
-        record_outcome(session, report.name, error=report.error, now=now)
 
 
 def make_context(

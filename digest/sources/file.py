@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from digest.config.sources import SourceSpec
 from digest.parsers import read_listing_file
 from digest.sources.base import Batch, Cursor, FetchContext
-from digest.sources.spec import SourceSpec
 
 
 def listing_path(location: str) -> Path:

@@ -17,14 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
+from digest.config.sources import SourceSpec
 from digest.errors import SourceFetchError
 from digest.parsers import parse_listing
 from digest.parsers.common import one_line, plain_text
-from digest.records import PaperRecord
 from digest.sources.base import Batch, Cursor, FetchContext
 from digest.sources.http import Fetched
-from digest.sources.spec import SourceSpec
-from digest.store import merge_records
+from digest.store.papers import merge_records
+from digest.store.records import PaperRecord
 
 PAGE_SIZE = 100  # the API's maximum (101 is a 400)
 MAX_PAGES = 100  # 10,000 papers in a day would be a server bug, not a busy day

@@ -32,9 +32,9 @@ from tenacity import RetryCallState as _State
 from tenacity import Retrying, retry_if_exception, wait_exponential, wait_random
 
 from digest import __version__
+from digest.config.settings import Settings
 from digest.errors import ListingTooLargeError, SourceFetchError
 from digest.parsers.common import one_line
-from digest.settings import Settings
 
 Sleep = Callable[[float], None]
 _RATELIMIT_WAIT = re.compile(r"(?:^|[\s;,])(?:t|reset)\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)

@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 
-from digest import db
-from digest.settings import Settings
+from digest.config.settings import Settings
 from digest.sources.base import Cursor
 from digest.sources.config import find_source
 from digest.sources.fetcher import SOURCE_TYPES, make_context
 from digest.sources.http import Sleep, make_client
+from digest.store import db
 
 
 @dataclass(slots=True)

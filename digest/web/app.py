@@ -19,9 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from digest import db
+from digest.config.settings import Settings, load_settings
 from digest.errors import DeliveryError, DigestError, RenderError
-from digest.settings import Settings, load_settings
+from digest.store import db
 from digest.web import feeds, pages, subscribe, unsubscribe
 from digest.web.access_log import AccessLog, install_uvicorn_redaction
 from digest.web.deps import WebContext, page_environment

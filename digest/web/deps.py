@@ -7,6 +7,7 @@ so a failed commit is a 500, never a success page over lost data.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,9 +21,11 @@ from jinja2 import Environment, StrictUndefined
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from digest import db
+from digest.config.settings import Settings
+from digest.digests.due import DueOptions
+from digest.render.assemble import ViewOptions
 from digest.render.email import EmailRenderer, template_loader
-from digest.settings import Settings
+from digest.store import db
 from digest.web.ratelimit import RateLimiter
 from digest.web.security import ConfirmSigner, Csrf
 
@@ -52,6 +55,14 @@ class WebContext:
     pages: Environment
     _renderer: EmailRenderer | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @functools.cached_property
+    def views(self) -> ViewOptions:
+        return ViewOptions.from_settings(self.settings)
+
+    @functools.cached_property
+    def due(self) -> DueOptions:
+        return DueOptions.from_settings(self.settings)
 
     @property
     def prefix(self) -> str:

@@ -20,11 +20,11 @@ from email.utils import format_datetime, parsedate_to_datetime
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from digest.presenter import feed_view
-from digest.render.present import as_utc
-from digest.runner import FEED_FORMATS
+from digest.render.assemble import feed_view, public_feed_view
+from digest.render.display import as_utc
+from digest.render.feeds import FEED_FORMATS
 from digest.web.deps import DbSession, Web
-from digest.web.service import public_feed_view, subscriber_for_token
+from digest.web.service import subscriber_for_token
 
 router = APIRouter()
 
@@ -82,7 +82,7 @@ def feed(name: str, fmt: str, request: Request, web: Web, session: DbSession) ->
     if name == PUBLIC_FEED:
         if not settings.public_feed:
             raise HTTPException(404)
-        view = public_feed_view(session, settings=settings, fmt=fmt)
+        view = public_feed_view(session, options=web.views, fmt=fmt)
         cache_control = f"public, max-age={settings.feed_max_age}"
     else:
         subscriber = subscriber_for_token(session, name)
@@ -90,7 +90,7 @@ def feed(name: str, fmt: str, request: Request, web: Web, session: DbSession) ->
             raise HTTPException(404)
         if subscriber.status == "unsubscribed":
             raise HTTPException(410, detail="This feed ended when its owner unsubscribed.")
-        view = feed_view(session, subscriber, settings=settings, fmt=fmt)
+        view = feed_view(session, subscriber, options=web.views, fmt=fmt)
         cache_control = f"private, max-age={settings.feed_max_age}"
     data = FEED_FORMATS[fmt](view)
     return feed_response(request, data, fmt=fmt, updated=view.updated, cache_control=cache_control)

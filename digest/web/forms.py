@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from digest.errors import ProfileError, SubscriberError
-from digest.models import Interest, Subscriber
 from digest.ranking.profile_text import parse_interest
-from digest.subscribers import FREQUENCIES, ProfileSpec, SubscriberFields, normalize_email
+from digest.store.models import Interest, Subscriber
+from digest.subscribers.fields import FREQUENCIES
+from digest.subscribers.library import ProfileSpec, SubscriberFields, normalize_email
 
 MAX_LINES = 50  # interests per list: more is a paste accident or abuse
 MAX_LINE_CHARS = 200

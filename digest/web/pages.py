@@ -14,13 +14,15 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy import text
 
+from digest.config.calendar import WEEKDAYS
 from digest.errors import DigestError
-from digest.models import Subscriber
-from digest.render.present import date_label
-from digest.runner import preview_digest
-from digest.schedule import WEEKDAYS
-from digest.subscribers import FREQUENCIES, interests_of
-from digest.urls import links_for
+from digest.ranking import get_ranker
+from digest.render.assemble import preview_digest
+from digest.render.display import date_label
+from digest.store.models import Subscriber
+from digest.subscribers.fields import FREQUENCIES
+from digest.subscribers.library import interests_of
+from digest.subscribers.links import links_for
 from digest.web.deps import DbSession, Web, WebContext
 from digest.web.forms import parse_preferences, profile_texts
 from digest.web.security import PREVIEW_CSP
@@ -209,7 +211,15 @@ def preview(token: str, request: Request, web: Web, session: DbSession) -> HTMLR
     """The next digest's email HTML with a banner; records and sends nothing."""
     subscriber = _subscriber(session, token)
     now = web.clock()
-    view = preview_digest(web.settings, subscriber.email, now=now)
+    view = preview_digest(
+        session,
+        subscriber.email,
+        now=now,
+        due=web.due,
+        views=web.views,
+        max_items=web.settings.max_items,
+        ranker=get_ranker(web.settings.ranker),
+    )
     rendered = web.renderer.render(view)
     banner = web.pages.get_template("web/preview_banner.html").render(
         prefix=web.prefix, token=token, count=len(view.items), period=view.period_label

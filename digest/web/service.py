@@ -20,15 +20,9 @@ from typing import Literal
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from digest.models import Digest, Paper, Subscriber
-from digest.presenter import FEED_EPOCH, item_view
-from digest.settings import Settings
-from digest.subscribers import (
-    add_subscriber,
-    edit_subscriber,
-    find_by_token,
-)
-from digest.views import FeedView
+from digest.config.settings import Settings
+from digest.store.models import Digest, Subscriber
+from digest.subscribers.library import add_subscriber, edit_subscriber, find_by_token
 from digest.web.forms import Preferences, Signup
 from digest.web.security import (
     ConfirmClaim,
@@ -148,27 +142,3 @@ def recent_digests(session: Session, subscriber: Subscriber) -> Sequence[Digest]
         .limit(RECENT_DIGESTS)
     )
     return list(session.execute(statement).scalars())
-
-
-def public_feed_view(session: Session, *, settings: Settings, fmt: str) -> FeedView:
-    """Every paper the service has seen, newest first: the public ``/feeds/all.*`` feed."""
-    papers = session.execute(
-        select(Paper)
-        .order_by(col(Paper.first_seen_at).desc(), col(Paper.id).desc())
-        .limit(settings.feed_items)
-    ).scalars()
-    items = tuple(
-        item_view(paper, reason="", matched=(), score=0.0, delivered_at=paper.first_seen_at)
-        for paper in papers
-    )
-    site = f"{settings.base_url}/"
-    return FeedView(
-        feed_id=f"{site}feeds/all",
-        title=f"{settings.site_name}: new papers",
-        subtitle="Every new paper, newest first, before any personal ranking.",
-        self_url=f"{settings.base_url}/feeds/all.{fmt}",
-        site_url=site,
-        author_name=settings.site_name,
-        items=items,
-        updated=max((i.delivered_at for i in items if i.delivered_at), default=FEED_EPOCH),
-    )

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from digest.delivery import make_transport
+from digest.delivery.confirmation import already_subscribed_message, confirmation_message
 from digest.errors import DigestError
-from digest.urls import links_for
-from digest.web.confirm_mail import already_subscribed_message, confirmation_message
+from digest.subscribers.links import links_for
 from digest.web.deps import DbSession, Web, client_ip
 from digest.web.forms import parse_signup
 from digest.web.pages import choices

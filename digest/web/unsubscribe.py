@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from digest.models import Subscriber
+from digest.store.models import Subscriber
 from digest.web.deps import DbSession, Web
 from digest.web.service import set_own_status, subscriber_for_token
 

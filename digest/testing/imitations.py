@@ -20,7 +20,7 @@ from datetime import date
 from typing import Any
 from xml.sax.saxutils import escape
 
-from digest.testing_http import Reply, Request
+from digest.testing.http import Reply, Request
 
 __all__ = [
     "HF_PATH",

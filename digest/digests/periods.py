@@ -9,38 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
-from digest.errors import ConfigError
-
-Frequency = Literal["daily", "weekly", "off"]
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-def validate_timezone(name: str) -> str:
-    """Return the IANA name if valid, else raise ConfigError."""
-    if name not in available_timezones() and name != "UTC":
-        raise ConfigError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)")
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"unknown time zone {name!r}") from None
-    return name
-
-
-def parse_weekday(value: str | int) -> int:
-    """0-6, or a weekday name or 3-letter abbreviation, to 0 (Monday) … 6 (Sunday)."""
-    if isinstance(value, int) or value.strip().isdigit():
-        number = int(value)
-        if 0 <= number <= 6:
-            return number
-        raise ConfigError(f"weekday must be 0-6 (0 = Monday), not {value}")
-    text = value.strip().lower()
-    for index, name in enumerate(WEEKDAYS):
-        if text in (name, name[:3]):
-            return index
-    raise ConfigError(f"unknown weekday {value!r}")
+from digest.config.calendar import Frequency
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +62,30 @@ def period_for(
 def is_due(period: Period | None, now: datetime) -> bool:
     """True when the period's send time has passed."""
     return period is not None and now >= period.send_at
+
+
+def _period_at_day(
+    frequency: Frequency, weekday: int, hour: int, timezone: str, day_offset: int, period: Period
+) -> Period:
+    """The period containing local noon ``day_offset`` days from ``period``'s first day."""
+    zone = ZoneInfo(timezone)
+    # local noon is never in a DST gap or overlap, so it lands unambiguously in that day
+    noon = datetime.combine(period.start + timedelta(days=day_offset), time(12), tzinfo=zone)
+    other = period_for(frequency, now=noon, weekday=weekday, hour=hour, timezone=timezone)
+    assert other is not None  # frequency is not "off" when a period exists
+    return other
+
+
+def previous_period(
+    period: Period, *, frequency: Frequency, weekday: int, hour: int, timezone: str
+) -> Period:
+    """The period before ``period`` (the day or ISO week before)."""
+    return _period_at_day(frequency, weekday, hour, timezone, -1, period)
+
+
+def following_period(
+    period: Period, *, frequency: Frequency, weekday: int, hour: int, timezone: str
+) -> Period:
+    """The period after ``period``."""
+    offset = 1 if frequency == "daily" else 7
+    return _period_at_day(frequency, weekday, hour, timezone, offset, period)

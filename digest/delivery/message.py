@@ -9,18 +9,23 @@ and text/html last. ``sign_message`` adds an optional DKIM signature (dkimpy).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, parseaddr
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from digest.delivery.wire import message_bytes
 from digest.errors import ConfigError, RenderError
+from digest.render.display import as_utc, single_line
 from digest.render.email import RenderedEmail
-from digest.render.present import as_utc, single_line
-from digest.settings import Settings
-from digest.views import DigestView
+from digest.render.views import DigestView
+
+if TYPE_CHECKING:
+    from digest.config.settings import Settings
 
 # Headers a DKIM signature must cover: the defaults omit List-Unsubscribe-Post (delivery.md),
 # and a receiver only honours one-click when both List-Unsubscribe headers are signed.
@@ -65,6 +70,34 @@ def _header_registry() -> HeaderRegistry:
 MAIL_POLICY = policy.SMTP.clone(header_factory=_header_registry())
 
 
+@dataclass(frozen=True, slots=True)
+class MessageOptions:
+    """The settings a digest message is built and signed with."""
+
+    mail_from: str
+    list_id: str
+    unsubscribe_mailto: str | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_private_key: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MessageOptions:
+        return cls(
+            mail_from=settings.mail_from,
+            list_id=settings.resolved_list_id,
+            unsubscribe_mailto=settings.unsubscribe_mailto,
+            dkim_selector=settings.dkim_selector,
+            dkim_domain=settings.dkim_domain,
+            dkim_private_key=settings.dkim_private_key,
+        )
+
+    @property
+    def signs(self) -> bool:
+        """Whether messages are DKIM-signed: selector, domain and private key are all set."""
+        return bool(self.dkim_selector and self.dkim_domain and self.dkim_private_key)
+
+
 def message_id_for(key: str, domain: str) -> str:
     """Deterministic Message-ID for a digest: a retried send carries the same id."""
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
@@ -107,12 +140,12 @@ def _text_part(content: str, subtype: str) -> MIMEPart:
 
 
 def build_message(
-    view: DigestView, rendered: RenderedEmail, *, settings: Settings, sent_at: datetime
+    view: DigestView, rendered: RenderedEmail, *, options: MessageOptions, sent_at: datetime
 ) -> EmailMessage:
     """The complete digest message (``sent_at`` is the Date; naive means UTC)."""
     message = EmailMessage(policy=MAIL_POLICY)
     try:
-        message["From"] = settings.mail_from
+        message["From"] = options.mail_from
         message["To"] = Address(
             display_name=single_line(view.subscriber_name or ""),
             addr_spec=view.subscriber_email.strip(),
@@ -122,10 +155,10 @@ def build_message(
     # single_line: a CR/LF in a paper title must never start a new header.
     message["Subject"] = single_line(rendered.subject)
     message["Date"] = format_datetime(as_utc(sent_at))
-    message["Message-ID"] = message_id_for(view.key, _mail_domain(settings.mail_from))
-    message["List-Id"] = single_line(settings.resolved_list_id)
+    message["Message-ID"] = message_id_for(view.key, _mail_domain(options.mail_from))
+    message["List-Id"] = single_line(options.list_id)
     message["List-Unsubscribe"] = list_unsubscribe(
-        view.links.unsubscribe_url, settings.unsubscribe_mailto
+        view.links.unsubscribe_url, options.unsubscribe_mailto
     )
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058 §3.1
     # Not a standard (RFC 2076) but what vacation responders look at (RFC 3834 §2): keeps
@@ -164,40 +197,32 @@ def sign_message(message_bytes: bytes, *, selector: str, domain: str, private_ke
     return signature + message_bytes
 
 
-def signs(settings: Settings) -> bool:
-    """Whether messages are DKIM-signed: ``dkim_selector``, ``dkim_domain`` and
-    ``dkim_private_key`` are all set."""
-    return bool(settings.dkim_selector and settings.dkim_domain and settings.dkim_private_key)
-
-
-def sign_with_settings(message_bytes: bytes, settings: Settings) -> bytes:
+def sign_with_options(message_bytes: bytes, options: MessageOptions) -> bytes:
     """Sign when ``dkim_selector``, ``dkim_domain`` and ``dkim_private_key`` are all set."""
-    if not (settings.dkim_selector and settings.dkim_domain and settings.dkim_private_key):
+    if not (options.dkim_selector and options.dkim_domain and options.dkim_private_key):
         return message_bytes
     try:
-        key = settings.dkim_private_key.read_bytes()
+        key = options.dkim_private_key.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read DKIM key {settings.dkim_private_key}: {exc}") from exc
+        raise ConfigError(f"cannot read DKIM key {options.dkim_private_key}: {exc}") from exc
     return sign_message(
         message_bytes,
-        selector=settings.dkim_selector,
-        domain=settings.dkim_domain,
+        selector=options.dkim_selector,
+        domain=options.dkim_domain,
         private_key=key,
     )
 
 
-def add_dkim_signature(message: EmailMessage, settings: Settings) -> EmailMessage:
+def add_dkim_signature(message: EmailMessage, options: MessageOptions) -> EmailMessage:
     """Sign the message's wire bytes and add the DKIM-Signature header in place.
 
     The signature covers the exact bytes the transports send (``message_bytes``); adding a
     header leaves those bytes as they were, so the signature still verifies after sending.
     """
-    from digest.delivery.wire import message_bytes  # noqa: PLC0415 - delivery imports mail
-
-    if not signs(settings):  # not configured: no need to serialize the message here
+    if not options.signs:  # not configured: no need to serialize the message here
         return message
     wire = message_bytes(message)
-    signed = sign_with_settings(wire, settings)
+    signed = sign_with_options(wire, options)
     if signed is wire:
         return message
     header = signed[: len(signed) - len(wire)].decode("ascii")

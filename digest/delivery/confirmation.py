@@ -16,11 +16,11 @@ from pathlib import Path
 
 from jinja2 import Environment, StrictUndefined, TemplateError
 
+from digest.config.settings import Settings
+from digest.delivery.message import MAIL_POLICY
 from digest.errors import RenderError
-from digest.mail import MAIL_POLICY
+from digest.render.display import single_line
 from digest.render.email import template_loader
-from digest.render.present import single_line
-from digest.settings import Settings
 
 CONFIRM_TEMPLATE = "email/confirm.txt"
 ALREADY_TEMPLATE = "email/already_subscribed.txt"

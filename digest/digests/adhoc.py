@@ -9,7 +9,7 @@ from typing import Any
 from digest.parsers import read_listing_file
 from digest.ranking.base import RankDoc, Ranker
 from digest.ranking.profile_text import build_profile
-from digest.store import merge_records
+from digest.store.papers import merge_records
 
 
 def rank_listings(

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from digest.dbtypes import UTCDateTime
+from digest.store.types import UTCDateTime
 
 
 def utcnow() -> datetime:

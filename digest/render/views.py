@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from digest.subscribers.links import LinksView
+
 
 @dataclass(frozen=True, slots=True)
 class ItemView:
@@ -27,18 +29,6 @@ class ItemView:
     matched: tuple[str, ...] = ()  # the interests that matched
     score: float = 0.0
     delivered_at: datetime | None = None  # when it reached the subscriber (feed entry date)
-
-
-@dataclass(frozen=True, slots=True)
-class LinksView:
-    """The subscriber's personal links, built from ``DIGEST_BASE_URL``."""
-
-    manage_url: str
-    unsubscribe_url: str  # HTTPS one-click URL (RFC 8058), carries the token
-    atom_url: str
-    rss_url: str
-    json_url: str
-    site_url: str
 
 
 @dataclass(frozen=True, slots=True)

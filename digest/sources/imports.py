@@ -13,12 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from digest import db
+from digest.config.settings import Settings
 from digest.errors import DigestError
-from digest.models import Run
 from digest.parsers import read_listing_file
-from digest.settings import Settings
-from digest.store import upsert_records
+from digest.store import db
+from digest.store.papers import upsert_records
+from digest.store.runs import recorded_run
 
 
 @dataclass(slots=True)
@@ -71,39 +71,26 @@ def import_files(
     report = ImportReport()
     for path in paths:
         result = FileResult(path=str(path))
-        try:
-            listing = read_listing_file(
-                path, fmt=fmt, max_bytes=settings.max_listing_bytes, now=now
-            )
-        except DigestError as exc:
-            result.error = str(exc)
-        except OSError as exc:
-            result.error = f"{path}: {exc.strerror or exc}"
-        else:
-            result.format, result.records = listing.format, len(listing.records)
-            with db.transaction(engine) as session:
-                outcome = upsert_records(
-                    session, listing.records, source=source or f"file:{path.name}", now=now
+        with recorded_run(engine, kind="import", source=str(path), started_at=now) as run:
+            try:
+                listing = read_listing_file(
+                    path, fmt=fmt, max_bytes=settings.max_listing_bytes, now=now
                 )
-                result.new, result.seen, result.updated = (
-                    outcome.new,
-                    outcome.seen,
-                    outcome.updated,
-                )
-        with db.transaction(engine) as session:
-            session.add(
-                Run(
-                    kind="import",
-                    source=str(path),
-                    status="error" if result.error else "ok",
-                    started_at=now,
-                    finished_at=now,
-                    new_count=result.new,
-                    seen_count=result.seen,
-                    error=result.error,
-                    details={"format": result.format, "records": result.records},
-                )
-            )
+            except DigestError as exc:
+                result.error = str(exc)
+            except OSError as exc:
+                result.error = f"{path}: {exc.strerror or exc}"
+            else:
+                result.format, result.records = listing.format, len(listing.records)
+                with db.transaction(engine) as session:
+                    outcome = upsert_records(
+                        session, listing.records, source=source or f"file:{path.name}", now=now
+                    )
+                result.new, result.seen, result.updated = outcome.new, outcome.seen, outcome.updated
+            run.new, run.seen = result.new, result.seen
+            run.details = {"format": result.format, "records": result.records}
+            if result.error:
+                run.fail(result.error)
         report.files.append(result)
         if on_file:
             on_file(result)

@@ -21,8 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from digest.config.sources import SourceSpec
 from digest.errors import ConfigError
-from digest.sources.spec import SourceSpec
 
 PLACEHOLDER_SECRET = "change-me-in-production"  # noqa: S105 - a placeholder refused in production
 
@@ -280,7 +280,7 @@ class Settings(BaseSettings):
     @field_validator("default_timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
-        from digest.schedule import validate_timezone  # noqa: PLC0415 - avoid an import cycle
+        from digest.config.calendar import validate_timezone  # noqa: PLC0415 - avoid an import cycle
 
         return validate_timezone(value)
 

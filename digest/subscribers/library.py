@@ -16,6 +16,8 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select
 from sqlmodel import Session, col
 
+from digest.config.calendar import WEEKDAYS, parse_weekday, validate_timezone
+from digest.config.settings import Settings
 from digest.errors import (
     DuplicateSubscriberError,
     InvalidEmailError,
@@ -23,16 +25,11 @@ from digest.errors import (
     SubscriberError,
     UnknownSubscriberError,
 )
-from digest.models import Interest, Subscriber
 from digest.ranking.base import Profile
 from digest.ranking.profile_text import build_profile, parse_interest
-from digest.schedule import WEEKDAYS, parse_weekday, validate_timezone
-from digest.settings import Settings
-from digest.urls import links_for, new_token
-
-STATUSES = ("pending", "active", "paused", "unsubscribed")
-FREQUENCIES = ("daily", "weekly", "off")
-PROFILE_KINDS = ("keyword", "exclude", "require", "author", "category")
+from digest.store.models import Interest, Subscriber
+from digest.subscribers.fields import FREQUENCIES, PROFILE_FIELDS, SCHEDULE_FIELDS, STATUSES
+from digest.subscribers.links import links_for, new_token
 
 
 def normalize_email(text: str) -> str:
@@ -68,13 +65,12 @@ class ProfileSpec:
         )
 
     def by_kind(self) -> dict[str, list[str]]:
-        return {
-            "keyword": self.keywords,
-            "exclude": self.excludes,
-            "require": self.required,
-            "author": self.authors,
-            "category": self.categories,
-        }
+        """The lists keyed by the interest kind they are stored as."""
+        return {str(p.kind): getattr(self, p.name) for p in PROFILE_FIELDS}
+
+    def as_dict(self) -> dict[str, list[str]]:
+        """The lists keyed by their preference name (files, exports, ``show --json``)."""
+        return {p.name: list(getattr(self, p.name)) for p in PROFILE_FIELDS}
 
 
 def _check_choice(value: str, allowed: Sequence[str], what: str) -> str:
@@ -203,6 +199,48 @@ class SubscriberFields:
             subscriber.popularity_weight = self.popularity_weight
 
 
+@dataclass(slots=True)
+class PreferenceInput:
+    """Preferences as an administrator gave them: ``None`` / empty means "not given".
+
+    ``lists`` replace whole profile lists (by preference name); ``add`` and ``remove`` edit
+    single entries of the stored ones.
+    """
+
+    fields: SubscriberFields = field(default_factory=SubscriberFields)
+    lists: dict[str, list[str]] = field(default_factory=dict)
+    add: dict[str, list[str]] = field(default_factory=dict)
+    remove: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_values(
+        cls,
+        values: dict[str, Any],
+        *,
+        add: dict[str, list[str]] | None = None,
+        remove: dict[str, list[str]] | None = None,
+    ) -> PreferenceInput:
+        """From ``{preference name: value or None}`` (lists: a list or None)."""
+        lists = {
+            p.name: list(values[p.name]) for p in PROFILE_FIELDS if values.get(p.name) is not None
+        }
+        scalars = {p.name: values.get(p.name) for p in SCHEDULE_FIELDS}
+        return cls(
+            SubscriberFields(**scalars),
+            lists,
+            {k: v for k, v in (add or {}).items() if v},
+            {k: v for k, v in (remove or {}).items() if v},
+        )
+
+    def profile(self) -> ProfileSpec:
+        """The given lists as a whole profile (what ``add`` stores)."""
+        return ProfileSpec(**self.lists)
+
+    @property
+    def edits_profile(self) -> bool:
+        return bool(self.lists or self.add or self.remove)
+
+
 def add_subscriber(
     session: Session,
     *,
@@ -247,28 +285,40 @@ def edit_subscriber(
     fields: SubscriberFields,
     now: datetime,
     profile: ProfileSpec | None = None,
-    add: ProfileSpec | None = None,
-    remove: ProfileSpec | None = None,
 ) -> Subscriber:
-    """Change settings; replace the profile, or add/remove single entries."""
+    """Change settings and, when ``profile`` is given, replace the whole profile."""
     subscriber = get_subscriber(session, email)
     fields.apply(subscriber)
-    if profile is not None or add is not None or remove is not None:
-        spec = profile if profile is not None else spec_of(interests_of(session, subscriber))
-        lists = spec.by_kind()
-        for kind, texts in (add.by_kind() if add else {}).items():
-            lists[kind].extend(t for t in texts if t not in lists[kind])
-        for kind, texts in (remove.by_kind() if remove else {}).items():
-            gone = {t.casefold() for t in texts}
-            kept = [t for t in lists[kind] if t.casefold() not in gone]
-            missing = gone - {t.casefold() for t in lists[kind]}
-            if missing:
-                raise ProfileError(f"{kind} {sorted(missing)[0]!r} is not in the profile")
-            lists[kind][:] = kept
-        _store_profile(session, subscriber, spec)
+    if profile is not None:
+        _store_profile(session, subscriber, profile)
     subscriber.updated_at = now
     session.add(subscriber)
     return subscriber
+
+
+def change_preferences(
+    session: Session, email: str, preferences: PreferenceInput, *, now: datetime
+) -> Subscriber:
+    """Apply what an administrator gave: schedule values, replaced lists, single entries
+    added or removed. One call, so a failing part changes nothing."""
+    subscriber = get_subscriber(session, email)
+    profile = None
+    if preferences.edits_profile:
+        profile = spec_of(interests_of(session, subscriber))
+        for name, texts in preferences.lists.items():
+            setattr(profile, name, list(texts))
+        for name, texts in preferences.add.items():
+            current = getattr(profile, name)
+            current.extend(t for t in texts if t not in current)
+        for name, texts in preferences.remove.items():
+            current = getattr(profile, name)
+            gone = {t.casefold() for t in texts}
+            missing = gone - {t.casefold() for t in current}
+            if missing:
+                kind = next(p.kind for p in PROFILE_FIELDS if p.name == name)
+                raise ProfileError(f"{kind} {sorted(missing)[0]!r} is not in the profile")
+            current[:] = [t for t in current if t.casefold() not in gone]
+    return edit_subscriber(session, email, fields=preferences.fields, now=now, profile=profile)
 
 
 def set_status(session: Session, email: str, status: str, *, now: datetime) -> Subscriber:
@@ -313,11 +363,7 @@ def describe(
         "email": subscriber.email,
         "name": subscriber.name,
         "status": subscriber.status,
-        "keywords": spec.keywords,
-        "excludes": spec.excludes,
-        "required": spec.required,
-        "authors": spec.authors,
-        "categories": spec.categories,
+        **spec.as_dict(),
         "frequency": subscriber.frequency,
         "weekday": WEEKDAYS[subscriber.weekday],
         "hour": subscriber.hour,

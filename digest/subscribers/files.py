@@ -27,11 +27,11 @@ from typing import Any
 
 from sqlmodel import Session
 
+from digest.config.settings import Settings
 from digest.errors import DigestError, ProfileError, UnknownSubscriberError
-from digest.models import Subscriber
-from digest.settings import Settings
-from digest.subscribers import (
-    STATUSES,
+from digest.store.models import Subscriber
+from digest.subscribers.fields import FILE_KEYS, PROFILE_FIELDS, SCHEDULE_FIELDS, STATUSES
+from digest.subscribers.library import (
     ProfileSpec,
     SubscriberFields,
     add_subscriber,
@@ -45,25 +45,9 @@ from digest.subscribers import (
     spec_of,
 )
 
-_LIST_KEYS = {
-    "keywords": "keywords",
-    "exclude": "excludes",
-    "excludes": "excludes",
-    "require": "required",
-    "required": "required",
-    "authors": "authors",
-    "categories": "categories",
-}
-_SCALARS = {
-    "name",
-    "frequency",
-    "weekday",
-    "hour",
-    "timezone",
-    "max_items",
-    "min_score",
-    "popularity_weight",
-}
+PROFILE_NAMES = {p.name for p in PROFILE_FIELDS}
+# The export writes these lists under their singular file keys (what profile files use).
+EXPORT_KEYS = {"excludes": "exclude", "required": "require"}
 _IGNORED = {"feed_urls", "unsubscribe_url", "manage_url", "bounce_count", "created_at", "token"}
 
 
@@ -80,7 +64,7 @@ class Entry:
 
 def parse_entry(data: Mapping[str, Any], where: str) -> Entry:
     """Validate one subscriber mapping; ProfileError names ``where`` and the bad key."""
-    unknown = set(data) - set(_LIST_KEYS) - _SCALARS - _IGNORED - {"email", "status"}
+    unknown = set(data) - set(FILE_KEYS) - _IGNORED - {"email", "status"}
     if unknown:
         raise ProfileError(f"{where}: unknown key {sorted(unknown)[0]!r}")
     if "email" not in data or not isinstance(data["email"], str):
@@ -88,15 +72,20 @@ def parse_entry(data: Mapping[str, Any], where: str) -> Entry:
     try:
         email = normalize_email(data["email"])
         spec = ProfileSpec()
-        for key, attr in _LIST_KEYS.items():
-            value = data.get(key, [])
+        scalars: dict[str, Any] = {}
+        for key, name in FILE_KEYS.items():
+            if key not in data:
+                continue
+            if name not in PROFILE_NAMES:
+                scalars[name] = data[key]
+                continue
+            value = data[key]
             if isinstance(value, str):
                 value = [value]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ProfileError(f"{key!r} must be a list of strings")
-            getattr(spec, attr).extend(value)
+            getattr(spec, name).extend(value)
         spec.validate()
-        scalars = {k: data[k] for k in _SCALARS if k in data}
         fields = SubscriberFields(**scalars)
         fields.apply(Subscriber(email=email, token="validation"))  # noqa: S106 - dry run
         status = data.get("status")
@@ -210,25 +199,14 @@ def export_subscribers(session: Session, *, settings: Settings) -> list[dict[str
     rows = []
     for subscriber in list_subscribers(session):
         spec = spec_of(interests_of(session, subscriber))
-        rows.append(
-            {
-                "email": subscriber.email,
-                "name": subscriber.name,
-                "status": subscriber.status,
-                "frequency": subscriber.frequency,
-                "weekday": subscriber.weekday,
-                "hour": subscriber.hour,
-                "timezone": subscriber.timezone,
-                "max_items": subscriber.max_items,
-                "min_score": subscriber.min_score,
-                "popularity_weight": subscriber.popularity_weight,
-                "keywords": spec.keywords,
-                "exclude": spec.excludes,
-                "require": spec.required,
-                "authors": spec.authors,
-                "categories": spec.categories,
-            }
-        )
+        row: dict[str, Any] = {
+            "email": subscriber.email,
+            "name": subscriber.name,
+            "status": subscriber.status,
+        }
+        row.update({p.name: getattr(subscriber, p.name) for p in SCHEDULE_FIELDS})
+        row.update({EXPORT_KEYS.get(k, k): v for k, v in spec.as_dict().items()})
+        rows.append(row)
     return [{k: v for k, v in row.items() if v is not None} for row in rows]
 
 

@@ -17,15 +17,14 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from digest import db
+from digest.config.resources import sample_dir, subscribers_dir
+from digest.config.settings import load_settings
 from digest.errors import ConfigError
-from digest.importer import import_files
-from digest.render.email import cached_renderer
-from digest.resources import sample_dir, subscribers_dir
-from digest.runner import preview_digest, run_digests
-from digest.settings import load_settings
-from digest.subscriber_files import sync_directory
-from digest.subscribers import list_subscribers
+from digest.render.assemble import render_preview
+from digest.runner import run_digests
+from digest.sources.imports import import_files
+from digest.store import db
+from digest.subscribers import admin
 
 MARKER = ".paper-digest-demo"
 
@@ -62,21 +61,19 @@ def run_demo(directory: Path, *, console: Console) -> dict[str, Any]:
             source="sample",
             on_file=lambda _r: progress.advance(task),
         )
-    with db.transaction(settings) as session:
-        sync_directory(session, subscribers_dir(), settings=settings, now=datetime.now(UTC))
-        emails = [s.email for s in list_subscribers(session, status="active")]
+    admin.sync(settings, subscribers_dir(), prune=False, now=datetime.now(UTC))
+    emails = [row["email"] for row in admin.listing(settings, status="active")]
     now = datetime.now(UTC)
     rows = []
-    renderer = cached_renderer(None, settings.site_name)
     html_dir = directory / "html"
     html_dir.mkdir()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("ranking and delivering", total=len(emails))
         for email in emails:
             # Keep a browser-friendly copy of what the email shows (the .eml is in outbox/).
-            view = preview_digest(settings, email, now=now)
+            view, rendered = render_preview(settings, email, now=now)
             if view.items:
-                (html_dir / f"{email}.html").write_text(renderer.render(view).html, "utf-8")
+                (html_dir / f"{email}.html").write_text(rendered.html, "utf-8")
             report = run_digests(settings, now=now, subscriber_email=email)
             rows.extend(report.digests)
             progress.advance(task)

@@ -25,8 +25,8 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
+from digest.config.settings import Settings
 from digest.errors import ConfigError
-from digest.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Values per ``IN (...)`` list: every value is a bind parameter, and a statement may have at

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
-from digest.views import ItemView
+from digest.render.views import ItemView
 
 SNIPPET_CHARS = 300
 AUTHORS_SHOWN = 3

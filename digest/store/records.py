@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from digest.identity import canonical_key
+from digest.store.identity import canonical_key
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from digest.models import Digest, Paper, Run, Sighting, SourceState, Subscriber
+from digest.config.settings import Settings
+from digest.digests.due import DueOptions, next_deliveries
 from digest.scheduler.lease import read_lease
-from digest.scheduler.plan import next_deliveries
-from digest.settings import Settings
+from digest.store.models import Digest, Paper, Run, Sighting, SourceState, Subscriber
 
 _FAILED_RUNS = 200  # failed runs scanned for sources without a state row
 
@@ -87,7 +87,9 @@ def collect_status(
         "subscribers": counts(col(Subscriber.status)),
         "digests": counts(col(Digest.status)),
         "sources": source_status(session),
-        "next_deliveries": next_deliveries(session, now=now, settings=settings, limit=recent),
+        "next_deliveries": next_deliveries(
+            session, now=now, options=DueOptions.from_settings(settings), limit=recent
+        ),
         "scheduler": None
         if lease is None
         else {

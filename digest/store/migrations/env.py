@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the engine handed over by digest.db."""
+"""Alembic environment: runs migrations on the engine handed over by digest.store.db."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from alembic import context
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-import digest.models  # noqa: F401 - registers the tables on SQLModel.metadata
+import digest.store.models  # noqa: F401 - registers the tables on SQLModel.metadata
 
 config = context.config
 engine: Engine | None = config.attributes.get("engine")
 if engine is None:
     # Invoked by the alembic CLI (e.g. `alembic revision --autogenerate` during development).
-    from digest.db import create_db_engine
-    from digest.settings import load_settings
+    from digest.config.settings import load_settings
+    from digest.store.db import create_db_engine
 
     engine = create_db_engine(load_settings().resolved_database_url)
 

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
-from digest.models import Paper, Sighting
-from digest.records import PaperRecord
+from digest.store.models import Paper, Sighting
+from digest.store.records import PaperRecord
 
 # SQLite allows 32,766 bound parameters per statement; ~25 columns per row.
 _BATCH = 500

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import secrets
-
-from digest.views import LinksView
+from dataclasses import dataclass
 
 TOKEN_BYTES = 24  # 192 bits, urlsafe base64: 32 characters
+
+
+@dataclass(frozen=True, slots=True)
+class LinksView:
+    """The subscriber's personal links, built from ``DIGEST_BASE_URL``."""
+
+    manage_url: str
+    unsubscribe_url: str  # HTTPS one-click URL (RFC 8058), carries the token
+    atom_url: str
+    rss_url: str
+    json_url: str
+    site_url: str
 
 
 def new_token() -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # digest/
 
 
 def templates_dir() -> Path:
@@ -21,7 +21,7 @@ def templates_dir() -> Path:
 
 def sample_dir() -> Path:
     """The bundled sample listings (saved Hugging Face listing pages, gzipped)."""
-    return PACKAGE_DIR / "sample"
+    return PACKAGE_DIR / "demo" / "sample"
 
 
 def subscribers_dir() -> Path:
