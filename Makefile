@@ -39,10 +39,11 @@ demo: install  ## run the whole pipeline on the bundled sample (outbox + feeds o
 test: install system-deps  ## run the whole test suite
 	$(BIN)/pytest
 
-lint: install  ## ruff + mypy strict
+lint: install  ## ruff + mypy strict + the import layers (docs/architecture.md)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .

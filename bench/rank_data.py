@@ -1,7 +1,7 @@
 """Synthetic-but-realistic inputs for ``bench/rank_scale.py``: papers and profiles.
 
 Papers are recombined from the 202 real papers of the bundled sample listings
-(``digest/sample/*.txt.gz``): each synthetic paper keeps most sentences of one real abstract,
+(``digest/demo/sample/*.txt.gz``): each synthetic paper keeps most sentences of one real abstract,
 in order, and borrows one to three sentences from others; its title joins the halves of two
 real titles. Topics therefore stay as concentrated as in a real listing (lots of LLM papers, a
 few on robotics or speech), with realistic term statistics.
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import random
 import re
-from pathlib import Path
 
+from digest.config.resources import sample_dir
 from digest.parsers import read_listing_file
 from digest.ranking import Interest, Profile, RankDoc
 from digest.store.papers import merge_records
 
-SAMPLE = Path(__file__).resolve().parent.parent / "digest" / "sample"
+SAMPLE = sample_dir()
 CATEGORIES = ["cs.LG", "cs.CL", "cs.CV", "cs.AI", "cs.RO", "stat.ML", "q-bio.BM", "eess.AS"]
 SURNAMES = ["Smith", "Wang", "Li", "Zhang", "Müller", "Garcia", "Kim", "Nguyen", "Rossi", "Sato"]
 

@@ -36,7 +36,7 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def window_mask(n_profiles: int, n_docs: int, seed: int = 1):  # type: ignore[no-untyped-def]
+def window_mask(n_profiles: int, n_docs: int, seed: int = 1):  # type: ignore[no-untyped-def]  # returns a NumPy bool array
     """Like pipeline.select_papers: first-seen time after the profile's window start, minus
     a few papers already delivered."""
     rng = np.random.default_rng(seed)
@@ -72,7 +72,7 @@ def bm25_loop(docs: Sequence[RankDoc], profiles: Sequence[Profile]) -> tuple[flo
 
 
 def semantic(docs: Sequence[RankDoc], profiles: Sequence[Profile]) -> None:
-    from digest.ranking.semantic import SemanticRanker, load_model  # noqa: PLC0415
+    from digest.ranking.semantic import SemanticRanker, load_model  # noqa: PLC0415 - optional extra, loaded only when asked for
 
     t0 = time.perf_counter()
     load_model()

@@ -23,12 +23,13 @@ API stored for the sample, so they cannot drift apart. Interests the profile par
 Every subscriber is weekly, Monday 08:00 UTC, and has no earlier digest, and the run is on
 Monday at 09:00: all of them are due and each first digest looks back ``lookback_days``.
 
-Phases are timed by wrapping the functions ``digest.runner`` calls (``find_due``,
-``select_papers``, ``record_digest``, ``deliver_one`` and its steps, ``write_feeds`` and
-the feed renderers) with a clock for the duration of the run; nothing under ``digest/`` is
-changed. ``--profile`` runs the same call under cProfile (times then inflate), writes the
-``.prof`` and prints the top 25 functions by cumulative time. Peak RSS is the process's
-high-water mark, reset (``/proc/self/clear_refs``) after setup so it is the run's own.
+Phases are timed by the run itself: ``run_digests`` reports each step (finding, ranking,
+recording, each digest's claim, view, rendering, message, send and finish, each recipient's
+feeds) to a :class:`~digest.runner.RunObserver`; the ranker is the configured one, its two
+phases on the same clock. Nothing is patched. ``--profile`` runs the same call under
+cProfile (times then inflate), writes the ``.prof`` and prints the top 25 functions by
+cumulative time. Peak RSS is the process's high-water mark, reset (``/proc/self/clear_refs``)
+after setup so it is the run's own.
 
 PostgreSQL plans the run's queries on whatever statistics it has; on a server without
 autovacuum (or before it catches up) the freshly filled ``digest`` table has none, and
@@ -68,7 +69,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import sqlalchemy as sa
 from rank_data import synth_papers, synth_profiles
@@ -79,7 +79,7 @@ from digest.delivery import make_transport
 from digest.errors import ProfileError
 from digest.ranking import Profile, RankDoc, get_ranker, parse_interest
 from digest.ranking.profile_text import parse_phrase
-from digest.render.email import EmailRenderer
+from digest.render.feeds import FEED_FORMATS
 from digest.store import db
 from digest.store.models import Digest, DigestItem, Interest, Subscriber
 from digest.store.papers import upsert_records
@@ -359,77 +359,22 @@ class TimedRanker:
         self.rank = clock.wrap("rank", inner.rank)
 
 
-class TimedTransport:
-    """The configured transport with ``send`` on the clock."""
+class BenchObserver:
+    """The run's :class:`~digest.runner.RunObserver`: every step on the clock; ``analyze``
+    (if given) runs once the digests are recorded and committed, before the first message,
+    on the clock as "analyze"; the feeds loop stops at the deadline."""
 
-    def __init__(self, inner: Any, clock: Clock) -> None:
-        self.inner, self.name = inner, inner.name
-        self.send = clock.wrap("send", inner.send)
+    def __init__(self, clock: Clock, deadline: float, analyze: Callable[[], None] | None) -> None:
+        self.clock, self.deadline = clock, deadline
+        self.analyze = clock.wrap("analyze", analyze) if analyze is not None else None
 
-    def __enter__(self) -> TimedTransport:
-        self.inner.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.inner.__exit__(*exc)
-
-
-# (name, attribute of digest.runner): the functions run_digests looks up in its module.
-RUNNER_STEPS = (
-    ("build", "build_due_digests"),
-    ("find_due", "find_due"),
-    ("select", "select_papers"),
-    ("record", "record_digest"),
-    ("deliverable", "_deliverable"),
-    ("deliver", "deliver_one"),
-    ("claim", "_claim"),
-    ("view", "digest_view"),
-    ("message", "build_message"),
-    ("dkim", "add_dkim_signature"),
-    ("finish", "_finish"),
-    ("feeds", "write_feeds"),
-    ("feed_view", "feed_view"),
-    ("lookup", "get_subscriber"),
-)
-
-
-@contextlib.contextmanager
-def instrumented(
-    clock: Clock, deadline: float, analyze: Callable[[], None] | None
-) -> Iterator[None]:
-    """Put the runner's steps on the clock; ``analyze`` (if given) runs after the digests are
-    recorded and before the first feed is written, on the clock as "analyze"."""
-    if analyze is not None:
-        analyze = clock.wrap("analyze", analyze)
-
-    with contextlib.ExitStack() as stack:
-        for name, attribute in RUNNER_STEPS:
-            stack.enter_context(
-                mock.patch.object(runner, attribute, clock.wrap(name, getattr(runner, attribute)))
-            )
-        stack.enter_context(
-            mock.patch.object(EmailRenderer, "render", clock.wrap("render", EmailRenderer.render))
-        )
-        formats = {fmt: clock.wrap(fmt, fn) for fmt, fn in runner.FEED_FORMATS.items()}
-        stack.enter_context(mock.patch.dict(runner.FEED_FORMATS, formats))
-        build, write_feeds = runner.build_due_digests, runner.write_feeds  # on the clock
-
-        def build_then_analyze(*args: Any, **kwargs: Any) -> Any:
-            result = build(*args, **kwargs)
-            if analyze is not None:
-                analyze()
-            return result
-
-        def bounded_feeds(*args: Any, **kwargs: Any) -> Path:
-            if time.perf_counter() > deadline:
-                raise BenchTimeoutError
-            if analyze is not None and not clock.calls["feeds"]:
-                analyze()
-            return write_feeds(*args, **kwargs)
-
-        stack.enter_context(mock.patch.object(runner, "build_due_digests", build_then_analyze))
-        stack.enter_context(mock.patch.object(runner, "write_feeds", bounded_feeds))
-        yield
+    def step(self, name: str, seconds: float) -> None:
+        self.clock.seconds[name] += seconds
+        self.clock.calls[name] += 1
+        if name == "build" and self.analyze is not None:
+            self.analyze()
+        if name == "feeds" and time.perf_counter() > self.deadline:
+            raise BenchTimeoutError
 
 
 class Progress:
@@ -516,36 +461,35 @@ def print_run_table(clock: Clock, total: float, stopped: str | None) -> None:
 
     print("| phase | step | time | share | calls | per call |")
     print("|---|---|---|---|---|---|")
-    row("due", "`find_due`: subscribers, periods, ledger, interests → profiles", s["find_due"],
-        n["find_due"])  # fmt: skip
+    row("due", "`find_due`: subscribers, periods, ledger, interests → profiles", s["due"],
+        n["due"])  # fmt: skip
     row("ranking", "`select_papers` (all due subscribers at once)", s["select"], n["select"])
     row("", "↳ `ranker.prepare` (the papers)", s["prepare"], n["prepare"])
     row("", "↳ `ranker.rank` (every profile)", s["rank"], n["rank"])
     row("", "↳ rest: load papers, ledger query, Selection objects",
         s["select"] - s["prepare"] - s["rank"])  # fmt: skip
-    row("recording", "`record_digest` (digest row + items, per digest)", s["record"], n["record"])
+    row("recording", "`ledger.record_digests` (digest rows + items)", s["record"], n["record"])
     row("", "rest of `build_due_digests` (commit)",
-        s["build"] - s["find_due"] - s["select"] - s["record"])  # fmt: skip
-    row("delivery", "`_deliverable` (ids to send)", s["deliverable"], n["deliverable"])
-    row("", "`deliver_one` total", s["deliver"], n["deliver"])
-    row("", "↳ `_claim` (conditional UPDATE)", s["claim"], n["claim"])
+        s["build"] - s["due"] - s["select"] - s["record"])  # fmt: skip
+    row("delivery", "`ledger.deliverable` (ids to send)", s["deliverable"], n["deliverable"])
+    row("", "per digest, total", s["deliver"], n["deliver"])
+    row("", "↳ `ledger.claim` (conditional UPDATE)", s["claim"], n["claim"])
     row("rendering", "↳ `digest_view` (items + interests queries)", s["view"], n["view"])
     row("rendering", "↳ `EmailRenderer.render` (Jinja HTML + text)", s["render"], n["render"])
     row("rendering", "↳ `build_message` (MIME, quoted-printable)", s["message"], n["message"])
     row("rendering", "↳ `add_dkim_signature` (DKIM off here)", s["dkim"], n["dkim"])
     row("delivery", "↳ `transport.send`", s["send"], n["send"])
-    row("delivery", "↳ `_finish` (status update, own transaction)", s["finish"], n["finish"])
+    row("delivery", "↳ `ledger.finish` (status update, own transaction)", s["finish"], n["finish"])
     steps = ("claim", "view", "render", "message", "dkim", "send", "finish")
     row("delivery", "↳ rest: session.get/refresh digest + subscriber, commit",
         s["deliver"] - sum(s[k] for k in steps))  # fmt: skip
-    row("feeds", "`get_subscriber` per recipient (feeds loop)", s["lookup"], n["lookup"])
     row("feeds", "`write_feeds` total (3 formats each)", s["feeds"], n["feeds"])
     row("", "↳ `feed_view` (items + interests queries)", s["feed_view"], n["feed_view"])
-    for fmt in runner.FEED_FORMATS:
+    for fmt in FEED_FORMATS:
         row("", f"↳ `render_{fmt}`", s[fmt], n[fmt])
     row("", "↳ rest: file writes",
-        s["feeds"] - s["feed_view"] - sum(s[f] for f in runner.FEED_FORMATS))  # fmt: skip
-    accounted = s["build"] + s["deliverable"] + s["deliver"] + s["lookup"] + s["feeds"]
+        s["feeds"] - s["feed_view"] - sum(s[f] for f in FEED_FORMATS))  # fmt: skip
+    accounted = s["build"] + s["deliverable"] + s["deliver"] + s["feeds"]
     if n["analyze"]:
         row("other", "ANALYZE (--analyze, stands in for autovacuum)", s["analyze"], n["analyze"])
     accounted += s["analyze"]
@@ -564,7 +508,7 @@ def extrapolate(clock: Clock, progress: Progress) -> None:
     known = s["build"] + s["deliverable"]
     line = f"| extrapolated: recording {known:.0f} s + delivery {delivery:.0f} s"
     if n["feeds"]:
-        feeds = (s["feeds"] + s["lookup"]) / n["feeds"] * progress.total
+        feeds = s["feeds"] / n["feeds"] * progress.total
         print(f"{line} + feeds {feeds:.0f} s | {known + delivery + feeds:.0f} s |")
     else:
         print(f"{line} + feeds (not reached) | > {known + delivery:.0f} s |")
@@ -670,7 +614,7 @@ class TimedRun:
 def timed_run(args: argparse.Namespace, settings: Settings, clock: Clock) -> TimedRun:
     deadline = time.perf_counter() + args.timeout
     run = TimedRun(Progress(deadline))
-    transport = TimedTransport(make_transport(settings), clock)
+    transport = make_transport(settings)
     ranker = TimedRanker(get_ranker(settings.ranker), clock)
     profiler = cProfile.Profile() if args.profile else None
     analyze = None
@@ -686,16 +630,16 @@ def timed_run(args: argparse.Namespace, settings: Settings, clock: Clock) -> Tim
     signal.alarm(int(args.timeout) + 120)
     start = time.perf_counter()
     try:
-        with instrumented(clock, deadline, analyze):
-            if profiler:
-                profiler.enable()
-            run.report = runner.run_digests(
-                settings,
-                now=RUN_AT,
-                transport=transport,
-                ranker=ranker,
-                on_progress=run.progress,
-            )
+        if profiler:
+            profiler.enable()
+        run.report = runner.run_digests(
+            settings,
+            now=RUN_AT,
+            transport=transport,
+            ranker=ranker,
+            on_progress=run.progress,
+            observer=BenchObserver(clock, deadline, analyze),
+        )
     except BenchTimeoutError:
         run.stopped = f"stopped at --timeout {args.timeout:.0f} s"
     except Exception as exc:  # report what was measured before the failure, and the error

@@ -55,8 +55,9 @@ class RunObserver(Protocol):
     """Told how long each step of a run took (benchmarks, metrics)."""
 
     def step(self, name: str, seconds: float) -> None:
-        """``name`` is one of: due, select, record, deliverable, claim, view, render, message,
-        dkim, send, finish, feeds (per recipient), feed_view, and each feed format."""
+        """``name`` is one of: build (phase 1, committed), due, select, record, deliverable,
+        deliver (per digest: claim, view, render, message, dkim, send, finish), feeds (per
+        recipient: feed_view and each feed format)."""
 
 
 class _Unobserved:
@@ -282,14 +283,15 @@ def run_digests(
     with db.transaction(engine) as session:
         subscriber_id = get_subscriber(session, subscriber_email).id if subscriber_email else None
     with recorded_run(engine, kind="deliver", started_at=now, source=subscriber_email) as run:
-        report.due, empties, report.caught_up = build_due_digests(
-            engine,
-            settings=settings,
-            now=now,
-            ranker=ranker,
-            subscriber_email=subscriber_email,
-            observer=plan.observer,
-        )
+        with _timed(plan.observer, "build"):
+            report.due, empties, report.caught_up = build_due_digests(
+                engine,
+                settings=settings,
+                now=now,
+                ranker=ranker,
+                subscriber_email=subscriber_email,
+                observer=plan.observer,
+            )
         report.empty = len(empties)
         report.digests.extend(empties)
         with _timed(plan.observer, "deliverable"), db.transaction(engine) as session:
@@ -298,14 +300,15 @@ def run_digests(
             renderer = cached_renderer(settings.templates_dir, settings.site_name)
             with transport or make_transport(settings) as open_transport:
                 for done, digest_id in enumerate(to_send, start=1):
-                    outcome = _deliver_one(
-                        engine,
-                        digest_id,
-                        plan=plan,
-                        now=now,
-                        renderer=renderer,
-                        transport=open_transport,
-                    )
+                    with _timed(plan.observer, "deliver"):
+                        outcome = _deliver_one(
+                            engine,
+                            digest_id,
+                            plan=plan,
+                            now=now,
+                            renderer=renderer,
+                            transport=open_transport,
+                        )
                     if outcome is None:
                         continue
                     report.digests.append(outcome)

@@ -122,7 +122,7 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, code: int = 0) -> Any:
-        from digest.cli import app  # noqa: PLC0415
+        from digest.cli import app  # noqa: PLC0415 - only CLI tests need it
 
         result = self.runner.invoke(app, list(args))
         assert result.exit_code == code, result.output

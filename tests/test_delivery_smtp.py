@@ -62,9 +62,9 @@ def sink() -> Iterator[SmtpSink]:
 def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(server context, client context trusting it): a throwaway CA and a 127.0.0.1 cert."""
     from cryptography import x509  # noqa: PLC0415 - only these tests need it
-    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415 - only the TLS tests need it
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415 - only the TLS tests need it
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: PLC0415 - only the TLS tests need it
 
     now = dt.datetime.now(dt.UTC)
 
@@ -389,9 +389,9 @@ def test_sink_leaves_no_thread_running() -> None:
 def _unrelated_ca_pem() -> str:
     """A CA certificate that did not sign the sink's certificate."""
     from cryptography import x509  # noqa: PLC0415 - only this test needs it
-    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415 - only the TLS tests need it
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415 - only the TLS tests need it
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415 - only the TLS tests need it
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Unrelated CA")])

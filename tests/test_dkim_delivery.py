@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from render_fixtures import digest_view  # type: ignore[import-not-found]
+from render_fixtures import digest_view  # type: ignore[import-not-found]  # tests/ helpers are plain modules, not a package
 
 from digest.config.settings import Settings
 from digest.delivery import OutboxTransport

@@ -93,7 +93,7 @@ def test_build_profile_collects_everything() -> None:
 )
 def test_build_profile_invalid(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ProfileError, match=message):
-        build_profile(**kwargs)  # type: ignore[arg-type]
+        build_profile(**kwargs)  # type: ignore[arg-type]  # a deliberately loose test input
 
 
 def test_signed_keywords_are_exclusions_and_requirements() -> None:

@@ -39,7 +39,7 @@ def seeds(seed_docs: list[RankDoc]) -> LexicalIndex:
 def rank(
     index: LexicalIndex, *profiles: Profile, top_n: int = 10, **kw: object
 ) -> list[list[Pick]]:
-    return LexicalRanker().rank(index, profiles, top_n=top_n, **kw)  # type: ignore[arg-type]
+    return LexicalRanker().rank(index, profiles, top_n=top_n, **kw)  # type: ignore[arg-type]  # a deliberately loose test input
 
 
 def titles(index: LexicalIndex, picks: list[Pick]) -> list[str]:

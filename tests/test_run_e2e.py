@@ -67,7 +67,7 @@ def add(
             profile=ProfileSpec(keywords=keywords),
             fields=SubscriberFields(
                 **{"frequency": "daily", "hour": 7, "timezone": "UTC", **fields}
-            ),  # type: ignore[arg-type]
+            ),  # type: ignore[arg-type]  # a deliberately loose test input
             settings=settings,
             now=created,
         )
@@ -164,7 +164,7 @@ def test_next_period_sends_only_new_papers(smtp_settings: Settings, sink: SmtpSi
     report = run_digests(settings, now=RUN_AT + timedelta(days=1))
     assert (report.due, report.sent) == (1, 1)
     second = messages_to(sink, "ada@example.org")[1]
-    html = second.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    html = second.get_body(("html",)).get_content()  # type: ignore[union-attr]  # present here, or the test fails on None
     assert "Offline reinforcement learning with diffusion world models" in html
     assert second["Subject"].startswith("Paper digest: 1 new paper")
     assert second["Message-ID"] != first["Message-ID"]

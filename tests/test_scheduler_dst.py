@@ -1,7 +1,7 @@
 """The deliver job on a controlled clock across the 2026 DST changes: every period's digest
 goes out exactly once, at the first tick at or after its local send time, none skipped.
 
-The expected digests come from an oracle independent of ``digest.schedule``: walking the
+The expected digests come from an oracle independent of ``digest.digests.periods``: walking the
 same ticks, a daily subscriber's digest for local date D is due at the first tick whose
 local time on D has reached the hour; a weekly one's at the first tick of the ISO week whose
 (weekday, hour) has reached the subscriber's.

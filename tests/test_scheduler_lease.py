@@ -163,7 +163,7 @@ def test_leader_that_loses_the_lease_mid_run_stops_before_the_next_message(
 def test_heartbeat_must_be_at_most_half_the_ttl(
     heartbeat: float, ttl: float, make_settings: Callable[..., Settings]
 ) -> None:
-    from digest.errors import ConfigError  # noqa: PLC0415
+    from digest.errors import ConfigError  # noqa: PLC0415 - used only on this path
 
     settings = make_settings(scheduler_heartbeat=heartbeat, scheduler_lease_ttl=ttl)
     with pytest.raises(ConfigError, match="at most half"):
@@ -171,7 +171,7 @@ def test_heartbeat_must_be_at_most_half_the_ttl(
 
 
 def test_bad_fetch_cron_is_one_line_config_error(make_settings: Callable[..., Settings]) -> None:
-    from digest.errors import ConfigError  # noqa: PLC0415
+    from digest.errors import ConfigError  # noqa: PLC0415 - used only on this path
 
     with pytest.raises(ConfigError, match="DIGEST_SCHEDULER_FETCH_CRON"):
         SchedulerService(make_settings(scheduler_fetch_cron="every hour"))

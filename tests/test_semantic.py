@@ -102,7 +102,7 @@ def test_paper_vectors_are_cached_in_the_store(
     results = []
     for _ in range(2):
         with db.transaction(settings) as session:
-            bound = ranker.with_session(session)  # type: ignore[attr-defined]
+            bound = ranker.with_session(session)  # type: ignore[attr-defined]  # the semantic ranker's own method
             results.append(bound.rank(bound.prepare(docs), [profile], top_n=5))
             results.append(bound.papers_embedded)
     first, computed_first, second, computed_second = results

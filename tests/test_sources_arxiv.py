@@ -42,7 +42,7 @@ def arxiv_settings(
 ) -> Settings:
     source = {"name": "arxiv", "kind": "arxiv", "url": server.url(base), "categories": categories}
     settings_overrides = {k: options.pop(k) for k in list(options) if k in {"arxiv_delay"}}
-    source.update(options)  # type: ignore[arg-type]
+    source.update(options)  # type: ignore[arg-type]  # a deliberately loose test input
     return fast(make_settings, sources=[source], **settings_overrides)
 
 

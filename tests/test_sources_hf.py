@@ -49,7 +49,7 @@ def hf_settings(
     make_settings: Callable[..., Settings], server: HttpTestServer, **overrides: object
 ) -> Settings:
     source = {"name": "hf", "kind": "hf_daily", "url": server.url(HF_PATH), "lookback_days": 3}
-    source.update(overrides.pop("source", {}))  # type: ignore[arg-type]
+    source.update(overrides.pop("source", {}))  # type: ignore[arg-type]  # a deliberately loose test input
     return fast(make_settings, sources=[source], **overrides)
 
 
@@ -188,7 +188,7 @@ def test_truncated_json_stores_nothing_of_that_day_and_keeps_earlier_days(
     retry = fetch_all(settings, now=NOW)
     assert retry.failed == [] and retry.new == 120
     assert count_papers(settings) == 130
-    assert state(settings, "hf").last_error is None  # type: ignore[union-attr]
+    assert state(settings, "hf").last_error is None  # type: ignore[union-attr]  # present here, or the test fails on None
 
 
 def test_partial_day_adds_papers_refreshes_upvotes_never_drops(
@@ -209,7 +209,7 @@ def test_partial_day_adds_papers_refreshes_upvotes_never_drops(
     assert count_papers(settings) == 8  # the two that vanished upstream are still stored
     refreshed = paper(settings, "arxiv:2410.90003")
     assert refreshed.upvotes == 30 and refreshed.first_seen_at == NOW  # not re-announced
-    assert state(settings, "hf").last_date is None  # type: ignore[union-attr]
+    assert state(settings, "hf").last_date is None  # type: ignore[union-attr]  # present here, or the test fails on None
 
 
 def test_every_field_is_mapped(make_settings: Callable[..., Settings]) -> None:

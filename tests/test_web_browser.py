@@ -22,7 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
-from web_server import LiveApp, live_app  # type: ignore[import-not-found]
+from web_server import LiveApp, live_app  # type: ignore[import-not-found]  # tests/ helpers are plain modules, not a package
 
 from digest.config.resources import sample_dir
 from digest.config.settings import Settings

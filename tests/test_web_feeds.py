@@ -6,7 +6,7 @@ import hashlib
 from email.utils import format_datetime
 
 import pytest
-from web_fixtures import (  # type: ignore[import-not-found]
+from web_fixtures import (  # type: ignore[import-not-found]  # tests/ helpers are plain modules, not a package
     HOSTILE_TITLE,
     RUN_AT,
     SettingsFactory,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import uvicorn
 from jinja2 import Environment
-from web_fixtures import (  # type: ignore[import-not-found]
+from web_fixtures import (  # type: ignore[import-not-found]  # tests/ helpers are plain modules, not a package
     RUN_AT,
     Clock,
     SettingsFactory,

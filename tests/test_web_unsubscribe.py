@@ -6,7 +6,7 @@ import email
 from email import policy
 from urllib.parse import urlsplit
 
-from web_fixtures import (  # type: ignore[import-not-found]
+from web_fixtures import (  # type: ignore[import-not-found]  # tests/ helpers are plain modules, not a package
     RUN_AT,
     SettingsFactory,
     csrf_of,
@@ -48,7 +48,7 @@ def test_get_changes_nothing_and_the_form_unsubscribes(
         done = client.post(f"/unsubscribe/{ada.token}", data={"csrf_token": csrf_of(page.text)})
         assert done.status_code == 200 and 'data-testid="unsubscribed"' in done.text
         assert status_of(settings, ada.email) == "unsubscribed"
-        assert subscriber_row(settings, ada.email).unsubscribed_at is not None  # type: ignore[union-attr]
+        assert subscriber_row(settings, ada.email).unsubscribed_at is not None  # type: ignore[union-attr]  # present here, or the test fails on None
 
         # The GET now says so, and offers the way back.
         again = client.get(f"/unsubscribe/{ada.token}")

@@ -94,19 +94,19 @@ def evaluate() -> dict[str, object]:
 
 
 def _mean(rows: list[dict[str, object]], method: str, metric: str) -> float:
-    values = [row[method][metric] for row in rows]  # type: ignore[index]
+    values = [row[method][metric] for row in rows]  # type: ignore[index]  # JSON results, shape known
     return sum(values) / len(values) if values else 0.0
 
 
 def table(result: dict[str, object]) -> str:
     """The markdown table: per profile, then averages (all, then each split)."""
-    methods: list[str] = result["methods"]  # type: ignore[assignment]
-    rows: list[dict[str, object]] = result["rows"]  # type: ignore[assignment]
+    methods: list[str] = result["methods"]  # type: ignore[assignment]  # JSON results, shape known
+    rows: list[dict[str, object]] = result["rows"]  # type: ignore[assignment]  # JSON results, shape known
     labelled = [r for r in rows if not r["offtopic"]]
     head = "| profile | split | " + " | ".join(f"{m} nDCG@10 | {m} P@5" for m in methods) + " |"
     lines = [head, "|" + "---|" * (2 + 2 * len(methods))]
     for r in labelled:
-        cells = [f"{r[m]['ndcg@10']:.3f} | {r[m]['p@5']:.2f}" for m in methods]  # type: ignore[index]
+        cells = [f"{r[m]['ndcg@10']:.3f} | {r[m]['p@5']:.2f}" for m in methods]  # type: ignore[index]  # JSON results, shape known
         lines.append(f"| {r['profile']} | {r['split']} | " + " | ".join(cells) + " |")
     splits = list(dict.fromkeys(str(r["split"]) for r in labelled))
     for label, subset in [("**average**", labelled)] + [
@@ -127,7 +127,7 @@ def table(result: dict[str, object]) -> str:
             "|" + "---|" * (1 + len(methods)),
         ]
         for r in off:
-            counts = [str(r[m]["returned"]) for m in methods]  # type: ignore[index]
+            counts = [str(r[m]["returned"]) for m in methods]  # type: ignore[index]  # JSON results, shape known
             lines.append(f"| {r['profile']} | " + " | ".join(counts) + " |")
     return "\n".join(lines)
 
@@ -143,9 +143,9 @@ def main() -> None:
         print()
         return
     print(table(result))
-    for note in result["notes"]:  # type: ignore[attr-defined]
+    for note in result["notes"]:  # type: ignore[attr-defined]  # JSON shape checked by the code above
         print(f"\nnote: {note}")
-    print(f"\n{len(result['rows'])} profiles, {time.perf_counter() - started:.1f} s")  # type: ignore[arg-type]
+    print(f"\n{len(result['rows'])} profiles, {time.perf_counter() - started:.1f} s")  # type: ignore[arg-type]  # a deliberately loose test input
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ Now = Annotated[
 
 
 def _check_format(fmt: str) -> str:
-    from digest.errors import ListingFormatError  # noqa: PLC0415
+    from digest.errors import ListingFormatError  # noqa: PLC0415 - imported when the command runs: --help stays fast
 
     if fmt != "auto" and fmt not in FORMATS:
         raise ListingFormatError(f"unknown format {fmt!r}: use auto, {', '.join(FORMATS)}")
@@ -117,8 +117,8 @@ def rank(
 
     Example: digest rank listing.txt -k "reinforcement learning" -k "pre-training^2" --top 5
     """
-    from digest.digests.adhoc import rank_listings  # noqa: PLC0415
-    from digest.ranking import get_ranker  # noqa: PLC0415
+    from digest.digests.adhoc import rank_listings  # noqa: PLC0415 - imported when the command runs: --help stays fast
+    from digest.ranking import get_ranker  # noqa: PLC0415 - imported when the command runs: --help stays fast
 
     settings = with_semantic(get_settings(), semantic)
     _check_format(fmt)
@@ -157,7 +157,7 @@ def run(
 
     Example: digest run --now 2026-11-23T09:00:00Z --json
     """
-    from digest.runner import run_digests  # noqa: PLC0415
+    from digest.runner import run_digests  # noqa: PLC0415 - imported when the command runs: --help stays fast
 
     settings = with_semantic(get_settings(), semantic)
     with Progress(console=err_console, transient=True, disable=json_out) as progress:
@@ -268,7 +268,7 @@ def demo(
 
     Example: digest demo --dir /tmp/digest-demo
     """
-    from digest.demo import run_demo  # noqa: PLC0415
+    from digest.demo import run_demo  # noqa: PLC0415 - imported when the command runs: --help stays fast
 
     result = run_demo(directory, console=err_console if json_out else console)
     if json_out:
@@ -281,7 +281,7 @@ def config(json_out: Json = False) -> None:
 
     Example: DIGEST_DELIVERY=smtp digest config
     """
-    from digest.config.settings import describe_settings  # noqa: PLC0415
+    from digest.config.settings import describe_settings  # noqa: PLC0415 - imported when the command runs: --help stays fast
 
     settings = get_settings()
     rows = []

@@ -20,7 +20,7 @@ def _run_scheduler_only(settings: Settings) -> None:
     from digest.scheduler.service import (  # noqa: PLC0415 - APScheduler only when serving
         SchedulerService,
     )
-    from digest.scheduler.signals import (  # noqa: PLC0415
+    from digest.scheduler.signals import (  # noqa: PLC0415 - imported when the command runs: --help stays fast
         install_signal_handlers,
         run_until_stopped,
     )
@@ -56,7 +56,7 @@ def serve(
     import uvicorn  # noqa: PLC0415 - only when serving the web app
 
     from digest.scheduler.service import SchedulerService  # noqa: PLC0415 - APScheduler
-    from digest.scheduler.signals import install_signal_handlers  # noqa: PLC0415
+    from digest.scheduler.signals import install_signal_handlers  # noqa: PLC0415 - imported when the command runs: --help stays fast
     from digest.web.app import create_app  # noqa: PLC0415 - FastAPI only when serving
 
     install_signal_handlers(threading.Event())
@@ -99,7 +99,7 @@ def status(
 
     Example: digest status --json
     """
-    from digest.scheduler.status import collect_status  # noqa: PLC0415
+    from digest.scheduler.status import collect_status  # noqa: PLC0415 - imported when the command runs: --help stays fast
 
     settings = get_settings()
     with db.transaction(settings) as session:

@@ -38,7 +38,7 @@ def list_(json_out: Json = False) -> None:
 
     Example: digest sources list --json
     """
-    from digest.sources.config import list_sources, source_states  # noqa: PLC0415
+    from digest.sources.config import list_sources, source_states  # noqa: PLC0415 - imported when the command runs: --help stays fast
 
     settings = get_settings()
     with db.transaction(settings) as session:
@@ -116,8 +116,8 @@ def add(
 
     Example: digest sources add arxiv-ml --kind arxiv --categories cs.LG,cs.AI --cross
     """
-    from digest.config.sources import build_spec  # noqa: PLC0415
-    from digest.sources.config import add_source  # noqa: PLC0415
+    from digest.config.sources import build_spec  # noqa: PLC0415 - imported when the command runs: --help stays fast
+    from digest.sources.config import add_source  # noqa: PLC0415 - imported when the command runs: --help stays fast
 
     settings = get_settings()
     spec = build_spec(
@@ -144,7 +144,7 @@ def remove(name: Name) -> None:
 
     Example: digest sources remove arxiv-ml
     """
-    from digest.sources.config import remove_source  # noqa: PLC0415
+    from digest.sources.config import remove_source  # noqa: PLC0415 - imported when the command runs: --help stays fast
 
     settings = get_settings()
     with db.transaction(settings) as session:
@@ -159,7 +159,7 @@ def test(name: Name, now: Now = None, json_out: Json = False) -> None:
 
     Example: digest sources test hf-daily
     """
-    from digest.sources.probe import probe_source  # noqa: PLC0415
+    from digest.sources.probe import probe_source  # noqa: PLC0415 - imported when the command runs: --help stays fast
 
     report = probe_source(get_settings(), name, now=parse_now(now))
     if json_out:
@@ -195,7 +195,7 @@ def fetch(
 
     Example: digest fetch --source hf-daily --since 2026-11-16 --json
     """
-    from digest.sources.fetcher import fetch_all  # noqa: PLC0415
+    from digest.sources.fetcher import fetch_all  # noqa: PLC0415 - imported when the command runs: --help stays fast
 
     settings = get_settings()
     report = fetch_all(settings, now=parse_now(now), only=source or None, since=_parse_since(since))

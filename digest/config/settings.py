@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from digest.config.calendar import validate_timezone
 from digest.config.sources import SourceSpec
 from digest.errors import ConfigError
 
@@ -280,8 +281,6 @@ class Settings(BaseSettings):
     @field_validator("default_timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
-        from digest.config.calendar import validate_timezone  # noqa: PLC0415 - avoid an import cycle
-
         return validate_timezone(value)
 
     @model_validator(mode="after")

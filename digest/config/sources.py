@@ -22,14 +22,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from digest.config.formats import FormatChoice
 from digest.errors import ConfigError
 
 SourceKind = Literal["hf_daily", "arxiv", "feed", "file"]
 KINDS: tuple[str, ...] = ("hf_daily", "arxiv", "feed", "file")
-# digest.parsers.FORMATS and "auto" (repeated here: the settings must not import the parsers).
-ListingFormat = Literal[
-    "auto", "hf-json", "arxiv-rss", "arxiv-atom", "arxiv-api", "feed", "hf-page"
-]
 
 # Production endpoints; every one can be replaced per source (mirrors, tests).
 HF_DAILY_URL = "https://huggingface.co/api/daily_papers"
@@ -68,7 +65,7 @@ class SourceSpec(BaseModel):
     cross: bool = Field(False, description="arxiv: announce cross-listed papers too.")
     enrich: bool = Field(False, description="arxiv: complete new papers from the query API.")
     api_url: str | None = Field(None, description="arxiv: the query API endpoint.")
-    format: ListingFormat = Field("auto", description="file: the listing format (default: detect).")
+    format: FormatChoice = Field("auto", description="file: the listing format (default: detect).")
     enabled: bool = Field(True, description="false: `digest fetch` skips it unless named.")
 
     @field_validator("name")

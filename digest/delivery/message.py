@@ -172,8 +172,8 @@ def build_message(
     # RFC 2046 §5.1.4: alternatives in increasing faithfulness, so HTML goes last.
     # typeshed wants EmailMessage parts; MIMEPart is the same minus a MIME-Version header,
     # which belongs on the top level only.
-    message.attach(_text_part(rendered.text, "plain"))  # type: ignore[arg-type]
-    message.attach(_text_part(rendered.html, "html"))  # type: ignore[arg-type]
+    message.attach(_text_part(rendered.text, "plain"))  # type: ignore[arg-type]  # MIMEPart is EmailMessage minus MIME-Version
+    message.attach(_text_part(rendered.html, "html"))  # type: ignore[arg-type]  # MIMEPart is EmailMessage minus MIME-Version
     return message
 
 

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from digest.config.formats import FORMATS
 from digest.errors import ListingFormatError
 from digest.parsers.arxiv import parse_arxiv_atom, parse_arxiv_rss
 from digest.parsers.arxiv_api import parse_arxiv_api
-from digest.parsers.common import FORMATS, ParsedListing, listing_error
+from digest.parsers.common import ParsedListing, listing_error
 from digest.parsers.detect import Sniffed, sniff
 from digest.parsers.feed import parse_feed
 from digest.parsers.files import read_bytes

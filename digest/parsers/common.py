@@ -18,8 +18,6 @@ from digest.errors import ListingError, ListingParseError
 from digest.store.identity import collapse_ws
 from digest.store.records import PaperRecord
 
-FORMATS: tuple[str, ...] = ("hf-json", "arxiv-rss", "arxiv-atom", "arxiv-api", "feed", "hf-page")
-
 
 @dataclass(frozen=True)
 class ParsedListing:

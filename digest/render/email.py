@@ -58,7 +58,7 @@ def _html_env(loader: BaseLoader) -> Environment:
 
 def _text_env(loader: BaseLoader) -> Environment:
     # Plain text is not HTML: escaping would show "&amp;" to readers. Safety comes from the
-    # context instead (every value is one sanitized line, see digest.render.present).
+    # context instead (every value is one sanitized line, see digest.render.display).
     env = Environment(
         loader=loader,
         autoescape=False,  # noqa: S701 - the text/plain part; values are sanitized lines
@@ -74,7 +74,7 @@ def _text_env(loader: BaseLoader) -> Environment:
 def compile_mjml(env: Environment, name: str) -> Template:
     """Load the MJML template ``name``, compile it to HTML once and parse that as Jinja."""
     try:
-        source, _, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
+        source, _, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]  # ChoiceLoader always has a loader
     except TemplateError as exc:
         raise RenderError(f"email template {name} not found: {exc}") from exc
     try:

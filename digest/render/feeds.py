@@ -1,6 +1,6 @@
 """A subscriber's personal feed as Atom 1.0, RSS 2.0 (feedgen) and JSON Feed 1.1.
 
-Output is a pure function of the :class:`~digest.views.FeedView`: every date is taken from
+Output is a pure function of the :class:`~digest.render.views.FeedView`: every date is taken from
 the view (feedgen would otherwise stamp "now"), entries keep the view's order, and entry ids
 are tag URIs built from the paper key and the site host, so the same items always give the
 same bytes and ETags stay stable. ``feed.self_url`` is the URL of the format being rendered.

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from apscheduler.executors.pool import (  # type: ignore[import-untyped]  # APScheduler 3 is untyped
     ThreadPoolExecutor,
 )
-from apscheduler.jobstores.base import JobLookupError  # type: ignore[import-untyped]
-from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
+from apscheduler.jobstores.base import JobLookupError  # type: ignore[import-untyped]  # APScheduler 3.x ships no type hints
+from apscheduler.schedulers.background import (  # type: ignore[import-untyped]  # APScheduler 3.x ships no type hints
     BackgroundScheduler,
 )
-from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
-from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]  # APScheduler 3.x ships no type hints
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]  # APScheduler 3.x ships no type hints
 from sqlalchemy import func, select
 from sqlmodel import col
 

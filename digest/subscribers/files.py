@@ -28,7 +28,12 @@ from typing import Any
 from sqlmodel import Session
 
 from digest.config.settings import Settings
-from digest.errors import DigestError, ProfileError, UnknownSubscriberError
+from digest.errors import (
+    DigestError,
+    DuplicateSubscriberError,
+    ProfileError,
+    UnknownSubscriberError,
+)
 from digest.store.models import Subscriber
 from digest.subscribers.fields import FILE_KEYS, PROFILE_FIELDS, SCHEDULE_FIELDS, STATUSES
 from digest.subscribers.library import (
@@ -165,8 +170,6 @@ def apply_entries(
             result.added.append(entry.email)
             continue
         if not update:
-            from digest.errors import DuplicateSubscriberError  # noqa: PLC0415
-
             raise DuplicateSubscriberError(
                 f"{entry.origin_name}: subscriber {entry.email} already exists (use --update)"
             )

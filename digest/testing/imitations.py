@@ -1,4 +1,4 @@
-"""Local imitations of the listing services, for :class:`~digest.testing_http.HttpTestServer`.
+"""Local imitations of the listing services, for :class:`~digest.testing.http.HttpTestServer`.
 
 They follow ``docs/sources.md`` (the real formats and quirks) closely enough to test a
 client end to end: Hugging Face's ``/api/daily_papers`` (``date``, ``limit`` ≤ 100, ``p``
