@@ -185,10 +185,7 @@ def import_(
     if json_out:
         print_json(result.as_dict())
     else:
-        console.print(
-            f"added {len(result.added)}, updated {len(result.updated)}, "
-            f"unchanged {len(result.unchanged)}"
-        )
+        console.print(result.summary())
 
 
 @app.command("sync")
@@ -208,7 +205,4 @@ def sync(
     if json_out:
         print_json(result.as_dict())
     else:
-        console.print(
-            f"added {len(result.added)}, updated {len(result.updated)}, "
-            f"unchanged {len(result.unchanged)}, removed {len(result.removed)}"
-        )
+        console.print(result.summary(removals=True))

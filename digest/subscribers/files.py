@@ -131,6 +131,13 @@ class SyncResult:
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
 
+    def summary(self, *, removals: bool = False) -> str:
+        """``added 2, updated 1, unchanged 3`` (and ``removed N`` where removing can happen)."""
+        counts = self.as_dict()
+        if not removals:
+            del counts["removed"]
+        return ", ".join(f"{what} {len(emails)}" for what, emails in counts.items())
+
     def as_dict(self) -> dict[str, list[str]]:
         return {
             "added": self.added,

@@ -7,12 +7,18 @@ form; nothing is stored until the whole form is valid.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
 
+from fastapi import Depends, Request
+
+from digest.config.calendar import WEEKDAYS
+from digest.config.settings import Settings
 from digest.errors import ProfileError, SubscriberError
 from digest.ranking.profile_text import parse_interest
 from digest.store.models import Interest, Subscriber
-from digest.subscribers.fields import FREQUENCIES
+from digest.subscribers.fields import FREQUENCIES, SIGNUP_FIELDS, WEB_FIELDS
 from digest.subscribers.library import ProfileSpec, SubscriberFields, normalize_email
 
 MAX_LINES = 50  # interests per list: more is a paste accident or abuse
@@ -74,33 +80,73 @@ def _integer(value: str, what: str, low: int, high: int) -> int:
     return int(text)
 
 
+FormValues = Mapping[str, str]
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The posted form's text fields (a dependency: the page routes are synchronous)."""
+    form = await request.form()
+    return {name: value for name, value in form.items() if isinstance(value, str)}
+
+
+PostedForm = Annotated[dict[str, str], Depends(read_form)]
+
+
+def form_defaults(settings: Settings) -> dict[str, str]:
+    """The forms' values before anything is typed: the service's ``default_*`` settings."""
+    special = {"weekday": WEEKDAYS[settings.default_weekday], "max_items": settings.max_items}
+    return {"email": ""} | {
+        name: str(special.get(name, getattr(settings, f"default_{name}", "")))
+        for name in WEB_FIELDS
+    }
+
+
+def form_values(
+    subscriber: Subscriber, interests: list[Interest], *, max_items: int
+) -> dict[str, str]:
+    """The manage form's values: what the subscriber has now."""
+    keywords, excludes, _ = profile_texts(interests)
+    special = {
+        "keywords": keywords,
+        "excludes": excludes,
+        "weekday": WEEKDAYS[subscriber.weekday],
+        "max_items": str(subscriber.max_items or max_items),
+    }
+    return {
+        name: special[name] if name in special else str(getattr(subscriber, name))
+        for name in WEB_FIELDS
+    }
+
+
+def posted(form: FormValues, names: tuple[str, ...], defaults: FormValues) -> dict[str, str]:
+    """The posted values of the fields ``names``, a missing one taking its default."""
+    return {name: form.get(name, defaults.get(name, "")) for name in names}
+
+
 def parse_preferences(
+    values: FormValues,
     *,
-    keywords: str,
-    excludes: str,
-    frequency: str,
-    weekday: str,
-    hour: str,
-    timezone: str,
-    max_items: str = "",
     required: list[str] | None = None,
     frequencies: tuple[str, ...] = FREQUENCIES,
 ) -> Preferences:
-    """Check a profile form; ``required`` phrases (set by an admin) are carried over."""
+    """Check a profile form (fields :data:`WEB_FIELDS`); ``required`` phrases (set by an
+    admin) are carried over."""
+    frequency = values.get("frequency", "")
     if frequency not in frequencies:
         raise SubscriberError(f"frequency must be one of {', '.join(frequencies)}")
     profile = ProfileSpec(
-        keywords=_unique_interests(interest_lines(keywords, "Interests")),
-        excludes=interest_lines(excludes, "Exclusions"),
+        keywords=_unique_interests(interest_lines(values.get("keywords", ""), "Interests")),
+        excludes=interest_lines(values.get("excludes", ""), "Exclusions"),
         required=list(required or []),
     )
     profile.validate()
+    max_items = values.get("max_items", "").strip()
     fields = SubscriberFields(
         frequency=frequency,
-        weekday=weekday.strip() or None,
-        hour=_integer(hour, "Hour", 0, 23),
-        timezone=timezone.strip() or "UTC",
-        max_items=_integer(max_items, "Papers per digest", 1, 100) if max_items.strip() else None,
+        weekday=values.get("weekday", "").strip() or None,
+        hour=_integer(values.get("hour", ""), "Hour", 0, 23),
+        timezone=values.get("timezone", "").strip() or "UTC",
+        max_items=_integer(max_items, "Papers per digest", 1, 100) if max_items else None,
     )
     # Apply to a scratch row: weekday and time zone errors surface now, not halfway through
     # an update.
@@ -108,29 +154,14 @@ def parse_preferences(
     return Preferences(profile=profile, fields=fields)
 
 
-def parse_signup(
-    *,
-    email: str,
-    keywords: str,
-    excludes: str,
-    frequency: str,
-    weekday: str,
-    hour: str,
-    timezone: str,
-) -> Signup:
+def parse_signup(values: FormValues) -> Signup:
     """Check the subscribe form (address syntax only: nothing is looked up here)."""
+    email = values.get("email", "")
     if len(email) > MAX_EMAIL_CHARS:
         raise SubscriberError("the email address is too long")
     address = normalize_email(email)
-    preferences = parse_preferences(
-        keywords=keywords,
-        excludes=excludes,
-        frequency=frequency,
-        weekday=weekday,
-        hour=hour,
-        timezone=timezone,
-        frequencies=SIGNUP_FREQUENCIES,
-    )
+    signup_values = {name: values.get(name, "") for name in SIGNUP_FIELDS}
+    preferences = parse_preferences(signup_values, frequencies=SIGNUP_FREQUENCIES)
     return Signup(email=address, preferences=preferences)
 
 

@@ -20,11 +20,18 @@ from digest.ranking import get_ranker
 from digest.render.assemble import preview_digest
 from digest.render.display import date_label
 from digest.store.models import Subscriber
-from digest.subscribers.fields import FREQUENCIES
+from digest.subscribers.fields import FREQUENCIES, WEB_FIELDS
 from digest.subscribers.library import interests_of
 from digest.subscribers.links import links_for
 from digest.web.deps import DbSession, Web, WebContext
-from digest.web.forms import parse_preferences, profile_texts
+from digest.web.forms import (
+    PostedForm,
+    form_defaults,
+    form_values,
+    parse_preferences,
+    posted,
+    profile_texts,
+)
 from digest.web.security import PREVIEW_CSP
 from digest.web.service import (
     recent_digests,
@@ -59,16 +66,7 @@ def choices() -> dict[str, Any]:
 
 @router.get("/", name="landing")
 def landing(request: Request, web: Web) -> HTMLResponse:
-    settings = web.settings
-    form = {
-        "email": "",
-        "keywords": "",
-        "excludes": "",
-        "frequency": settings.default_frequency,
-        "weekday": WEEKDAYS[settings.default_weekday],
-        "hour": str(settings.default_hour),
-        "timezone": settings.default_timezone,
-    }
+    form = form_defaults(web.settings)
     return web.render(request, "landing.html", {"form": form, "error": None, **choices()})
 
 
@@ -82,7 +80,8 @@ def _manage(
     error: str | None = None,
     notice: str | None = None,
 ) -> HTMLResponse:
-    keywords, excludes, required = profile_texts(interests_of(session, subscriber))
+    interests = interests_of(session, subscriber)
+    required = profile_texts(interests)[2]
     links = links_for(web.settings.base_url, subscriber.token)
     digests = [
         {
@@ -93,15 +92,7 @@ def _manage(
         }
         for digest in recent_digests(session, subscriber)
     ]
-    values = form or {
-        "keywords": keywords,
-        "excludes": excludes,
-        "frequency": subscriber.frequency,
-        "weekday": WEEKDAYS[subscriber.weekday],
-        "hour": str(subscriber.hour),
-        "timezone": subscriber.timezone,
-        "max_items": str(subscriber.max_items or web.settings.max_items),
-    }
+    values = form or form_values(subscriber, interests, max_items=web.settings.max_items)
     context = {
         "token": subscriber.token,
         "email": subscriber.email,
@@ -134,39 +125,15 @@ def save(
     request: Request,
     web: Web,
     session: DbSession,
-    keywords: FormText = "",
-    excludes: FormText = "",
-    frequency: FormText = "",
-    weekday: FormText = "",
-    hour: FormText = "",
-    timezone: FormText = "",
-    max_items: FormText = "",
-    csrf_token: FormText = "",
+    posted_form: PostedForm,
 ) -> Response:
     subscriber = _subscriber(session, token)
     now = web.clock()
-    web.csrf.verify(request, csrf_token, f"/manage/{token}", now)
-    form = {
-        "keywords": keywords,
-        "excludes": excludes,
-        "frequency": frequency,
-        "weekday": weekday,
-        "hour": hour,
-        "timezone": timezone,
-        "max_items": max_items,
-    }
+    web.csrf.verify(request, posted_form.get("csrf_token", ""), f"/manage/{token}", now)
+    form = posted(posted_form, WEB_FIELDS, {})
     required = profile_texts(interests_of(session, subscriber))[2]
     try:
-        preferences = parse_preferences(
-            keywords=keywords,
-            excludes=excludes,
-            frequency=frequency,
-            weekday=weekday,
-            hour=hour,
-            timezone=timezone,
-            max_items=max_items,
-            required=required,
-        )
+        preferences = parse_preferences(form, required=required)
     except DigestError as exc:
         return _manage(request, web, session, subscriber, form=form, error=str(exc))
     update_preferences(session, subscriber, preferences, now=now)

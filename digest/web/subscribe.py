@@ -17,9 +17,10 @@ from fastapi.responses import HTMLResponse
 from digest.delivery import make_transport
 from digest.delivery.confirmation import already_subscribed_message, confirmation_message
 from digest.errors import DigestError
+from digest.subscribers.fields import SIGNUP_FIELDS
 from digest.subscribers.links import links_for
 from digest.web.deps import DbSession, Web, client_ip
-from digest.web.forms import parse_signup
+from digest.web.forms import PostedForm, form_defaults, parse_signup, posted
 from digest.web.pages import choices
 from digest.web.service import confirm_subscription, request_subscription
 
@@ -34,14 +35,7 @@ def subscribe(
     request: Request,
     web: Web,
     session: DbSession,
-    email: FormText = "",
-    keywords: FormText = "",
-    excludes: FormText = "",
-    frequency: FormText = "weekly",
-    weekday: FormText = "monday",
-    hour: FormText = "8",
-    timezone: FormText = "UTC",
-    csrf_token: FormText = "",
+    form: PostedForm,
 ) -> HTMLResponse:
     """Create or refresh a pending subscriber and mail the confirmation link."""
     if not web.ip_limiter.hit(client_ip(request)):
@@ -51,18 +45,10 @@ def subscribe(
             headers={"Retry-After": str(web.settings.subscribe_window)},
         )
     now = web.clock()
-    web.csrf.verify(request, csrf_token, "/subscribe", now)
-    values = {
-        "email": email,
-        "keywords": keywords,
-        "excludes": excludes,
-        "frequency": frequency,
-        "weekday": weekday,
-        "hour": hour,
-        "timezone": timezone,
-    }
+    web.csrf.verify(request, form.get("csrf_token", ""), "/subscribe", now)
+    values = posted(form, ("email", *SIGNUP_FIELDS), form_defaults(web.settings))
     try:
-        signup = parse_signup(**values)
+        signup = parse_signup(values)
     except DigestError as exc:  # about the form itself, never about the address's status
         return web.render(
             request,
