@@ -115,6 +115,27 @@ class Settings(BaseSettings):
     smtp_retry_wait: float = Field(
         1.0, ge=0, description="First backoff wait in seconds; doubles per retry, with jitter."
     )
+    smtp_connections: int = Field(
+        4, ge=1, le=100, description="SMTP connections sending in parallel, each reused."
+    )
+    smtp_rate_per_second: int | None = Field(
+        None,
+        ge=1,
+        description="At most this many messages in any one second (sliding window), as the "
+        "relay allows; empty: unlimited.",
+    )
+    smtp_rate_per_hour: int | None = Field(
+        None,
+        ge=1,
+        description="At most this many messages in any hour (sliding window); once used up, "
+        "the rest waits for a later run. Empty: unlimited.",
+    )
+    smtp_transaction_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds one SMTP transaction (or connecting) may take in all, however "
+        "slowly the server answers.",
+    )
     bounce_limit: int = Field(
         3, ge=1, description="Hard bounces after which an address is no longer sent to."
     )

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from digest.delivery.base import Transport
 from digest.delivery.outbox import OutboxTransport, eml_name
+from digest.delivery.outgoing import BatchTransport, Outcome, Outgoing
+from digest.delivery.pool import SmtpPool
 from digest.delivery.smtp import SmtpTransport
 from digest.delivery.wire import WIRE_POLICY, message_bytes
 
@@ -21,7 +23,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "WIRE_POLICY",
+    "BatchTransport",
     "OutboxTransport",
+    "Outcome",
+    "Outgoing",
+    "SmtpPool",
     "SmtpTransport",
     "Transport",
     "eml_name",

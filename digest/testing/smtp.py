@@ -197,7 +197,7 @@ class SmtpSink:
         for attempt in range(3):
             port = _free_port(self.host)
             controller = controller_cls(
-                _Handler(self._state),
+                self._handler(),
                 sink=self,
                 hostname=self.host,
                 port=port,
@@ -276,6 +276,10 @@ class SmtpSink:
         self._run_on_loop(self._controller, self._abort_all())
 
     # Internals --------------------------------------------------------------------------
+
+    def _handler(self) -> Any:
+        """The aiosmtpd handler (a subclass adds its own faults here)."""
+        return _Handler(self._state)
 
     def _connected(self, server: Any, transport: asyncio.BaseTransport) -> None:
         self._live.add(server)

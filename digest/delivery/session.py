@@ -1,0 +1,382 @@
+"""One SMTP connection of the pool: set up once (EHLO, STARTTLS, AUTH), then one
+transaction per message, each under a wall-clock deadline (:mod:`.deadline`).
+
+Every failure leaves as an :class:`SessionError` whose ``kind`` tells the pool what to do:
+
+============  ===================================================================  ==========
+kind          when                                                                  pool
+============  ===================================================================  ==========
+permanent     5xx at RCPT TO or DATA; 552 (size) or 555 at MAIL FROM; over the      outcome
+              relay's EHLO ``SIZE``; non-ASCII address and no SMTPUTF8
+retry         another 4xx at MAIL FROM, RCPT TO or DATA (the relay answered)        retry
+lost          no answer: connection dropped or reset, timeout, deadline passed      retry,
+                                                                                    breaker
+idle          a reused connection was found closed at MAIL FROM (idle timeout)      reconnect
+throttle      421 anywhere, or a 4xx saying "too many connections" / "slow down"    throttle
+down          cannot set up a session: refused, TLS handshake, no greeting,         breaker
+              no answer, 4xx at greeting/EHLO/AUTH
+config        530/535 (authentication), 5xx at greeting, EHLO, STARTTLS or AUTH,    halt
+              another 5xx at MAIL FROM (the sender is refused), STARTTLS or AUTH
+              not offered, an untrusted certificate: no retry will fix it
+============  ===================================================================  ==========
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import smtplib
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from digest.delivery.deadline import Guard
+from digest.delivery.outgoing import Outgoing, Stage
+
+__all__ = ["Endpoint", "SessionError", "SmtpSession"]
+
+Kind = Literal["permanent", "retry", "lost", "idle", "throttle", "down", "config"]
+Security = Literal["none", "starttls", "ssl"]
+
+# Relays' ways of saying "fewer connections" or "slower" with a 4xx other than 421.
+_SLOW_DOWN = re.compile(r"too many|slow down|rate.?limit|throttl", re.IGNORECASE)
+_MESSAGE_SPECIFIC_AT_MAIL = frozenset({552, 555})  # RFC 1870 size; unsupported parameters
+_AUTH_CODES = frozenset({530, 535})  # authentication required / failed: configuration
+QUIT_WAIT = 2.0  # seconds a polite QUIT may take before the socket is just closed
+
+
+class SessionError(Exception):
+    """One failed step, classified for the pool (see the module doc)."""
+
+    def __init__(
+        self, kind: Kind, message: str, *, code: int | None = None, stage: Stage = "connect"
+    ) -> None:
+        super().__init__(message)
+        self.kind: Kind = kind
+        self.code = code
+        self.stage: Stage = stage
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to connect; shared by every connection of a pool."""
+
+    host: str
+    port: int
+    security: Security = "none"
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+    """Seconds any single socket operation may block."""
+    deadline: float = 60.0
+    """Seconds a whole transaction (or the session set-up) may take, however it trickles."""
+    local_hostname: str | None = None
+    """EHLO name; None: an address literal of the local end."""
+    ssl_context: ssl.SSLContext | None = None
+
+    @property
+    def where(self) -> str:
+        return f"SMTP {self.host}:{self.port}"
+
+
+class _Client(smtplib.SMTP):
+    """smtplib with the socket visible to the watchdog from the moment it exists."""
+
+    def __init__(self, *, timeout: float, implicit_tls: ssl.SSLContext | None) -> None:
+        self._implicit_tls = implicit_tls
+        # A name is given so that smtplib does not call getfqdn() (DNS) per connection.
+        super().__init__(local_hostname="localhost", timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = socket.create_connection((host, port), timeout, self.source_address)
+        self.sock = sock  # the watchdog can shut it down from here on
+        if self._implicit_tls is None:
+            return sock
+        return self.handshake(self._implicit_tls, host)
+
+    def handshake(self, context: ssl.SSLContext, host: str) -> ssl.SSLSocket:
+        """TLS over the current socket, the handshake itself under the watchdog too."""
+        assert self.sock is not None
+        tls = context.wrap_socket(self.sock, server_hostname=host, do_handshake_on_connect=False)
+        self.sock = tls
+        tls.do_handshake()
+        return tls
+
+
+class SmtpSession:
+    """One reusable connection. Not thread-safe: one worker thread owns it."""
+
+    def __init__(self, endpoint: Endpoint, guard: Guard) -> None:
+        self.endpoint = endpoint
+        self._guard = guard
+        self._conn: _Client | None = None
+        self.reused = False  # a message has gone over this connection
+        self.max_size: int | None = None  # EHLO SIZE, when the relay states a limit
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and self._conn.sock is not None
+
+    # Set-up -----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect, greet, STARTTLS and AUTH as configured; raise SessionError otherwise."""
+        self.discard()
+        ep = self.endpoint
+        implicit = self._context() if ep.security == "ssl" else None
+        conn = _Client(timeout=ep.timeout, implicit_tls=implicit)
+        self._guard.arm(conn, time.monotonic() + ep.deadline)
+        try:
+            code, reply = conn.connect(ep.host, ep.port)
+            if code != 220:
+                raise self._setup_refusal(code, reply, "greeting")
+            conn.local_hostname = ep.local_hostname or _address_literal(conn)
+            self._ehlo(conn)
+            if ep.security == "starttls":
+                self._starttls(conn)
+            if ep.username is not None:
+                self._login(conn)
+        except SessionError:
+            self._close(conn)
+            raise
+        except (smtplib.SMTPException, OSError) as exc:
+            self._close(conn)
+            raise self._setup_error(exc) from exc
+        finally:
+            expired = self._guard.disarm()
+        if expired:  # the last reply came in just as the deadline passed
+            self._close(conn)
+            raise self._setup_error(TimeoutError())
+        self._conn, self.reused = conn, False
+        size = conn.esmtp_features.get("size", "")
+        self.max_size = int(size) if size.isdigit() and int(size) > 0 else None
+
+    def _ehlo(self, conn: _Client) -> None:
+        code, reply = conn.ehlo()
+        if not 200 <= code < 300:
+            if code == 421:
+                raise self._setup_refusal(code, reply, "EHLO")
+            code, reply = conn.helo()
+            if not 200 <= code < 300:
+                raise self._setup_refusal(code, reply, "HELO")
+
+    def _starttls(self, conn: _Client) -> None:
+        if not conn.has_extn("starttls"):
+            raise SessionError("config", f"{self.endpoint.where}: server does not offer STARTTLS")
+        code, reply = conn.docmd("STARTTLS")
+        if code != 220:
+            raise self._setup_refusal(code, reply, "STARTTLS")
+        conn.handshake(self._context(), self.endpoint.host)
+        # RFC 3207 §4.2: forget what the server said before TLS, then ask again.
+        conn.file = None
+        conn.helo_resp = conn.ehlo_resp = None
+        conn.esmtp_features, conn.does_esmtp = {}, False
+        self._ehlo(conn)
+
+    def _login(self, conn: _Client) -> None:
+        try:
+            conn.login(self.endpoint.username or "", self.endpoint.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise self._setup_refusal(exc.smtp_code, exc.smtp_error, "AUTH") from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            raise SessionError("config", f"{self.endpoint.where}: {exc}") from exc
+
+    def _setup_refusal(self, code: int, reply: bytes | str, stage: str) -> SessionError:
+        message = f"{self.endpoint.where}: {code} {_text(reply)} ({stage})"
+        if code == 421 or (400 <= code < 500 and _SLOW_DOWN.search(_text(reply))):
+            return SessionError("throttle", message, code=code)
+        if 400 <= code < 500:
+            return SessionError("down", message, code=code)
+        return SessionError("config", message, code=code)
+
+    def _setup_error(self, exc: BaseException) -> SessionError:
+        """Translate a set-up failure that came without a reply code."""
+        kind: Kind = "down"
+        if self._guard.expired:
+            text = f"no complete answer within the {self.endpoint.deadline:g}s deadline"
+        elif _timed_out(exc):
+            text = f"no answer within {self.endpoint.timeout:g}s"
+        elif isinstance(exc, ssl.SSLCertVerificationError):
+            kind, text = "config", f"TLS certificate refused: {exc.verify_message}"
+        elif isinstance(exc, ssl.SSLError):
+            text = f"TLS handshake failed: {exc.reason or exc}"
+        elif isinstance(exc, smtplib.SMTPServerDisconnected):
+            text = "connection closed"
+        elif isinstance(exc, smtplib.SMTPException):
+            kind, text = "config", str(exc)  # e.g. no AUTH mechanism in common
+        else:
+            text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+        return SessionError(
+            kind, f"{self.endpoint.where}: {text or type(exc).__name__} (connecting)"
+        )
+
+    # One transaction --------------------------------------------------------------------
+
+    def send(self, message: Outgoing) -> int:
+        """MAIL FROM, RCPT TO, DATA for one message; return the final 250's code."""
+        conn = self._conn
+        assert conn is not None, "open() first"
+        size = len(message.data)
+        if self.max_size is not None and size > self.max_size:
+            raise SessionError(
+                "permanent",
+                f"{self.endpoint.where}: message is {size:,} bytes, over the relay's limit of "
+                f"{self.max_size:,} (EHLO SIZE); not attempted",
+                stage="SIZE",
+            )
+        options = self._mail_options(conn, message, size)
+        stage: Stage = "MAIL FROM"
+        self._guard.arm(conn, time.monotonic() + self.endpoint.deadline)
+        try:
+            code, reply = conn.mail(message.envelope_from, options)
+            if code != 250:
+                raise self._refusal(code, reply, stage)
+            stage = "RCPT TO"
+            code, reply = conn.rcpt(message.recipient)
+            if code not in (250, 251):
+                raise self._refusal(code, reply, stage)
+            stage = "DATA"
+            code, reply = conn.data(message.data)
+            if code != 250:
+                raise self._refusal(code, reply, stage)
+        except SessionError as failure:
+            self._after_refusal(conn, failure)
+            raise
+        except smtplib.SMTPDataError as exc:  # DATA itself refused (no 354)
+            refused = self._refusal(exc.smtp_code, exc.smtp_error, stage)
+            self._after_refusal(conn, refused)
+            raise refused from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            self.discard()
+            raise self._lost(exc, stage) from exc
+        finally:
+            expired = self._guard.disarm()
+        if expired:
+            # The 250 arrived as the deadline passed: the message is sent, the socket is not
+            # usable any more (the watchdog shut it down).
+            self.discard()
+        self.reused = True
+        return code
+
+    def _mail_options(self, conn: _Client, message: Outgoing, size: int) -> list[str]:
+        options: list[str] = []
+        if conn.does_esmtp and conn.has_extn("size"):
+            options.append(f"SIZE={size}")  # RFC 1870: the relay may refuse it at once
+        if not (message.envelope_from + message.recipient).isascii():
+            if not conn.has_extn("smtputf8"):
+                raise SessionError(
+                    "permanent",
+                    f"{self.endpoint.where}: server lacks SMTPUTF8, "
+                    f"cannot send to {message.recipient}",
+                    stage="MAIL FROM",
+                )
+            options.append("SMTPUTF8")
+        if not message.data.isascii() and conn.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        return options
+
+    def _refusal(self, code: int, reply: bytes | str, stage: Stage) -> SessionError:
+        text = _text(reply)
+        message = f"{self.endpoint.where}: {code} {text} ({stage})"
+        kind: Kind
+        if code == 421 or (400 <= code < 500 and _SLOW_DOWN.search(text)):
+            kind = "throttle"
+        elif 400 <= code < 500:
+            kind = "retry"
+        elif code in _AUTH_CODES:
+            kind = "config"
+        elif stage == "MAIL FROM" and code not in _MESSAGE_SPECIFIC_AT_MAIL:
+            kind = "config"  # the relay refuses our sender: the same for every message
+        else:
+            kind = "permanent"
+        return SessionError(kind, message, code=code, stage=stage)
+
+    def _after_refusal(self, conn: _Client, failure: SessionError) -> None:
+        """RSET so the connection serves the next message; 421 means it is closing."""
+        if failure.code == 421 or failure.kind == "config":
+            self.discard()
+            return
+        if failure.stage == "SIZE":
+            return
+        try:
+            conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self.discard()
+
+    def _lost(self, exc: BaseException, stage: Stage) -> SessionError:
+        where = self.endpoint.where
+        if self._guard.expired:
+            return SessionError(
+                "lost",
+                f"{where}: no complete answer within the {self.endpoint.deadline:g}s "
+                f"transaction deadline ({stage})",
+                stage=stage,
+            )
+        if _timed_out(exc):
+            return SessionError(
+                "lost",
+                f"{where}: timed out after {self.endpoint.timeout:g}s ({stage})",
+                stage=stage,
+            )
+        kind: Kind = "idle" if self.reused and stage == "MAIL FROM" else "lost"
+        return SessionError(kind, f"{where}: connection lost ({stage}): {exc}", stage=stage)
+
+    # Tear-down --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """QUIT politely (briefly) and close; errors on the way out are ignored."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if conn.sock is not None:
+            self._guard.arm(conn, time.monotonic() + min(QUIT_WAIT, self.endpoint.deadline))
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                pass  # the server may already be gone; nothing left to deliver
+            finally:
+                self._guard.disarm()
+        self._close(conn)
+
+    def discard(self) -> None:
+        """Close without QUIT (the session is in an unknown state)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._close(conn)
+
+    @staticmethod
+    def _close(conn: _Client) -> None:
+        with contextlib.suppress(OSError):  # a socket the watchdog shut down
+            conn.close()
+
+    def _context(self) -> ssl.SSLContext:
+        return self.endpoint.ssl_context or _default_context()
+
+
+_DEFAULT_CONTEXT: list[ssl.SSLContext] = []
+
+
+def _default_context() -> ssl.SSLContext:
+    if not _DEFAULT_CONTEXT:
+        _DEFAULT_CONTEXT.append(ssl.create_default_context())
+    return _DEFAULT_CONTEXT[0]
+
+
+def _address_literal(conn: smtplib.SMTP) -> str:
+    """RFC 5321 §4.1.3: an address literal of our end when there is no host name."""
+    assert conn.sock is not None
+    address = conn.sock.getsockname()[0]
+    return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A socket timeout, also when smtplib re-raised it as SMTPServerDisconnected."""
+    return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
+
+
+def _text(reply: bytes | str) -> str:
+    """A server reply on one line (multi-line replies joined)."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return " ".join(text.split())
