@@ -24,19 +24,18 @@ a :class:`~digest.errors.TransientDeliveryError` there.
 from __future__ import annotations
 
 import dataclasses
-import queue
 import socket
 import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Literal, Self
+from typing import TYPE_CHECKING, Self
 
 from digest.delivery.control import CircuitBreaker, RetryPolicy, Throttle
 from digest.delivery.deadline import Watchdog
+from digest.delivery.jobs import PARK, Job, JobQueue
 from digest.delivery.outgoing import Outcome, Outgoing
 from digest.delivery.ratelimit import RateLimiter
 from digest.delivery.session import Endpoint, Security, SessionError, SmtpSession
@@ -46,14 +45,6 @@ if TYPE_CHECKING:
     from digest.config.settings import Settings
 
 __all__ = ["PoolStats", "SmtpPool"]
-
-
-@dataclass(slots=True)
-class _Job:
-    message: Outgoing
-    attempts: int = 0  # failed attempts so far
-    tries: int = 0  # transactions started, for the stats
-    idle_retry: bool = False  # the free reconnect after an idle close was used
 
 
 @dataclass
@@ -67,7 +58,13 @@ class PoolStats:
     throttles: int = 0
 
 
-_PARK: Final = "park"
+@dataclass(slots=True)
+class _Worker:
+    """One connection's thread state."""
+
+    session: SmtpSession
+    setup_failures: int = 0  # consecutive, for this connection's backoff
+    park_now: bool = False  # refused with 421 while over the allowed count
 
 
 class SmtpPool:
@@ -124,21 +121,10 @@ class SmtpPool:
             per_second=rate_per_second, per_hour=rate_per_hour, sent_before=sent_before
         )
         self._max_rate_wait = max_rate_wait
-        self._queue_size = queue_size or 64 * connections
-        self.stats = PoolStats()
-
-        self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)  # jobs, budget, the end
-        self._space = threading.Condition(self._lock)  # room in the queue
-        self._pending: deque[_Job] = deque()
-        self._holding = 0  # jobs in workers' hands
-        self._submitted = self._resolved = 0
-        self._finished = self._ended = self._drained = self._abandoned = False
-        self._stop = threading.Event()
-        self._stop_reason = "the run is stopping"
+        self._jobs = JobQueue(queue_size or 64 * connections)
+        self._stats = PoolStats()
         self._failure: DeliveryError | None = None
         self._crash: BaseException | None = None
-        self._results: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._watchdog: Watchdog | None = None
 
@@ -168,9 +154,16 @@ class SmtpPool:
         return f"SmtpPool({self._endpoint.where}, connections={self.connections})"
 
     @property
+    def stats(self) -> PoolStats:
+        """Counters so far (exact once the pool is closed)."""
+        with self._jobs.lock:
+            return dataclasses.replace(self._stats, attempts=self._jobs.attempts)
+
+    @property
     def failure(self) -> DeliveryError | None:
         """Why the pool stopped on its own: relay down (Transient…) or configuration."""
-        return self._failure
+        with self._jobs.lock:
+            return self._failure
 
     # Lifecycle --------------------------------------------------------------------------
 
@@ -184,11 +177,13 @@ class SmtpPool:
             if "." in fqdn:
                 self._endpoint = endpoint = dataclasses.replace(endpoint, local_hostname=fqdn)
         self._watchdog = Watchdog(tick=min(0.05, endpoint.deadline / 10))
-        sessions = [SmtpSession(endpoint, self._watchdog.guard()) for _ in range(self.connections)]
+        workers = [
+            _Worker(SmtpSession(endpoint, self._watchdog.guard())) for _ in range(self.connections)
+        ]
         self._watchdog.start()
-        for index, session in enumerate(sessions):
+        for index, worker in enumerate(workers):
             thread = threading.Thread(
-                target=self._run_worker, args=(session,), name=f"smtp-{index}", daemon=True
+                target=self._run_worker, args=(worker,), name=f"smtp-{index}", daemon=True
             )
             self._threads.append(thread)
             thread.start()
@@ -225,61 +220,24 @@ class SmtpPool:
     def submit(self, message: Outgoing) -> None:
         """Queue ``message``; blocks while the queue is full. Once the pool has stopped,
         the message is answered ``deferred`` at once."""
-        with self._lock:
-            if self._finished:
-                raise RuntimeError("submit() after finish()")
-            self._submitted += 1
-            while len(self._pending) >= self._queue_size and not self._stop.is_set():
-                self._space.wait()
-            if self._stop.is_set():
-                self._answer(Outcome(message.key, "deferred", error=self._stop_reason))
-                return
-            self._pending.append(_Job(message))
-            self._work.notify()
+        self._jobs.submit(message)
 
     def finish(self) -> None:
         """No more submissions: :meth:`outcomes` ends when every message is answered."""
-        with self._lock:
-            self._finished = True
-            self._maybe_end()
-            self._work.notify_all()
+        self._jobs.finish()
 
     def stop(self, reason: str = "the run is stopping") -> None:
         """Start nothing new: queued messages are deferred now, transactions under way end."""
-        with self._lock:
-            if self._stop.is_set():
-                return
-            self._stop_reason = reason
-            self._stop.set()
-            while self._pending:
-                job = self._pending.popleft()
-                self._answer(Outcome(job.message.key, "deferred", error=reason))
-            self._work.notify_all()
-            self._space.notify_all()
+        self._jobs.stop(reason)
 
     def outcomes(self) -> Iterator[Outcome]:
         """Each message's outcome as the server answers; ends after :meth:`finish` once all
         are answered. One reader at a time."""
-        while not self._drained:
-            outcome = self._results.get()
-            if outcome is None:
-                self._drained = True
-                return
-            yield outcome
+        return self._jobs.outcomes()
 
     def poll(self) -> list[Outcome]:
         """The outcomes available now, without waiting (for a single-threaded caller)."""
-        ready: list[Outcome] = []
-        while not self._drained:
-            try:
-                outcome = self._results.get_nowait()
-            except queue.Empty:
-                break
-            if outcome is None:
-                self._drained = True
-            else:
-                ready.append(outcome)
-        return ready
+        return self._jobs.poll()
 
     def send_all(self, messages: Iterable[Outgoing]) -> Iterator[Outcome]:
         """Submit ``messages`` from a feeder thread while yielding outcomes as they come.
@@ -289,137 +247,101 @@ class SmtpPool:
         exception from the iterable is raised here after the outcomes of what it gave.
         Closing this generator early stops the pool (the rest is deferred).
         """
-        errors: list[BaseException] = []
-
-        def feed() -> None:
-            try:
-                for message in messages:
-                    if self._abandoned:
-                        break
-                    self.submit(message)
-            except BaseException as exc:  # handed to the reading thread, raised there
-                errors.append(exc)
-            finally:
-                self.finish()
-
-        feeder = threading.Thread(target=feed, name="smtp-feeder", daemon=True)
-        feeder.start()
-        try:
-            yield from self.outcomes()
-        finally:
-            if feeder.is_alive():  # the reader left early
-                self._abandoned = True
-                self.stop("the run stopped reading outcomes")
-            feeder.join()
-        if errors:
-            raise errors[0]
+        return self._jobs.send_all(messages)
 
     # Workers ----------------------------------------------------------------------------
 
-    def _run_worker(self, session: SmtpSession) -> None:
-        setup_failures = 0
-        job: _Job | None = None
+    def _run_worker(self, worker: _Worker) -> None:
+        job: Job | None = None
         try:
-            while (taken := self._take()) is not None:
-                if taken == _PARK:
-                    session.close()
-                    if not self._park():
+            while True:
+                taken = PARK if worker.park_now else self._jobs.take(self._should_park)
+                if taken is None:
+                    break
+                if taken == PARK:  # the throttle's count of active workers already says so
+                    worker.park_now = False
+                    worker.session.close()
+                    if not self._jobs.wait_unpark(self._may_unpark):
                         break
                     continue
-                assert isinstance(taken, _Job)
                 job = taken
-                setup_failures = self._run_job(session, job, setup_failures)
+                self._run_job(worker, job)
                 job = None
         except BaseException as exc:
             self._crash = exc  # a bug: close() raises it after deferring the rest
             self.stop(f"internal error: {type(exc).__name__}: {exc}")
             if job is not None:
-                self._resolve(job, Outcome(job.message.key, "deferred", error=self._stop_reason))
+                self._jobs.defer(job)
         finally:
-            session.close()
+            worker.session.close()
 
-    def _take(self) -> _Job | Literal["park"] | None:
-        with self._lock:
-            while True:
-                if self._throttle.should_park():
-                    self._throttle.active -= 1
-                    return _PARK
-                if self._pending:
-                    self._holding += 1
-                    self._space.notify()
-                    return self._pending.popleft()
-                if self._stop.is_set() or (self._finished and self._holding == 0):
-                    return None
-                self._work.wait()
+    def _should_park(self) -> bool:
+        """(Lock held.) More connections work than the relay allows: this one parks."""
+        if self._throttle.should_park():
+            self._throttle.active -= 1
+            return True
+        return False
 
-    def _park(self) -> bool:
-        """Wait until another connection is allowed (True) or there is no more work."""
-        with self._lock:
-            while not self._throttle.may_unpark():
-                if self._stop.is_set() or (
-                    self._finished and self._holding == 0 and not self._pending
-                ):
-                    return False
-                self._work.wait()
+    def _may_unpark(self) -> bool:
+        """(Lock held.) Another connection is allowed again: this one comes back."""
+        if self._throttle.may_unpark():
             self._throttle.active += 1
             return True
+        return False
 
-    def _run_job(self, session: SmtpSession, job: _Job, setup_failures: int) -> int:
-        """Try ``job`` until it has an outcome or is handed back; return set-up failures."""
+    def _run_job(self, worker: _Worker, job: Job) -> None:
+        """Try ``job`` until it has an outcome or is handed back."""
+        session = worker.session
         while True:
-            if self._stop.is_set() or self._sleep(self._throttle_pause()):
-                return self._defer(job, setup_failures)
+            if self._jobs.stopped.is_set() or self._sleep(self._throttle_pause()):
+                return self._jobs.defer(job)
             if not session.connected:
                 try:
                     session.open()
                 except SessionError as failure:
-                    return self._setup_failed(job, failure, setup_failures + 1)
-                setup_failures = 0
-                with self._lock:
-                    self.stats.connections_opened += 1
+                    return self._setup_failed(worker, job, failure)
+                worker.setup_failures = 0
+                with self._jobs.lock:
+                    self._stats.connections_opened += 1
             wait = self._limiter.reserve(max_wait=self._max_rate_wait)
             if wait is None:
-                return self._defer(job, setup_failures, "rate limit: this window's quota is used")
+                return self._jobs.defer(job, "rate limit: this window's quota is used")
             if self._sleep(wait):
-                return self._defer(job, setup_failures)
+                return self._jobs.defer(job)
             job.tries += 1
             try:
                 code = session.send(job.message)
             except SessionError as failure:
                 if not self._failed(job, failure):
-                    return setup_failures
+                    return None
                 continue
-            self._resolve(job, Outcome(job.message.key, "sent", code=code), relay_ok=True)
-            return setup_failures
+            return self._resolve(job, Outcome(job.message.key, "sent", code=code))
 
-    def _failed(self, job: _Job, failure: SessionError) -> bool:  # noqa: PLR0911 - one exit per kind
+    def _failed(self, job: Job, failure: SessionError) -> bool:  # noqa: PLR0911 - one exit per kind
         """Act on a failed transaction; True to try the same job again on this worker."""
         key, kind = job.message.key, failure.kind
         if kind == "permanent":
-            outcome = Outcome(key, "permanent", failure.code, str(failure), failure.stage)
-            self._resolve(job, outcome, relay_ok=True)
+            self._resolve(job, Outcome(key, "permanent", failure.code, str(failure), failure.stage))
             return False
         if kind == "config":
             self._halt(DeliveryError(str(failure)))
-            self._defer(job, 0)
+            self._jobs.defer(job)
             return False
         if kind == "idle" and not job.idle_retry:
             job.idle_retry = True  # the relay closed an idle connection: reconnect, free
             return True
         if kind == "throttle":
-            with self._lock:
-                self.stats.throttles += 1
+            with self._jobs.lock:
+                self._stats.throttles += 1
                 self._throttle.strike(time.monotonic(), pause=True)
-                opened = self._breaker.failure(str(failure))
-            self._hand_back(job)
-            if opened:
-                self._breaker_opened()
+            self._jobs.hand_back(job)
+            self._relay_failure(str(failure))
             return False
         if kind == "retry":
-            with self._lock:
+            with self._jobs.lock:
                 self._breaker.success()  # the relay answered
         elif self._relay_failure(str(failure)):
-            self._defer(job, 0)
+            self._jobs.defer(job)
             return False
         job.attempts += 1
         if not self._policy.allows(job.attempts):
@@ -427,101 +349,65 @@ class SmtpPool:
             error = f"{failure} (gave up after {tries})"
             self._resolve(job, Outcome(key, "transient", failure.code, error, failure.stage))
             return False
-        with self._lock:
-            self.stats.retries += 1
+        with self._jobs.lock:
+            self._stats.retries += 1
         if self._sleep(self._policy.delay(job.attempts)):
-            self._defer(job, 0)
+            self._jobs.defer(job)
             return False
         return True
 
-    def _setup_failed(self, job: _Job, failure: SessionError, setup_failures: int) -> int:
+    def _setup_failed(self, worker: _Worker, job: Job, failure: SessionError) -> None:
         """A connection could not be set up: hand the job back, back off, maybe halt."""
         if failure.kind == "config":
             self._halt(DeliveryError(str(failure)))
-            self._defer(job, 0)
-            return setup_failures
-        self._hand_back(job)
-        with self._lock:
-            self.stats.setup_failures += 1
+            return self._jobs.defer(job)
+        self._jobs.hand_back(job)
+        worker.setup_failures += 1
+        with self._jobs.lock:
+            self._stats.setup_failures += 1
             if failure.kind == "throttle":
-                self.stats.throttles += 1
+                self._stats.throttles += 1
                 self._throttle.strike(time.monotonic(), pause=False)
-        if not self._relay_failure(str(failure)):
-            self._sleep(self._policy.delay(setup_failures))
-        return setup_failures
+                # The refused connection is the one to give up its place.
+                worker.park_now = self._should_park()
+        if not self._relay_failure(str(failure)) and not worker.park_now:
+            self._sleep(self._policy.delay(worker.setup_failures))
+        return None
 
     def _relay_failure(self, reason: str) -> bool:
-        """Count a failure to reach the relay; True when the breaker opened (pool halted)."""
-        with self._lock:
+        """Count a failure to reach the relay; True once the breaker is open (pool halted)."""
+        with self._jobs.lock:
             opened = self._breaker.failure(reason)
+            streak, last = self._breaker.streak, self._breaker.reason
         if opened:
-            self._breaker_opened()
-        return opened or self._breaker.is_open
-
-    def _breaker_opened(self) -> None:
-        streak = self._breaker.streak
-        self._halt(
-            TransientDeliveryError(
-                f"relay unreachable, sending stopped after {streak} consecutive failures; "
-                f"the rest waits for the next run (last: {self._breaker.reason})"
+            self._halt(
+                TransientDeliveryError(
+                    f"relay unreachable, sending stopped after {streak} consecutive failures; "
+                    f"the rest waits for the next run (last: {last})"
+                )
             )
-        )
+        return self._breaker.is_open
 
     def _halt(self, failure: DeliveryError) -> None:
-        with self._lock:
+        with self._jobs.lock:
             if self._failure is None:
                 self._failure = failure
         self.stop(f"not attempted: {failure}")
 
-    # Bookkeeping ------------------------------------------------------------------------
-
-    def _hand_back(self, job: _Job) -> None:
-        """Return an unattempted job to the front of the queue for any connection."""
-        with self._lock:
-            self._holding -= 1
-            if self._stop.is_set():
-                self.stats.attempts += job.tries
-                self._resolved_locked(Outcome(job.message.key, "deferred", error=self._stop_reason))
-                return
-            self._pending.appendleft(job)
-            self._work.notify()
-
-    def _defer(self, job: _Job, setup_failures: int, reason: str | None = None) -> int:
-        self._resolve(job, Outcome(job.message.key, "deferred", error=reason or self._stop_reason))
-        return setup_failures
-
-    def _resolve(self, job: _Job, outcome: Outcome, *, relay_ok: bool = False) -> None:
-        with self._lock:
-            self._holding -= 1
-            self.stats.attempts += job.tries
-            if relay_ok:
-                self._breaker.success()
+    def _resolve(self, job: Job, outcome: Outcome) -> None:
+        """Record an answer from the relay (sent or refused for good)."""
+        with self._jobs.lock:
+            self._breaker.success()
             if outcome.status == "sent" and self._throttle.success(time.monotonic()):
-                self._work.notify_all()  # a parked connection may come back
-            self._resolved_locked(outcome)
-
-    def _resolved_locked(self, outcome: Outcome) -> None:
-        self._answer(outcome)
-        if self._finished and self._holding == 0 and not self._pending:
-            self._work.notify_all()  # idle and parked workers can leave
-
-    def _answer(self, outcome: Outcome) -> None:
-        """Queue an outcome (lock held) and end the stream when it was the last one."""
-        self._resolved += 1
-        self._results.put(outcome)
-        self._maybe_end()
-
-    def _maybe_end(self) -> None:
-        if self._finished and not self._ended and self._resolved == self._submitted:
-            self._ended = True
-            self._results.put(None)
+                self._jobs.wake_all()  # a parked connection may come back
+            self._jobs.resolve_locked(job, outcome)
 
     def _throttle_pause(self) -> float:
-        with self._lock:
+        with self._jobs.lock:
             return self._throttle.pause_left(time.monotonic())
 
     def _sleep(self, seconds: float) -> bool:
         """Wait ``seconds`` unless the pool stops first; True when it stopped."""
         if seconds <= 0:
-            return self._stop.is_set()
-        return self._stop.wait(seconds)
+            return self._jobs.stopped.is_set()
+        return self._jobs.stopped.wait(seconds)

@@ -133,6 +133,11 @@ class FaultySink(SmtpSink):
         with self._state.lock:
             self._faults.recipients[address] = deque([reply] * times) if times else reply
 
+    def set_max_connections(self, limit: int | None) -> None:
+        """Change the connection limit (None: no limit), as a relay's load changes."""
+        with self._state.lock:
+            self._faults.max_connections = limit
+
     def drop_during_data(self, times: int = 1) -> None:
         """Close the next ``times`` connections after their data arrived, before the reply."""
         with self._state.lock:
@@ -161,8 +166,8 @@ class FaultySink(SmtpSink):
 
     def _connected(self, server: Any, transport: Any) -> None:
         super()._connected(server, transport)
-        limit = self._faults.max_connections
         with self._state.lock:
+            limit = self._faults.max_connections
             self._faults.peak_connections = max(self._faults.peak_connections, len(self._live))
             over = limit is not None and len(self._live) > limit
             if over:

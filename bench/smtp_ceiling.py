@@ -1,0 +1,187 @@
+"""How close the SMTP pool comes to what the wire allows on this machine.
+
+    .venv/bin/python bench/smtp_ceiling.py [--messages 3000] [--size 20000]
+        [--connections 4] [--repeats 3] [--port PORT]
+
+aiosmtpd's discarding ``Sink`` handler runs in a child process on loopback (as a real MTA
+would, on its own core), unless ``--port`` names a sink already running. The same prebuilt
+messages (``--size`` bytes each, ASCII lines of 76 characters, CRLF) are sent twice per
+round, side by side:
+
+- the ceiling: a plain smtplib loop, ``--connections`` threads each with one connection,
+  ``sendmail`` on its share of the messages (no queue, no bookkeeping);
+- the pool: :class:`digest.delivery.pool.SmtpPool` with the same connection count, fed by
+  ``send_all`` and read outcome by outcome, as the run uses it.
+
+Each is timed from the first connection to the last QUIT. ``--repeats`` rounds alternate
+the two so that load from other work on the machine hits both alike.
+
+``bench/run_scale.py`` calls :func:`discarding_sink` and :func:`compare` to print the
+ceiling next to the run's own rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from digest.delivery.outgoing import Outgoing
+from digest.delivery.pool import SmtpPool
+
+ENVELOPE_FROM = "bounce@digest.example.org"
+HOSTNAME = "bench.digest.example.org"
+
+
+@contextlib.contextmanager
+def discarding_sink(directory: Path | None = None) -> Iterator[int]:
+    """aiosmtpd's discarding Sink handler in a child process on loopback; yields its port."""
+    with contextlib.ExitStack() as stack:
+        if directory is None:
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        log = stack.enter_context((directory / "smtp-sink.log").open("wb"))
+        command = [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink"]
+        server = subprocess.Popen([*command, "-l", f"127.0.0.1:{port}"], stdout=log, stderr=log)
+        try:
+            for _ in range(100):
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                    break
+                time.sleep(0.1)
+            else:
+                raise SystemExit("the SMTP sink did not start within 10 s")
+            yield port
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def prebuilt_messages(count: int, size: int) -> list[Outgoing]:
+    """``count`` distinct messages of ``size`` bytes (headers + 76-column body, CRLF)."""
+    messages = []
+    for n in range(count):
+        recipient = f"reader{n}@example.com"
+        head = (
+            f"From: Paper digest <digest@digest.example.org>\r\nTo: {recipient}\r\n"
+            f"Subject: Your papers, part {n}\r\nMessage-ID: <bench-{n}@digest.example.org>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        ).encode()
+        line = (f"paper {n} " + "lorem ipsum dolor sit amet " * 3)[:76].encode() + b"\r\n"
+        body = line * max(1, (size - len(head)) // len(line))
+        messages.append(Outgoing(n, head + body, ENVELOPE_FROM, recipient))
+    return messages
+
+
+def smtplib_rate(port: int, messages: Sequence[Outgoing], connections: int) -> float:
+    """Messages per second of a plain smtplib loop over ``connections`` threads."""
+    failures: list[BaseException] = []
+
+    def send(share: Sequence[Outgoing]) -> None:
+        try:
+            with smtplib.SMTP("127.0.0.1", port, local_hostname=HOSTNAME, timeout=30) as conn:
+                for message in share:
+                    conn.sendmail(message.envelope_from, [message.recipient], message.data)
+        except (smtplib.SMTPException, OSError) as exc:
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=send, args=(messages[i::connections],)) for i in range(connections)
+    ]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise SystemExit(f"smtplib loop failed: {failures[0]}")
+    return len(messages) / elapsed
+
+
+def pool_rate(port: int, messages: Sequence[Outgoing], connections: int) -> float:
+    """Messages per second through SmtpPool with ``connections`` connections."""
+    start = time.perf_counter()
+    with SmtpPool(
+        host="127.0.0.1", port=port, connections=connections, local_hostname=HOSTNAME
+    ) as pool:
+        sent = sum(outcome.status == "sent" for outcome in pool.send_all(messages))
+    elapsed = time.perf_counter() - start
+    if sent != len(messages):
+        raise SystemExit(f"the pool sent {sent} of {len(messages)} messages")
+    return len(messages) / elapsed
+
+
+@dataclass(frozen=True)
+class Round:
+    ceiling: float  # messages/s, plain smtplib
+    pool: float  # messages/s, SmtpPool
+
+    @property
+    def ratio(self) -> float:
+        return self.pool / self.ceiling
+
+
+def compare(
+    port: int, *, messages: int = 3000, size: int = 20_000, connections: int = 4, repeats: int = 3
+) -> list[Round]:
+    """``repeats`` rounds of (plain smtplib, pool) over the same prebuilt messages."""
+    batch = prebuilt_messages(messages, size)
+    smtplib_rate(port, batch[: connections * 20], connections)  # warm-up: imports, sink
+    rounds = []
+    for _ in range(repeats):
+        ceiling = smtplib_rate(port, batch, connections)
+        rounds.append(Round(ceiling, pool_rate(port, batch, connections)))
+    return rounds
+
+
+def print_rounds(rounds: Sequence[Round], *, messages: int, size: int, connections: int) -> None:
+    print(f"{messages} messages of {size:,} bytes, {connections} connections, loopback sink")
+    print("| round | plain smtplib (msg/s) | SmtpPool (msg/s) | pool / ceiling |")
+    print("|---|---|---|---|")
+    for n, r in enumerate(rounds, 1):
+        print(f"| {n} | {r.ceiling:,.0f} | {r.pool:,.0f} | {r.ratio:.0%} |")
+    ratios = [r.ratio for r in rounds]
+    print(f"pool / ceiling: {min(ratios):.0%} – {max(ratios):.0%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--size", type=int, default=20_000, help="bytes per message")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--port", type=int, help="a discarding sink already listening")
+    args = parser.parse_args()
+    python = platform.python_version()
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {python}")
+    with contextlib.ExitStack() as stack:
+        port = args.port or stack.enter_context(discarding_sink())
+        rounds = compare(
+            port,
+            messages=args.messages,
+            size=args.size,
+            connections=args.connections,
+            repeats=args.repeats,
+        )
+    print_rounds(rounds, messages=args.messages, size=args.size, connections=args.connections)
+
+
+if __name__ == "__main__":
+    main()
