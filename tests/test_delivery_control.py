@@ -1,13 +1,18 @@
-"""The pool's pure parts with a fake clock: rate windows, retry backoff, breaker, throttle."""
+"""The pool's pure parts: rate windows (fake clock), retry backoff, breaker, throttle, and
+what each SMTP reply or socket failure means."""
 
 from __future__ import annotations
 
 import random
+import smtplib
+import ssl
 
 import pytest
 
 from digest.delivery.control import CircuitBreaker, RetryPolicy, Throttle
+from digest.delivery.outgoing import Stage
 from digest.delivery.ratelimit import RateLimiter, SlidingWindow
+from digest.delivery.replies import Kind, lost, refusal, setup_error, setup_refusal
 
 
 class FakeClock:
@@ -138,3 +143,66 @@ def test_throttle_takes_connections_away_and_gives_them_back_slowly() -> None:
     assert throttle.may_unpark()
     assert not throttle.success(40.0)  # one connection per recovery period
     assert throttle.success(65.0) and throttle.allowed == 3
+
+
+# What replies mean ----------------------------------------------------------------------
+
+WHERE = "SMTP relay.test:25"
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "stage", "kind"),
+    [
+        (550, "5.1.1 No such user", "RCPT TO", "permanent"),
+        (554, "5.7.1 Message looks like spam", "DATA", "permanent"),
+        (552, "5.3.4 Message size exceeds fixed limit", "MAIL FROM", "permanent"),
+        (555, "5.5.4 MAIL FROM parameters not recognized", "MAIL FROM", "permanent"),
+        (553, "5.7.1 Sender address rejected", "MAIL FROM", "config"),
+        (530, "5.7.0 Authentication required", "RCPT TO", "config"),
+        (450, "4.2.1 Mailbox busy", "RCPT TO", "retry"),
+        (451, "4.7.1 Greylisted, try again later", "RCPT TO", "retry"),
+        (421, "4.7.0 Closing connection", "DATA", "throttle"),
+        (450, "4.7.1 Too many messages, slow down", "MAIL FROM", "throttle"),
+        (451, "4.7.1 Rate limit exceeded", "MAIL FROM", "throttle"),
+    ],
+)
+def test_refusals_by_code_and_stage(code: int, text: str, stage: Stage, kind: Kind) -> None:
+    error = refusal(WHERE, code, text.encode(), stage)
+    assert (error.kind, error.code, error.stage) == (kind, code, stage)
+    assert str(error) == f"{WHERE}: {code} {text} ({stage})"
+
+
+@pytest.mark.parametrize(
+    ("code", "step", "kind"),
+    [(421, "greeting", "throttle"), (554, "greeting", "config"), (454, "AUTH", "down"),
+     (535, "AUTH", "config"), (450, "EHLO", "down"), (502, "HELO", "config")],
+)  # fmt: skip
+def test_set_up_refusals(code: int, step: str, kind: Kind) -> None:
+    assert setup_refusal(WHERE, code, b"multi\n line", step).kind == kind
+
+
+def test_failures_without_a_reply() -> None:
+    timing = {"deadline": 60.0, "timeout": 30.0}
+    refusal_error = ConnectionRefusedError(111, "Connection refused")
+    refused = setup_error(WHERE, refusal_error, expired=False, **timing)
+    assert (refused.kind, str(refused)) == ("down", f"{WHERE}: Connection refused (connecting)")
+    silent = setup_error(WHERE, TimeoutError(), expired=False, **timing)
+    assert silent.kind == "down" and "no answer within 30s" in str(silent)
+    trickled = setup_error(WHERE, OSError(), expired=True, **timing)
+    assert "no complete answer within the 60s deadline" in str(trickled)
+    untrusted = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    untrusted.verify_message = "unable to get local issuer certificate"  # as ssl sets it
+    refused_cert = setup_error(WHERE, untrusted, expired=False, **timing)
+    assert refused_cert.kind == "config" and "local issuer" in str(refused_cert)
+    try:
+        try:
+            raise TimeoutError
+        except TimeoutError:
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed: timed out")  # noqa: B904 - smtplib's own chaining
+    except smtplib.SMTPServerDisconnected as exc:
+        timed = lost(WHERE, exc, "DATA", expired=False, reused=True, **timing)
+    assert (timed.kind, str(timed)) == ("lost", f"{WHERE}: timed out after 30s (DATA)")
+    closed = smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+    assert lost(WHERE, closed, "MAIL FROM", expired=False, reused=True, **timing).kind == "idle"
+    assert lost(WHERE, closed, "MAIL FROM", expired=False, reused=False, **timing).kind == "lost"
+    assert lost(WHERE, closed, "DATA", expired=False, reused=True, **timing).kind == "lost"

@@ -27,44 +27,23 @@ import dataclasses
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from digest.delivery.connection import Connection, PoolStats, Shared
 from digest.delivery.control import CircuitBreaker, RetryPolicy, Throttle
 from digest.delivery.deadline import Watchdog
-from digest.delivery.jobs import PARK, Job, JobQueue
+from digest.delivery.jobs import JobQueue
 from digest.delivery.outgoing import Outcome, Outgoing
 from digest.delivery.ratelimit import RateLimiter
-from digest.delivery.session import Endpoint, Security, SessionError, SmtpSession
-from digest.errors import ConfigError, DeliveryError, TransientDeliveryError
+from digest.delivery.session import Endpoint, Security, SmtpSession
+from digest.errors import ConfigError, DeliveryError
 
 if TYPE_CHECKING:
     from digest.config.settings import Settings
 
 __all__ = ["PoolStats", "SmtpPool"]
-
-
-@dataclass
-class PoolStats:
-    """Counters for tests and benchmarks (read after :meth:`SmtpPool.close`)."""
-
-    connections_opened: int = 0
-    setup_failures: int = 0
-    attempts: int = 0  # transactions started (MAIL FROM sent or about to be)
-    retries: int = 0
-    throttles: int = 0
-
-
-@dataclass(slots=True)
-class _Worker:
-    """One connection's thread state."""
-
-    session: SmtpSession
-    setup_failures: int = 0  # consecutive, for this connection's backoff
-    park_now: bool = False  # refused with 421 while over the allowed count
 
 
 class SmtpPool:
@@ -114,17 +93,19 @@ class SmtpPool:
             local_hostname, ssl_context,
         )  # fmt: skip
         self.connections = connections
-        self._policy = RetryPolicy(retries, retry_wait, max_retry_wait)
-        self._breaker = CircuitBreaker(breaker_threshold or max(3, connections))
-        self._throttle = Throttle(connections, policy=self._policy, recovery=throttle_recovery)
-        self._limiter = RateLimiter(
-            per_second=rate_per_second, per_hour=rate_per_hour, sent_before=sent_before
-        )
-        self._max_rate_wait = max_rate_wait
+        policy = RetryPolicy(retries, retry_wait, max_retry_wait)
         self._jobs = JobQueue(queue_size or 64 * connections)
-        self._stats = PoolStats()
-        self._failure: DeliveryError | None = None
-        self._crash: BaseException | None = None
+        self._shared = Shared(
+            jobs=self._jobs,
+            policy=policy,
+            breaker=CircuitBreaker(breaker_threshold or max(3, connections)),
+            throttle=Throttle(connections, policy=policy, recovery=throttle_recovery),
+            limiter=RateLimiter(
+                per_second=rate_per_second, per_hour=rate_per_hour, sent_before=sent_before
+            ),
+            max_rate_wait=max_rate_wait,
+            stats=PoolStats(),
+        )
         self._threads: list[threading.Thread] = []
         self._watchdog: Watchdog | None = None
 
@@ -157,13 +138,13 @@ class SmtpPool:
     def stats(self) -> PoolStats:
         """Counters so far (exact once the pool is closed)."""
         with self._jobs.lock:
-            return dataclasses.replace(self._stats, attempts=self._jobs.attempts)
+            return dataclasses.replace(self._shared.stats, attempts=self._jobs.attempts)
 
     @property
     def failure(self) -> DeliveryError | None:
         """Why the pool stopped on its own: relay down (Transient…) or configuration."""
         with self._jobs.lock:
-            return self._failure
+            return self._shared.failure
 
     # Lifecycle --------------------------------------------------------------------------
 
@@ -178,13 +159,12 @@ class SmtpPool:
                 self._endpoint = endpoint = dataclasses.replace(endpoint, local_hostname=fqdn)
         self._watchdog = Watchdog(tick=min(0.05, endpoint.deadline / 10))
         workers = [
-            _Worker(SmtpSession(endpoint, self._watchdog.guard())) for _ in range(self.connections)
+            Connection(SmtpSession(endpoint, self._watchdog.guard()), self._shared)
+            for _ in range(self.connections)
         ]
         self._watchdog.start()
         for index, worker in enumerate(workers):
-            thread = threading.Thread(
-                target=self._run_worker, args=(worker,), name=f"smtp-{index}", daemon=True
-            )
+            thread = threading.Thread(target=worker.run, name=f"smtp-{index}", daemon=True)
             self._threads.append(thread)
             thread.start()
 
@@ -198,8 +178,8 @@ class SmtpPool:
         self._threads = []
         if self._watchdog is not None:
             self._watchdog.stop()
-        if self._crash is not None:
-            raise self._crash
+        if self._shared.crash is not None:
+            raise self._shared.crash
 
     def __enter__(self) -> Self:
         self.open()
@@ -248,166 +228,3 @@ class SmtpPool:
         Closing this generator early stops the pool (the rest is deferred).
         """
         return self._jobs.send_all(messages)
-
-    # Workers ----------------------------------------------------------------------------
-
-    def _run_worker(self, worker: _Worker) -> None:
-        job: Job | None = None
-        try:
-            while True:
-                taken = PARK if worker.park_now else self._jobs.take(self._should_park)
-                if taken is None:
-                    break
-                if taken == PARK:  # the throttle's count of active workers already says so
-                    worker.park_now = False
-                    worker.session.close()
-                    if not self._jobs.wait_unpark(self._may_unpark):
-                        break
-                    continue
-                job = taken
-                self._run_job(worker, job)
-                job = None
-        except BaseException as exc:
-            self._crash = exc  # a bug: close() raises it after deferring the rest
-            self.stop(f"internal error: {type(exc).__name__}: {exc}")
-            if job is not None:
-                self._jobs.defer(job)
-        finally:
-            worker.session.close()
-
-    def _should_park(self) -> bool:
-        """(Lock held.) More connections work than the relay allows: this one parks."""
-        if self._throttle.should_park():
-            self._throttle.active -= 1
-            return True
-        return False
-
-    def _may_unpark(self) -> bool:
-        """(Lock held.) Another connection is allowed again: this one comes back."""
-        if self._throttle.may_unpark():
-            self._throttle.active += 1
-            return True
-        return False
-
-    def _run_job(self, worker: _Worker, job: Job) -> None:
-        """Try ``job`` until it has an outcome or is handed back."""
-        session = worker.session
-        while True:
-            if self._jobs.stopped.is_set() or self._sleep(self._throttle_pause()):
-                return self._jobs.defer(job)
-            if not session.connected:
-                try:
-                    session.open()
-                except SessionError as failure:
-                    return self._setup_failed(worker, job, failure)
-                worker.setup_failures = 0
-                with self._jobs.lock:
-                    self._stats.connections_opened += 1
-            wait = self._limiter.reserve(max_wait=self._max_rate_wait)
-            if wait is None:
-                return self._jobs.defer(job, "rate limit: this window's quota is used")
-            if self._sleep(wait):
-                return self._jobs.defer(job)
-            job.tries += 1
-            try:
-                code = session.send(job.message)
-            except SessionError as failure:
-                if not self._failed(job, failure):
-                    return None
-                continue
-            return self._resolve(job, Outcome(job.message.key, "sent", code=code))
-
-    def _failed(self, job: Job, failure: SessionError) -> bool:  # noqa: PLR0911 - one exit per kind
-        """Act on a failed transaction; True to try the same job again on this worker."""
-        key, kind = job.message.key, failure.kind
-        if kind == "permanent":
-            self._resolve(job, Outcome(key, "permanent", failure.code, str(failure), failure.stage))
-            return False
-        if kind == "config":
-            self._halt(DeliveryError(str(failure)))
-            self._jobs.defer(job)
-            return False
-        if kind == "idle" and not job.idle_retry:
-            job.idle_retry = True  # the relay closed an idle connection: reconnect, free
-            return True
-        if kind == "throttle":
-            with self._jobs.lock:
-                self._stats.throttles += 1
-                self._throttle.strike(time.monotonic(), pause=True)
-            self._jobs.hand_back(job)
-            self._relay_failure(str(failure))
-            return False
-        if kind == "retry":
-            with self._jobs.lock:
-                self._breaker.success()  # the relay answered
-        elif self._relay_failure(str(failure)):
-            self._jobs.defer(job)
-            return False
-        job.attempts += 1
-        if not self._policy.allows(job.attempts):
-            tries = f"{job.attempts} attempt{'s' if job.attempts > 1 else ''}"
-            error = f"{failure} (gave up after {tries})"
-            self._resolve(job, Outcome(key, "transient", failure.code, error, failure.stage))
-            return False
-        with self._jobs.lock:
-            self._stats.retries += 1
-        if self._sleep(self._policy.delay(job.attempts)):
-            self._jobs.defer(job)
-            return False
-        return True
-
-    def _setup_failed(self, worker: _Worker, job: Job, failure: SessionError) -> None:
-        """A connection could not be set up: hand the job back, back off, maybe halt."""
-        if failure.kind == "config":
-            self._halt(DeliveryError(str(failure)))
-            return self._jobs.defer(job)
-        self._jobs.hand_back(job)
-        worker.setup_failures += 1
-        with self._jobs.lock:
-            self._stats.setup_failures += 1
-            if failure.kind == "throttle":
-                self._stats.throttles += 1
-                self._throttle.strike(time.monotonic(), pause=False)
-                # The refused connection is the one to give up its place.
-                worker.park_now = self._should_park()
-        if not self._relay_failure(str(failure)) and not worker.park_now:
-            self._sleep(self._policy.delay(worker.setup_failures))
-        return None
-
-    def _relay_failure(self, reason: str) -> bool:
-        """Count a failure to reach the relay; True once the breaker is open (pool halted)."""
-        with self._jobs.lock:
-            opened = self._breaker.failure(reason)
-            streak, last = self._breaker.streak, self._breaker.reason
-        if opened:
-            self._halt(
-                TransientDeliveryError(
-                    f"relay unreachable, sending stopped after {streak} consecutive failures; "
-                    f"the rest waits for the next run (last: {last})"
-                )
-            )
-        return self._breaker.is_open
-
-    def _halt(self, failure: DeliveryError) -> None:
-        with self._jobs.lock:
-            if self._failure is None:
-                self._failure = failure
-        self.stop(f"not attempted: {failure}")
-
-    def _resolve(self, job: Job, outcome: Outcome) -> None:
-        """Record an answer from the relay (sent or refused for good)."""
-        with self._jobs.lock:
-            self._breaker.success()
-            if outcome.status == "sent" and self._throttle.success(time.monotonic()):
-                self._jobs.wake_all()  # a parked connection may come back
-            self._jobs.resolve_locked(job, outcome)
-
-    def _throttle_pause(self) -> float:
-        with self._jobs.lock:
-            return self._throttle.pause_left(time.monotonic())
-
-    def _sleep(self, seconds: float) -> bool:
-        """Wait ``seconds`` unless the pool stops first; True when it stopped."""
-        if seconds <= 0:
-            return self._jobs.stopped.is_set()
-        return self._jobs.stopped.wait(seconds)

@@ -1,30 +1,13 @@
 """One SMTP connection of the pool: set up once (EHLO, STARTTLS, AUTH), then one
 transaction per message, each under a wall-clock deadline (:mod:`.deadline`).
 
-Every failure leaves as an :class:`SessionError` whose ``kind`` tells the pool what to do:
-
-============  ===================================================================  ==========
-kind          when                                                                  pool
-============  ===================================================================  ==========
-permanent     5xx at RCPT TO or DATA; 552 (size) or 555 at MAIL FROM; over the      outcome
-              relay's EHLO ``SIZE``; non-ASCII address and no SMTPUTF8
-retry         another 4xx at MAIL FROM, RCPT TO or DATA (the relay answered)        retry
-lost          no answer: connection dropped or reset, timeout, deadline passed      retry,
-                                                                                    breaker
-idle          a reused connection was found closed at MAIL FROM (idle timeout)      reconnect
-throttle      421 anywhere, or a 4xx saying "too many connections" / "slow down"    throttle
-down          cannot set up a session: refused, TLS handshake, no greeting,         breaker
-              no answer, 4xx at greeting/EHLO/AUTH
-config        530/535 (authentication), 5xx at greeting, EHLO, STARTTLS or AUTH,    halt
-              another 5xx at MAIL FROM (the sender is refused), STARTTLS or AUTH
-              not offered, an untrusted certificate: no retry will fix it
-============  ===================================================================  ==========
+Every failure leaves as a :class:`~digest.delivery.replies.SessionError` whose ``kind``
+(:mod:`.replies`) tells the pool what to do with the message and the connection.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import smtplib
 import socket
 import ssl
@@ -34,29 +17,12 @@ from typing import Literal
 
 from digest.delivery.deadline import Guard
 from digest.delivery.outgoing import Outgoing, Stage
+from digest.delivery.replies import SessionError, lost, refusal, setup_error, setup_refusal
 
-__all__ = ["Endpoint", "SessionError", "SmtpSession"]
+__all__ = ["Endpoint", "Security", "SmtpSession"]
 
-Kind = Literal["permanent", "retry", "lost", "idle", "throttle", "down", "config"]
 Security = Literal["none", "starttls", "ssl"]
-
-# Relays' ways of saying "fewer connections" or "slower" with a 4xx other than 421.
-_SLOW_DOWN = re.compile(r"too many|slow down|rate.?limit|throttl", re.IGNORECASE)
-_MESSAGE_SPECIFIC_AT_MAIL = frozenset({552, 555})  # RFC 1870 size; unsupported parameters
-_AUTH_CODES = frozenset({530, 535})  # authentication required / failed: configuration
 QUIT_WAIT = 2.0  # seconds a polite QUIT may take before the socket is just closed
-
-
-class SessionError(Exception):
-    """One failed step, classified for the pool (see the module doc)."""
-
-    def __init__(
-        self, kind: Kind, message: str, *, code: int | None = None, stage: Stage = "connect"
-    ) -> None:
-        super().__init__(message)
-        self.kind: Kind = kind
-        self.code = code
-        self.stage: Stage = stage
 
 
 @dataclass(frozen=True)
@@ -131,7 +97,7 @@ class SmtpSession:
         try:
             code, reply = conn.connect(ep.host, ep.port)
             if code != 220:
-                raise self._setup_refusal(code, reply, "greeting")
+                raise setup_refusal(self.endpoint.where, code, reply, "greeting")
             conn.local_hostname = ep.local_hostname or _address_literal(conn)
             self._ehlo(conn)
             if ep.security == "starttls":
@@ -157,17 +123,17 @@ class SmtpSession:
         code, reply = conn.ehlo()
         if not 200 <= code < 300:
             if code == 421:
-                raise self._setup_refusal(code, reply, "EHLO")
+                raise setup_refusal(self.endpoint.where, code, reply, "EHLO")
             code, reply = conn.helo()
             if not 200 <= code < 300:
-                raise self._setup_refusal(code, reply, "HELO")
+                raise setup_refusal(self.endpoint.where, code, reply, "HELO")
 
     def _starttls(self, conn: _Client) -> None:
         if not conn.has_extn("starttls"):
             raise SessionError("config", f"{self.endpoint.where}: server does not offer STARTTLS")
         code, reply = conn.docmd("STARTTLS")
         if code != 220:
-            raise self._setup_refusal(code, reply, "STARTTLS")
+            raise setup_refusal(self.endpoint.where, code, reply, "STARTTLS")
         conn.handshake(self._context(), self.endpoint.host)
         # RFC 3207 §4.2: forget what the server said before TLS, then ask again.
         conn.file = None
@@ -179,38 +145,9 @@ class SmtpSession:
         try:
             conn.login(self.endpoint.username or "", self.endpoint.password or "")
         except smtplib.SMTPAuthenticationError as exc:
-            raise self._setup_refusal(exc.smtp_code, exc.smtp_error, "AUTH") from exc
+            raise setup_refusal(self.endpoint.where, exc.smtp_code, exc.smtp_error, "AUTH") from exc
         except smtplib.SMTPNotSupportedError as exc:
             raise SessionError("config", f"{self.endpoint.where}: {exc}") from exc
-
-    def _setup_refusal(self, code: int, reply: bytes | str, stage: str) -> SessionError:
-        message = f"{self.endpoint.where}: {code} {_text(reply)} ({stage})"
-        if code == 421 or (400 <= code < 500 and _SLOW_DOWN.search(_text(reply))):
-            return SessionError("throttle", message, code=code)
-        if 400 <= code < 500:
-            return SessionError("down", message, code=code)
-        return SessionError("config", message, code=code)
-
-    def _setup_error(self, exc: BaseException) -> SessionError:
-        """Translate a set-up failure that came without a reply code."""
-        kind: Kind = "down"
-        if self._guard.expired:
-            text = f"no complete answer within the {self.endpoint.deadline:g}s deadline"
-        elif _timed_out(exc):
-            text = f"no answer within {self.endpoint.timeout:g}s"
-        elif isinstance(exc, ssl.SSLCertVerificationError):
-            kind, text = "config", f"TLS certificate refused: {exc.verify_message}"
-        elif isinstance(exc, ssl.SSLError):
-            text = f"TLS handshake failed: {exc.reason or exc}"
-        elif isinstance(exc, smtplib.SMTPServerDisconnected):
-            text = "connection closed"
-        elif isinstance(exc, smtplib.SMTPException):
-            kind, text = "config", str(exc)  # e.g. no AUTH mechanism in common
-        else:
-            text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
-        return SessionError(
-            kind, f"{self.endpoint.where}: {text or type(exc).__name__} (connecting)"
-        )
 
     # One transaction --------------------------------------------------------------------
 
@@ -232,25 +169,33 @@ class SmtpSession:
         try:
             code, reply = conn.mail(message.envelope_from, options)
             if code != 250:
-                raise self._refusal(code, reply, stage)
+                raise refusal(self.endpoint.where, code, reply, stage)
             stage = "RCPT TO"
             code, reply = conn.rcpt(message.recipient)
             if code not in (250, 251):
-                raise self._refusal(code, reply, stage)
+                raise refusal(self.endpoint.where, code, reply, stage)
             stage = "DATA"
             code, reply = conn.data(message.data)
             if code != 250:
-                raise self._refusal(code, reply, stage)
+                raise refusal(self.endpoint.where, code, reply, stage)
         except SessionError as failure:
             self._after_refusal(conn, failure)
             raise
         except smtplib.SMTPDataError as exc:  # DATA itself refused (no 354)
-            refused = self._refusal(exc.smtp_code, exc.smtp_error, stage)
+            refused = refusal(self.endpoint.where, exc.smtp_code, exc.smtp_error, stage)
             self._after_refusal(conn, refused)
             raise refused from exc
         except (smtplib.SMTPException, OSError) as exc:
             self.discard()
-            raise self._lost(exc, stage) from exc
+            raise lost(
+                self.endpoint.where,
+                exc,
+                stage,
+                expired=self._guard.expired,
+                deadline=self.endpoint.deadline,
+                timeout=self.endpoint.timeout,
+                reused=self.reused,
+            ) from exc
         finally:
             expired = self._guard.disarm()
         if expired:
@@ -277,22 +222,6 @@ class SmtpSession:
             options.append("BODY=8BITMIME")
         return options
 
-    def _refusal(self, code: int, reply: bytes | str, stage: Stage) -> SessionError:
-        text = _text(reply)
-        message = f"{self.endpoint.where}: {code} {text} ({stage})"
-        kind: Kind
-        if code == 421 or (400 <= code < 500 and _SLOW_DOWN.search(text)):
-            kind = "throttle"
-        elif 400 <= code < 500:
-            kind = "retry"
-        elif code in _AUTH_CODES:
-            kind = "config"
-        elif stage == "MAIL FROM" and code not in _MESSAGE_SPECIFIC_AT_MAIL:
-            kind = "config"  # the relay refuses our sender: the same for every message
-        else:
-            kind = "permanent"
-        return SessionError(kind, message, code=code, stage=stage)
-
     def _after_refusal(self, conn: _Client, failure: SessionError) -> None:
         """RSET so the connection serves the next message; 421 means it is closing."""
         if failure.code == 421 or failure.kind == "config":
@@ -304,24 +233,6 @@ class SmtpSession:
             conn.rset()
         except (smtplib.SMTPException, OSError):
             self.discard()
-
-    def _lost(self, exc: BaseException, stage: Stage) -> SessionError:
-        where = self.endpoint.where
-        if self._guard.expired:
-            return SessionError(
-                "lost",
-                f"{where}: no complete answer within the {self.endpoint.deadline:g}s "
-                f"transaction deadline ({stage})",
-                stage=stage,
-            )
-        if _timed_out(exc):
-            return SessionError(
-                "lost",
-                f"{where}: timed out after {self.endpoint.timeout:g}s ({stage})",
-                stage=stage,
-            )
-        kind: Kind = "idle" if self.reused and stage == "MAIL FROM" else "lost"
-        return SessionError(kind, f"{where}: connection lost ({stage}): {exc}", stage=stage)
 
     # Tear-down --------------------------------------------------------------------------
 
@@ -351,6 +262,12 @@ class SmtpSession:
         with contextlib.suppress(OSError):  # a socket the watchdog shut down
             conn.close()
 
+    def _setup_error(self, exc: BaseException) -> SessionError:
+        ep = self.endpoint
+        return setup_error(
+            ep.where, exc, expired=self._guard.expired, deadline=ep.deadline, timeout=ep.timeout
+        )
+
     def _context(self) -> ssl.SSLContext:
         return self.endpoint.ssl_context or _default_context()
 
@@ -369,14 +286,3 @@ def _address_literal(conn: smtplib.SMTP) -> str:
     assert conn.sock is not None
     address = conn.sock.getsockname()[0]
     return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """A socket timeout, also when smtplib re-raised it as SMTPServerDisconnected."""
-    return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
-
-
-def _text(reply: bytes | str) -> str:
-    """A server reply on one line (multi-line replies joined)."""
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    return " ".join(text.split())
