@@ -172,6 +172,17 @@ def test_refusals_by_code_and_stage(code: int, text: str, stage: Stage, kind: Ki
     assert str(error) == f"{WHERE}: {code} {text} ({stage})"
 
 
+def test_a_421_at_mail_from_after_idling_is_the_idle_close_not_a_throttle() -> None:
+    def kind(text: str, idle: float) -> Kind:
+        return refusal(WHERE, 421, text, "MAIL FROM", idle=idle).kind
+
+    assert kind("4.4.2 relay.test Error: timeout exceeded", 0.0) == "idle"  # Postfix
+    assert kind("relay.test: SMTP command timeout - closing connection", 0.0) == "idle"  # Exim
+    assert kind("4.7.0 Try again later", 30.0) == "idle"
+    assert kind("4.7.0 Try again later", 0.1) == "throttle"
+    assert refusal(WHERE, 421, "timeout", "DATA", idle=30.0).kind == "throttle"
+
+
 @pytest.mark.parametrize(
     ("code", "step", "kind"),
     [(421, "greeting", "throttle"), (554, "greeting", "config"), (454, "AUTH", "down"),

@@ -100,7 +100,9 @@ def test_outcomes_stream_while_messages_are_still_coming(sink: FaultySink) -> No
         pool.finish()
         assert [o.key for o in pool.outcomes()] == [3]
         assert list(pool.outcomes()) == []
-    with pytest.raises(RuntimeError, match="after finish"):
+        with pytest.raises(RuntimeError, match="after finish"):
+            pool.submit(outgoing(4))
+    with pytest.raises(RuntimeError, match="not open"):
         pool.submit(outgoing(4))
 
 
@@ -128,6 +130,22 @@ def test_an_idle_connection_closed_by_the_relay_reconnects_without_a_retry(
         assert [o.status for o in pool.outcomes()] == ["sent"]
     assert received_keys(sink) == Counter([0, 1])
     assert pool.stats.retries == 0 and pool.stats.connections_opened == 2
+
+
+def test_a_421_for_an_idle_timeout_reconnects_without_slowing_down(sink: FaultySink) -> None:
+    with pool_for(sink, connections=1) as pool:
+        pool.submit(outgoing(0))
+        until = time.monotonic() + 5
+        while not pool.poll() and time.monotonic() < until:
+            time.sleep(0.005)
+        # Postfix's answer to the first command after its idle timeout closed the session.
+        sink.fail_next(421, stage="mail", text="4.4.2 relay.test Error: timeout exceeded")
+        pool.submit(outgoing(1))
+        pool.finish()
+        assert [o.status for o in pool.outcomes()] == ["sent"]
+    assert received_keys(sink) == Counter([0, 1])
+    assert pool.stats.throttles == pool.stats.retries == 0
+    assert pool.stats.connections_opened == 2
 
 
 # Refusals of one message ----------------------------------------------------------------

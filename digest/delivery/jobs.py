@@ -17,7 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -110,7 +110,7 @@ class JobQueue:
                 ready.append(outcome)
         return ready
 
-    def send_all(self, messages: Iterable[Outgoing]) -> Iterator[Outcome]:
+    def send_all(self, messages: Iterable[Outgoing]) -> Generator[Outcome, None, None]:
         """Submit from a feeder thread; yield outcomes; re-raise the iterable's error."""
         errors: list[BaseException] = []
         abandoned = threading.Event()

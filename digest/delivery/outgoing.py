@@ -28,7 +28,7 @@ Every message handed over gets exactly one outcome:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Protocol, Self
@@ -94,6 +94,6 @@ class BatchTransport(Protocol):
         """Outcomes in the order the server answered, until :meth:`finish`'s messages are done."""
         ...
 
-    def send_all(self, messages: Iterable[Outgoing]) -> Iterator[Outcome]:
+    def send_all(self, messages: Iterable[Outgoing]) -> Generator[Outcome, None, None]:
         """Submit ``messages`` (consumed lazily, in a thread) and yield their outcomes."""
         ...

@@ -27,7 +27,7 @@ import dataclasses
 import socket
 import ssl
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -200,6 +200,7 @@ class SmtpPool:
     def submit(self, message: Outgoing) -> None:
         """Queue ``message``; blocks while the queue is full. Once the pool has stopped,
         the message is answered ``deferred`` at once."""
+        self._require_open()
         self._jobs.submit(message)
 
     def finish(self) -> None:
@@ -219,7 +220,7 @@ class SmtpPool:
         """The outcomes available now, without waiting (for a single-threaded caller)."""
         return self._jobs.poll()
 
-    def send_all(self, messages: Iterable[Outgoing]) -> Iterator[Outcome]:
+    def send_all(self, messages: Iterable[Outgoing]) -> Generator[Outcome, None, None]:
         """Submit ``messages`` from a feeder thread while yielding outcomes as they come.
 
         Every message taken from the iterable gets one outcome (``deferred`` once the pool
@@ -227,4 +228,9 @@ class SmtpPool:
         exception from the iterable is raised here after the outcomes of what it gave.
         Closing this generator early stops the pool (the rest is deferred).
         """
+        self._require_open()
         return self._jobs.send_all(messages)
+
+    def _require_open(self) -> None:
+        if not self._threads:
+            raise RuntimeError("the pool is not open: use it as `with SmtpPool(...) as pool:`")

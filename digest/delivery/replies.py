@@ -11,7 +11,8 @@ permanent     5xx at RCPT TO or DATA; 552 (size) or 555 at MAIL FROM; over the  
 retry         another 4xx at MAIL FROM, RCPT TO or DATA (the relay answered)        retry
 lost          no answer: connection dropped or reset, timeout, deadline passed      retry,
                                                                                     breaker
-idle          a reused connection was found closed at MAIL FROM (idle timeout)      reconnect
+idle          a reused connection was found closed at MAIL FROM (idle timeout), or  reconnect
+              its 421 there says so ("timeout", or idle for IDLE_421 seconds)
 throttle      421 anywhere, or a 4xx saying "too many connections" / "slow down"    throttle
 down          cannot set up a session: refused, TLS handshake, no greeting,         breaker
               no answer, 4xx at greeting/EHLO/AUTH
@@ -42,6 +43,10 @@ Kind = Literal["permanent", "retry", "lost", "idle", "throttle", "down", "config
 _SLOW_DOWN = re.compile(r"too many|slow down|rate.?limit|throttl", re.IGNORECASE)
 _MESSAGE_SPECIFIC_AT_MAIL = frozenset({552, 555})  # RFC 1870 size; unsupported parameters
 _AUTH_CODES = frozenset({530, 535})  # authentication required / failed: configuration
+# Postfix and Exim answer the next command of a connection they timed out with a 421
+# ("421 4.4.2 Error: timeout exceeded"): that is a closed idle connection, not a throttle.
+_TIMEOUT = re.compile(r"time ?out|timed out", re.IGNORECASE)
+IDLE_421 = 5.0  # seconds idle after which a 421 at MAIL FROM is taken for the idle close
 
 
 class SessionError(Exception):
@@ -93,11 +98,16 @@ def setup_error(
     return SessionError(kind, f"{where}: {text or type(exc).__name__} (connecting)")
 
 
-def refusal(where: str, code: int, reply: bytes | str, stage: Stage) -> SessionError:
-    """A reply code other than success at MAIL FROM, RCPT TO or DATA."""
+def refusal(
+    where: str, code: int, reply: bytes | str, stage: Stage, *, idle: float = 0.0
+) -> SessionError:
+    """A reply code other than success at MAIL FROM, RCPT TO or DATA; ``idle``: seconds
+    the (reused) connection had been idle before this transaction."""
     text = one_line(reply)
     kind: Kind
-    if _slows_down(code, text):
+    if code == 421 and stage == "MAIL FROM" and (idle >= IDLE_421 or _TIMEOUT.search(text)):
+        kind = "idle"
+    elif _slows_down(code, text):
         kind = "throttle"
     elif 400 <= code < 500:
         kind = "retry"

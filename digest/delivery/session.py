@@ -79,6 +79,7 @@ class SmtpSession:
         self._guard = guard
         self._conn: _Client | None = None
         self.reused = False  # a message has gone over this connection
+        self._done_at = 0.0  # when the last transaction ended (monotonic)
         self.max_size: int | None = None  # EHLO SIZE, when the relay states a limit
 
     @property
@@ -169,7 +170,8 @@ class SmtpSession:
         try:
             code, reply = conn.mail(message.envelope_from, options)
             if code != 250:
-                raise refusal(self.endpoint.where, code, reply, stage)
+                idle = time.monotonic() - self._done_at if self.reused else 0.0
+                raise refusal(self.endpoint.where, code, reply, stage, idle=idle)
             stage = "RCPT TO"
             code, reply = conn.rcpt(message.recipient)
             if code not in (250, 251):
@@ -202,7 +204,7 @@ class SmtpSession:
             # The 250 arrived as the deadline passed: the message is sent, the socket is not
             # usable any more (the watchdog shut it down).
             self.discard()
-        self.reused = True
+        self.reused, self._done_at = True, time.monotonic()
         return code
 
     def _mail_options(self, conn: _Client, message: Outgoing, size: int) -> list[str]:
