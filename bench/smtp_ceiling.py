@@ -13,8 +13,10 @@ round, side by side:
 - the pool: :class:`digest.delivery.pool.SmtpPool` with the same connection count, fed by
   ``send_all`` and read outcome by outcome, as the run uses it.
 
-Each is timed from the first connection to the last QUIT. ``--repeats`` rounds alternate
-the two so that load from other work on the machine hits both alike.
+Each is timed from the first connection to the last QUIT (wall clock: messages/s), and
+the client's CPU time (this process, all threads) is divided by the messages: the pool's
+own cost per message next to smtplib's, a number that other load on the machine disturbs
+far less than the rate. ``--repeats`` rounds alternate which of the two goes first.
 
 ``bench/run_scale.py`` calls :func:`discarding_sink` and :func:`compare` to print the
 ceiling next to the run's own rate.
@@ -89,8 +91,18 @@ def prebuilt_messages(count: int, size: int) -> list[Outgoing]:
     return messages
 
 
-def smtplib_rate(port: int, messages: Sequence[Outgoing], connections: int) -> float:
-    """Messages per second of a plain smtplib loop over ``connections`` threads."""
+@dataclass(frozen=True)
+class Timing:
+    rate: float  # messages per second, wall clock
+    cpu_us: float  # client CPU microseconds per message (every thread of this process)
+
+
+def _timing(count: int, wall: float, cpu: float) -> Timing:
+    return Timing(count / wall, cpu / count * 1e6)
+
+
+def smtplib_rate(port: int, messages: Sequence[Outgoing], connections: int) -> Timing:
+    """A plain smtplib loop over ``connections`` threads."""
     failures: list[BaseException] = []
 
     def send(share: Sequence[Outgoing]) -> None:
@@ -104,38 +116,38 @@ def smtplib_rate(port: int, messages: Sequence[Outgoing], connections: int) -> f
     threads = [
         threading.Thread(target=send, args=(messages[i::connections],)) for i in range(connections)
     ]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     if failures:
         raise SystemExit(f"smtplib loop failed: {failures[0]}")
-    return len(messages) / elapsed
+    return _timing(len(messages), wall, cpu)
 
 
-def pool_rate(port: int, messages: Sequence[Outgoing], connections: int) -> float:
-    """Messages per second through SmtpPool with ``connections`` connections."""
-    start = time.perf_counter()
+def pool_rate(port: int, messages: Sequence[Outgoing], connections: int) -> Timing:
+    """SmtpPool with ``connections`` connections, fed by ``send_all``."""
+    start, cpu = time.perf_counter(), time.process_time()
     with SmtpPool(
         host="127.0.0.1", port=port, connections=connections, local_hostname=HOSTNAME
     ) as pool:
         sent = sum(outcome.status == "sent" for outcome in pool.send_all(messages))
-    elapsed = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     if sent != len(messages):
         raise SystemExit(f"the pool sent {sent} of {len(messages)} messages")
-    return len(messages) / elapsed
+    return _timing(len(messages), wall, cpu)
 
 
 @dataclass(frozen=True)
 class Round:
-    ceiling: float  # messages/s, plain smtplib
-    pool: float  # messages/s, SmtpPool
+    ceiling: Timing  # plain smtplib
+    pool: Timing  # SmtpPool
 
     @property
     def ratio(self) -> float:
-        return self.pool / self.ceiling
+        return self.pool.rate / self.ceiling.rate
 
 
 def compare(
@@ -145,20 +157,32 @@ def compare(
     batch = prebuilt_messages(messages, size)
     smtplib_rate(port, batch[: connections * 20], connections)  # warm-up: imports, sink
     rounds = []
-    for _ in range(repeats):
-        ceiling = smtplib_rate(port, batch, connections)
-        rounds.append(Round(ceiling, pool_rate(port, batch, connections)))
+    for n in range(repeats):
+        if n % 2:
+            pool = pool_rate(port, batch, connections)
+            rounds.append(Round(smtplib_rate(port, batch, connections), pool))
+        else:
+            ceiling = smtplib_rate(port, batch, connections)
+            rounds.append(Round(ceiling, pool_rate(port, batch, connections)))
     return rounds
 
 
 def print_rounds(rounds: Sequence[Round], *, messages: int, size: int, connections: int) -> None:
     print(f"{messages} messages of {size:,} bytes, {connections} connections, loopback sink")
-    print("| round | plain smtplib (msg/s) | SmtpPool (msg/s) | pool / ceiling |")
-    print("|---|---|---|---|")
+    print(
+        "| round | plain smtplib (msg/s) | SmtpPool (msg/s) | pool / ceiling "
+        "| client CPU per message: smtplib / pool |"
+    )
+    print("|---|---|---|---|---|")
     for n, r in enumerate(rounds, 1):
-        print(f"| {n} | {r.ceiling:,.0f} | {r.pool:,.0f} | {r.ratio:.0%} |")
-    ratios = [r.ratio for r in rounds]
-    print(f"pool / ceiling: {min(ratios):.0%} – {max(ratios):.0%}")
+        first = "pool first" if n % 2 == 0 else "smtplib first"
+        print(
+            f"| {n} ({first}) | {r.ceiling.rate:,.0f} | {r.pool.rate:,.0f} | {r.ratio:.0%} "
+            f"| {r.ceiling.cpu_us:,.0f} µs / {r.pool.cpu_us:,.0f} µs |"
+        )
+    ratios = sorted(r.ratio for r in rounds)
+    median = ratios[len(ratios) // 2]
+    print(f"pool / ceiling: {ratios[0]:.0%} – {ratios[-1]:.0%} (median {median:.0%})")
 
 
 def main() -> None:

@@ -114,31 +114,49 @@ class Connection:
 
     def _run_job(self, job: Job) -> None:
         """Try ``job`` until it has an outcome or is handed back."""
-        session = self.session
-        while True:
-            if self._jobs.stopped.is_set() or self._sleep(self._throttle_pause()):
-                return self._jobs.defer(job)
-            if not session.connected:
-                try:
-                    session.open()
-                except SessionError as failure:
-                    return self._setup_failed(job, failure)
-                self._setup_failures = 0
-                with self._jobs.lock:
-                    self.shared.stats.connections_opened += 1
-            wait = self.shared.limiter.reserve(max_wait=self.shared.max_rate_wait)
-            if wait is None:
-                return self._jobs.defer(job, "rate limit: this window's quota is used")
-            if self._sleep(wait):
-                return self._jobs.defer(job)
+        while self._ready(job):
+            refused = self.session.refuse_locally(job.message)
+            if refused is not None:
+                outcome = Outcome(job.message.key, "permanent", None, str(refused), refused.stage)
+                return self._resolve(job, outcome)
+            if not self._rate_slot(job):
+                return None
             job.tries += 1
             try:
-                code = session.send(job.message)
+                code = self.session.send(job.message)
             except SessionError as failure:
-                if not self._failed(job, failure):
-                    return None
-                continue
+                if self._failed(job, failure):
+                    continue
+                return None
             return self._resolve(job, Outcome(job.message.key, "sent", code=code))
+        return None
+
+    def _ready(self, job: Job) -> bool:
+        """Not stopped, past any pause, connected; else the job is deferred or handed back."""
+        if self._jobs.stopped.is_set() or self._sleep(self._throttle_pause()):
+            self._jobs.defer(job)
+            return False
+        if not self.session.connected:
+            try:
+                self.session.open()
+            except SessionError as failure:
+                self._setup_failed(job, failure)
+                return False
+            self._setup_failures = 0
+            with self._jobs.lock:
+                self.shared.stats.connections_opened += 1
+        return True
+
+    def _rate_slot(self, job: Job) -> bool:
+        """Wait for the job's send slot; False (job deferred) when it is too far or we stop."""
+        wait = self.shared.limiter.reserve(max_wait=self.shared.max_rate_wait)
+        if wait is None:
+            self._jobs.defer(job, "rate limit: this window's quota is used")
+            return False
+        if self._sleep(wait):
+            self._jobs.defer(job)
+            return False
+        return True
 
     def _failed(self, job: Job, failure: SessionError) -> bool:  # noqa: PLR0911 - one exit per kind
         """Act on a failed transaction; True to try the same job again on this worker."""

@@ -152,19 +152,36 @@ class SmtpSession:
 
     # One transaction --------------------------------------------------------------------
 
-    def send(self, message: Outgoing) -> int:
-        """MAIL FROM, RCPT TO, DATA for one message; return the final 250's code."""
+    def refuse_locally(self, message: Outgoing) -> SessionError | None:
+        """A permanent refusal this relay is known to give, so the message is not offered:
+        larger than its EHLO ``SIZE``, or a non-ASCII address without SMTPUTF8."""
         conn = self._conn
         assert conn is not None, "open() first"
-        size = len(message.data)
+        where, size = self.endpoint.where, len(message.data)
         if self.max_size is not None and size > self.max_size:
-            raise SessionError(
+            return SessionError(
                 "permanent",
-                f"{self.endpoint.where}: message is {size:,} bytes, over the relay's limit of "
+                f"{where}: message is {size:,} bytes, over the relay's limit of "
                 f"{self.max_size:,} (EHLO SIZE); not attempted",
                 stage="SIZE",
             )
-        options = self._mail_options(conn, message, size)
+        if not (message.envelope_from + message.recipient).isascii() and not conn.has_extn(
+            "smtputf8"
+        ):
+            return SessionError(
+                "permanent",
+                f"{where}: server lacks SMTPUTF8, cannot send to {message.recipient}",
+                stage="MAIL FROM",
+            )
+        return None
+
+    def send(self, message: Outgoing) -> int:
+        """MAIL FROM, RCPT TO, DATA for one message; return the final 250's code.
+
+        Call :meth:`refuse_locally` first: this offers the message whatever it is."""
+        conn = self._conn
+        assert conn is not None, "open() first"
+        options = self._mail_options(conn, message, len(message.data))
         stage: Stage = "MAIL FROM"
         self._guard.arm(conn, time.monotonic() + self.endpoint.deadline)
         try:
@@ -212,14 +229,7 @@ class SmtpSession:
         if conn.does_esmtp and conn.has_extn("size"):
             options.append(f"SIZE={size}")  # RFC 1870: the relay may refuse it at once
         if not (message.envelope_from + message.recipient).isascii():
-            if not conn.has_extn("smtputf8"):
-                raise SessionError(
-                    "permanent",
-                    f"{self.endpoint.where}: server lacks SMTPUTF8, "
-                    f"cannot send to {message.recipient}",
-                    stage="MAIL FROM",
-                )
-            options.append("SMTPUTF8")
+            options.append("SMTPUTF8")  # refuse_locally() made sure the server has it
         if not message.data.isascii() and conn.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
         return options
@@ -228,8 +238,6 @@ class SmtpSession:
         """RSET so the connection serves the next message; 421 means it is closing."""
         if failure.code == 421 or failure.kind == "config":
             self.discard()
-            return
-        if failure.stage == "SIZE":
             return
         try:
             conn.rset()
