@@ -198,13 +198,19 @@ def test_a_message_over_the_advertised_size_is_not_attempted() -> None:
         assert faulty.refusals == []  # never refused by the server: never offered to it
 
 
-def test_a_non_ascii_address_without_smtputf8_fails_alone(sink: FaultySink) -> None:
+@pytest.mark.parametrize("smtputf8", [True, False])
+def test_a_non_ascii_address_needs_smtputf8(smtputf8: bool) -> None:
     messages = [outgoing(0), outgoing(1, recipient="léa@example.com"), outgoing(2)]
-    outcomes = send(pool_for(sink, connections=1), messages)
-    refused = next(o for o in outcomes if o.key == 1)
-    assert (refused.status, refused.stage) == ("permanent", "MAIL FROM")
-    assert "lacks SMTPUTF8" in str(refused.error) and not refused.hard_bounce
-    assert received_keys(sink) == Counter([0, 2])
+    with FaultySink(smtputf8=smtputf8) as faulty:
+        outcomes = send(pool_for(faulty, connections=1), messages)
+        if smtputf8:
+            assert by_status(outcomes) == {"sent": {0, 1, 2}}
+            assert faulty.messages[1].rcpt_tos == ("léa@example.com",)
+            return
+        refused = next(o for o in outcomes if o.key == 1)
+        assert (refused.status, refused.stage) == ("permanent", "MAIL FROM")
+        assert "lacks SMTPUTF8" in str(refused.error) and not refused.hard_bounce
+        assert received_keys(faulty) == Counter([0, 2])
 
 
 # A relay that asks for less -------------------------------------------------------------

@@ -17,6 +17,7 @@ the faults a bulk sender meets::
   MAIL FROM (552) and larger data at DATA (552).
 - ``mail_refusal_percent``: that share of MAIL FROM commands, spread evenly (the 20th,
   40th, … for 5), is answered ``mail_refusal`` (552 by default).
+- ``smtputf8=False``: no SMTPUTF8 (RFC 6531) offered, as many relays still do.
 """
 
 from __future__ import annotations
@@ -117,9 +118,11 @@ class FaultySink(SmtpSink):
         size_limit: int | None = None,
         mail_refusal_percent: float = 0.0,
         mail_refusal: str | None = None,
+        smtputf8: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._smtp_kwargs["enable_SMTPUTF8"] = smtputf8
         self._faults = _Faults(max_connections, mail_refusal_percent)
         if mail_refusal is not None:
             self._faults.mail_refusal = mail_refusal
