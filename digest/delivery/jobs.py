@@ -148,8 +148,11 @@ class JobQueue:
                     return PARK
                 if self._pending:
                     self._holding += 1
-                    self._space.notify()
-                    return self._pending.popleft()
+                    job = self._pending.popleft()
+                    if len(self._pending) == self.size // 2:
+                        # The producer refills from half empty: one wake-up per size/2 jobs.
+                        self._space.notify_all()
+                    return job
                 if self.stopped.is_set() or (self._finished and self._holding == 0):
                     return None
                 self._work.wait()
