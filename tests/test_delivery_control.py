@@ -123,6 +123,14 @@ def test_breaker_opens_on_a_streak_and_stays_open() -> None:
     assert breaker.is_open and not breaker.failure("refused")
 
 
+def test_dropped_connections_alone_do_not_open_the_breaker() -> None:
+    breaker = CircuitBreaker(3)
+    for _ in range(5):  # a relay restarting drops every connection at once
+        assert not breaker.failure("connection lost", decisive=False)
+    assert not breaker.is_open and breaker.streak == 5
+    assert breaker.failure("Connection refused")  # and is not back: now it opens
+
+
 # Throttle -------------------------------------------------------------------------------
 
 
@@ -213,7 +221,9 @@ def test_failures_without_a_reply() -> None:
     except smtplib.SMTPServerDisconnected as exc:
         timed = lost(WHERE, exc, "DATA", expired=False, reused=True, **timing)
     assert (timed.kind, str(timed)) == ("lost", f"{WHERE}: timed out after 30s (DATA)")
+    assert timed.silent
     closed = smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
     assert lost(WHERE, closed, "MAIL FROM", expired=False, reused=True, **timing).kind == "idle"
     assert lost(WHERE, closed, "MAIL FROM", expired=False, reused=False, **timing).kind == "lost"
-    assert lost(WHERE, closed, "DATA", expired=False, reused=True, **timing).kind == "lost"
+    dropped = lost(WHERE, closed, "DATA", expired=False, reused=True, **timing)
+    assert dropped.kind == "lost" and not dropped.silent

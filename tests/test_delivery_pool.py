@@ -108,12 +108,28 @@ def test_outcomes_stream_while_messages_are_still_coming(sink: FaultySink) -> No
 
 def test_a_connection_dropped_mid_data_is_retried_and_sent_once(sink: FaultySink) -> None:
     sink.drop_during_data()
-    pool = pool_for(sink, connections=3)
+    pool = pool_for(sink, connections=3, retry_wait=10.0)
+    start = time.monotonic()
     outcomes = send(pool, [outgoing(n) for n in range(40)])
+    assert time.monotonic() - start < 5.0  # the first retry after a drop does not wait
     assert by_status(outcomes) == {"sent": set(range(40))}
     assert received_keys(sink) == Counter(range(40))
     assert sink.refusals == [Refusal("data", "(dropped)")]
     assert pool.stats.retries == 1 and pool.stats.attempts == 41
+
+
+def test_a_relay_restarting_mid_run_defers_nothing(sink: FaultySink) -> None:
+    outcomes: list[Outcome] = []
+    with pool_for(sink, connections=4) as pool:
+        for outcome in pool.send_all(outgoing(n) for n in range(400)):
+            outcomes.append(outcome)
+            if len(outcomes) == 100:
+                sink.drop_connections()  # every connection at once, transactions in flight
+    assert by_status(outcomes) == {"sent": set(range(400))} and pool.failure is None
+    assert pool.stats.connections_opened > 4  # the rest went over new connections
+    keys = received_keys(sink)
+    # Only a message whose 250 was lost with its connection can arrive twice.
+    assert set(keys) == set(range(400)) and sum(keys.values()) - 400 <= 4
 
 
 def test_an_idle_connection_closed_by_the_relay_reconnects_without_a_retry(

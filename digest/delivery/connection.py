@@ -6,8 +6,10 @@ breaker, the throttle, the rate limiter and the counters, all changed under the 
 queue's lock. What each kind of :class:`~digest.delivery.session.SessionError` leads to:
 
 - ``permanent``: the message's outcome (the relay answered, the breaker's streak ends);
-- ``retry`` / ``lost``: the same connection tries again after the policy's backoff, up to
-  ``retries`` times, then ``transient``; ``lost`` (no answer) also counts for the breaker;
+- ``retry`` / ``lost``: the same connection tries again after the policy's backoff (at
+  once the first time a connection merely dropped), up to ``retries`` times, then
+  ``transient``; ``lost`` also counts for the breaker (decisively
+  when there was no answer in time, not when the connection merely dropped);
 - ``idle``: reconnect and try again once without counting an attempt;
 - ``throttle``: one connection fewer (this one parks when refused at connect), a pause for
   all after a 421 within a session, the message back to the queue unattempted;
@@ -181,7 +183,7 @@ class Connection:
         if kind == "retry":
             with self._jobs.lock:
                 self.shared.breaker.success()  # the relay answered
-        elif self._relay_failure(str(failure)):
+        elif self._relay_failure(str(failure), decisive=failure.silent):
             self._jobs.defer(job)
             return False
         job.attempts += 1
@@ -192,7 +194,9 @@ class Connection:
             return False
         with self._jobs.lock:
             self.shared.stats.retries += 1
-        if self._sleep(self.shared.policy.delay(job.attempts)):
+        # A connection that merely dropped is retried at once on a new one, the first time.
+        dropped = kind != "retry" and not failure.silent and job.attempts == 1
+        if self._sleep(0.0 if dropped else self.shared.policy.delay(job.attempts)):
             self._jobs.defer(job)
             return False
         return True
@@ -215,10 +219,10 @@ class Connection:
             self._sleep(self.shared.policy.delay(self._setup_failures))
         return None
 
-    def _relay_failure(self, reason: str) -> bool:
+    def _relay_failure(self, reason: str, *, decisive: bool = True) -> bool:
         """Count a failure to reach the relay; True once the breaker is open (pool halted)."""
         with self._jobs.lock:
-            opened = self.shared.breaker.failure(reason)
+            opened = self.shared.breaker.failure(reason, decisive=decisive)
             streak, last = self.shared.breaker.streak, self.shared.breaker.reason
         if opened:
             self.shared.halt(

@@ -6,9 +6,11 @@ changed under its lock, so each is tested without threads or sockets:
 - :class:`RetryPolicy`: how many times a message is retried after a 4xx or a dropped
   connection, and how long to wait before each retry (exponential, capped, with jitter).
 - :class:`CircuitBreaker`: opens after ``threshold`` consecutive failures to reach the relay
-  (refused, TLS failure, no answer, 421) across all connections; any answer from the relay
-  closes the streak. Once open it stays open for the pool's life: the rest is deferred to
-  the next run instead of costing hours of retries.
+  (refused, TLS failure, no answer, 421, dropped connections) across all connections; any
+  answer from the relay closes the streak. A dropped connection alone never opens it (a
+  relay restarting drops every connection at once and is back a second later): the next
+  failure to connect, or to get an answer, does. Once open it stays open for the pool's
+  life: the rest is deferred to the next run instead of costing hours of retries.
 - :class:`Throttle`: a relay that answers 421 ("too many connections", "slow down") gets
   fewer connections (one fewer per 421, never below one) and, for a 421 within a session, a
   pause of every connection with exponential backoff; after ``recovery`` seconds without a
@@ -60,13 +62,15 @@ class CircuitBreaker:
         self.is_open = False
         self.reason: str | None = None
 
-    def failure(self, reason: str) -> bool:
-        """Count a failure to reach the relay; True when this one opened the circuit."""
+    def failure(self, reason: str, *, decisive: bool = True) -> bool:
+        """Count a failure to reach the relay; True when this one opened the circuit.
+
+        Only a ``decisive`` failure (no connection, no answer) opens it."""
         if self.is_open:
             return False
         self.streak += 1
         self.reason = reason
-        if self.streak >= self.threshold:
+        if decisive and self.streak >= self.threshold:
             self.is_open = True
             return True
         return False

@@ -59,6 +59,8 @@ class SessionError(Exception):
         self.kind: Kind = kind
         self.code = code
         self.stage: Stage = stage
+        # A lost transaction that got no answer in time (not merely a dropped connection).
+        self.silent = False
 
 
 def _slows_down(code: int, text: str) -> bool:
@@ -138,7 +140,9 @@ def lost(
     else:
         kind: Kind = "idle" if reused and stage == "MAIL FROM" else "lost"
         return SessionError(kind, f"{where}: connection lost ({stage}): {exc}", stage=stage)
-    return SessionError("lost", f"{where}: {text} ({stage})", stage=stage)
+    error = SessionError("lost", f"{where}: {text} ({stage})", stage=stage)
+    error.silent = True
+    return error
 
 
 def timed_out(exc: BaseException) -> bool:

@@ -17,6 +17,8 @@ the faults a bulk sender meets::
   MAIL FROM (552) and larger data at DATA (552).
 - ``mail_refusal_percent``: that share of MAIL FROM commands, spread evenly (the 20th,
   40th, … for 5), is answered ``mail_refusal`` (552 by default).
+- ``data_drop_percent``: that share of transactions, spread the same way, has its
+  connection closed after the data arrived, before the reply (the message is not kept).
 - ``smtputf8=False``: no SMTPUTF8 (RFC 6531) offered, as many relays still do.
 """
 
@@ -49,11 +51,18 @@ class _Faults:
     mail_refusal_percent: float = 0.0
     mail_refusal: str = "552 5.3.4 Message size exceeds fixed limit (SmtpSink)"
     mail_commands: int = 0
+    data_drop_percent: float = 0.0
+    data_commands: int = 0
     recipients: dict[str, deque[str] | str] = field(default_factory=dict)
     data_drops: int = 0
     accepted_at: list[float] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
     peak_connections: int = 0
+
+
+def _nth_of(n: int, percent: float) -> bool:
+    """Whether the n-th event (from 1) is one of ``percent`` %, spread evenly."""
+    return int(n * percent // 100) > int((n - 1) * percent // 100)
 
 
 class _FaultHandler(_Handler):
@@ -67,8 +76,7 @@ class _FaultHandler(_Handler):
         faults = self.faults
         with self.state.lock:
             faults.mail_commands += 1
-            n, share = faults.mail_commands, faults.mail_refusal_percent
-            refuse = int(n * share // 100) > int((n - 1) * share // 100)
+            refuse = _nth_of(faults.mail_commands, faults.mail_refusal_percent)
             if refuse:
                 faults.refusals.append(Refusal("mail", faults.mail_refusal, address))
         if refuse:
@@ -92,11 +100,13 @@ class _FaultHandler(_Handler):
         return await super().handle_RCPT(server, session, envelope, address, options)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+        faults = self.faults
         with self.state.lock:
-            drop = self.faults.data_drops > 0
+            faults.data_commands += 1
+            drop = faults.data_drops > 0 or _nth_of(faults.data_commands, faults.data_drop_percent)
             if drop:
-                self.faults.data_drops -= 1
-                self.faults.refusals.append(Refusal("data", "(dropped)", None))
+                faults.data_drops = max(0, faults.data_drops - 1)
+                faults.refusals.append(Refusal("data", "(dropped)", None))
         if drop:
             # The data has arrived; the client never hears whether it was accepted.
             server.transport.abort()
@@ -118,12 +128,14 @@ class FaultySink(SmtpSink):
         size_limit: int | None = None,
         mail_refusal_percent: float = 0.0,
         mail_refusal: str | None = None,
+        data_drop_percent: float = 0.0,
         smtputf8: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._smtp_kwargs["enable_SMTPUTF8"] = smtputf8
         self._faults = _Faults(max_connections, mail_refusal_percent)
+        self._faults.data_drop_percent = data_drop_percent
         if mail_refusal is not None:
             self._faults.mail_refusal = mail_refusal
         # aiosmtpd's default is 32 MiB; 0 advertises no SIZE at all.
