@@ -104,6 +104,8 @@ def test_outcomes_stream_while_messages_are_still_coming(sink: FaultySink) -> No
             pool.submit(outgoing(4))
     with pytest.raises(RuntimeError, match="not open"):
         pool.submit(outgoing(4))
+    with pytest.raises(RuntimeError, match="make a new one"):
+        pool.open()
 
 
 def test_a_connection_dropped_mid_data_is_retried_and_sent_once(sink: FaultySink) -> None:

@@ -149,9 +149,12 @@ class SmtpPool:
     # Lifecycle --------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Start the connection threads (each connects when it first has work)."""
+        """Start the connection threads (each connects when it first has work). A pool is
+        used once: open, send, close."""
         if self._threads:
             return
+        if self._watchdog is not None:
+            raise RuntimeError("this pool was closed; make a new one")
         endpoint = self._endpoint
         if endpoint.local_hostname is None:
             fqdn = socket.getfqdn()  # once per pool: it may ask DNS
