@@ -42,7 +42,7 @@ from digest.digests.periods import (
 from digest.ranking.base import Profile
 from digest.store.db import chunks
 from digest.store.models import Digest, Interest, Subscriber
-from digest.subscribers.library import profile_of
+from digest.subscribers.library import profile_of, spec_of
 
 if TYPE_CHECKING:
     from digest.config.settings import Settings
@@ -70,6 +70,7 @@ class Due:
     window_start: datetime
     profile: Profile
     missed: bool = False  # a period whose send time passed while nobody was running
+    interests: tuple[str, ...] = ()  # the profile as the subscriber typed it (digest footer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,14 +224,16 @@ def find_due(
     due = []
     for slot, period, missed in wanted:
         subscriber = slot.subscriber
-        profile = profile_of(subscriber, interests[subscriber.id or 0])
+        rows = interests[subscriber.id or 0]
+        profile = profile_of(subscriber, rows)
         if profile.min_score is None and options.min_score is not None:
             profile = dataclasses.replace(profile, min_score=options.min_score)
         # A missed period's window is what it would have been at its send time; its digest
         # is recorded (window end) at ``now``, so it also covers the outage.
         as_of = period.send_at if missed else now
         start = outlook.last_end.get(subscriber.id or 0) or as_of - lookback
-        due.append(Due(subscriber, period, min(start, as_of), profile, missed))
+        typed = tuple(spec_of(rows).keywords)
+        due.append(Due(subscriber, period, min(start, as_of), profile, missed, typed))
     return due
 
 
