@@ -145,6 +145,7 @@ class Web(BaseHTTPRequestHandler):
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s mailcatcher %(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per command
     MAIL_DIR.mkdir(parents=True, exist_ok=True)
     controller = Controller(Handler(), hostname="0.0.0.0", port=SMTP_PORT)  # noqa: S104
     controller.start()
