@@ -35,6 +35,8 @@ MAIL_PORT=$((PORT + 2))
 ADMIN_URL=${DOCKER_CHECK_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
 DB=${DOCKER_CHECK_DB:-digest_docker_check}
 RUN_COMPOSE=${DOCKER_CHECK_COMPOSE:-1}
+base_seconds=
+compose_seconds=
 NAME=paper-digest-check-$$
 
 started=$(date +%s.%N)
@@ -46,7 +48,7 @@ volumes=()
 compose=()
 compose_up=
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== %s  [+%s s]\n' "$*" "$(since "$started")"; }
 fail() {
     echo "docker-check: FAIL: $*" >&2
     exit 1
@@ -166,6 +168,9 @@ SCRIPT
 step "Docker"
 command -v curl >/dev/null || fail "curl is needed"
 command -v python3 >/dev/null || fail "python3 is needed"
+for p in "$PORT" "$COMPOSE_PORT" "$MAIL_PORT"; do
+    port_free "$p" || fail "port $p is taken: set DOCKER_CHECK_PORT (uses it and the next two)"
+done
 if ! docker info >/dev/null 2>&1; then
     command -v dockerd >/dev/null || apt_install docker.io
     as_root "no Docker daemon answers; starting dockerd"
@@ -191,7 +196,8 @@ if [ -z "$base" ]; then
             command -v debootstrap >/dev/null || apt_install debootstrap
             t=$(date +%s.%N)
             docker/base.sh "$base"
-            echo "base image built in $(since "$t") s"
+            base_seconds=$(since "$t")
+            echo "base image built in $base_seconds s"
         fi
     fi
 fi
@@ -213,7 +219,6 @@ echo "built in $build_seconds s; image size $((size / 1000000)) MB ($size bytes)
 # --- 4. Against the machine's PostgreSQL ---------------------------------------------------
 step "PostgreSQL at ${ADMIN_URL#*@}: database $DB"
 [[ $DB =~ ^[a-z_][a-z0-9_]*$ ]] || fail "DOCKER_CHECK_DB must be a plain identifier"
-port_free "$PORT" || fail "port $PORT is taken: set DOCKER_CHECK_PORT"
 pg_admin "SELECT 1" || fail "PostgreSQL does not answer at $ADMIN_URL (DOCKER_CHECK_ADMIN_URL)"
 pg_admin "DROP DATABASE IF EXISTS $DB"
 db_created=1
@@ -272,8 +277,6 @@ if [ "$RUN_COMPOSE" = 1 ]; then
         command -v docker-compose >/dev/null || apt_install docker-compose
         compose=(docker-compose)
     fi
-    port_free "$COMPOSE_PORT" || fail "port $COMPOSE_PORT is taken: set DOCKER_CHECK_PORT"
-    port_free "$MAIL_PORT" || fail "port $MAIL_PORT is taken: set DOCKER_CHECK_PORT"
     # The compose file reads only variables that .env.example documents.
     missing=$({
         # shellcheck disable=SC2016 # a literal ${ is what is searched for
@@ -298,7 +301,8 @@ ENV
     app_running() { [ -n "$("${compose[@]}" ps -q app 2>/dev/null)" ]; }
     wait_healthz "http://127.0.0.1:$COMPOSE_PORT/healthz" app_running ||
         { "${compose[@]}" logs --tail 40 >&2; fail "compose: /healthz never answered 200"; }
-    echo "up (built and started) in $(since "$t") s; GET /healthz -> 200"
+    compose_seconds=$(since "$t")
+    echo "up (built and started) in $compose_seconds s; GET /healthz -> 200"
     sources=$("${compose[@]}" exec -T app digest sources list --json | python3 -c '
 import json, sys
 print(", ".join(s["name"] + " (" + s["kind"] + ")" for s in json.load(sys.stdin)))')
@@ -306,7 +310,7 @@ print(", ".join(s["name"] + " (" + s["kind"] + ")" for s in json.load(sys.stdin)
     echo "sources: $sources (fetching off for the check)"
     pipeline_script | "${compose[@]}" exec -T app sh -s | tee "$tmp/pipeline.log" ||
         fail "compose: pipeline"
-    sent=$(grep -c '^SENT ' "$tmp/pipeline.log")
+    sent=$(grep -c '^  [^ ]*: sent ' "$tmp/pipeline.log")
     subscriber=$(sed -n 's/^  \([^ ]*\): sent .*/\1/p' "$tmp/pipeline.log" | head -n 1)
     caught=$(curl -sS --max-time 10 "http://127.0.0.1:$MAIL_PORT/api/messages" |
         python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')
@@ -322,6 +326,6 @@ print(", ".join(s["name"] + " (" + s["kind"] + ")" for s in json.load(sys.stdin)
 fi
 
 step "Summary"
-echo "base image:  $base"
-echo "image:       $IMAGE, $((size / 1000000)) MB"
-echo "build:       $build_seconds s"
+echo "base image:  $base${base_seconds:+ (built in $base_seconds s)}"
+echo "app image:   $IMAGE, $((size / 1000000)) MB, built in $build_seconds s"
+if [ -n "$compose_seconds" ]; then echo "compose:     up --build in $compose_seconds s"; fi
