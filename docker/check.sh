@@ -143,8 +143,8 @@ atom_url() { python3 -c 'import json, sys; print(json.load(sys.stdin)["feed_urls
 pipeline_script() {
     cat <<'SCRIPT'
 set -eu
-samples=$(python -c 'from digest.resources import sample_dir; print(sample_dir())')
-profiles=$(python -c 'from digest.resources import subscribers_dir; print(subscribers_dir())')
+samples=$(python -c 'from digest.config.resources import sample_dir; print(sample_dir())')
+profiles=$(python -c 'from digest.config.resources import subscribers_dir; print(subscribers_dir())')
 digest db upgrade
 digest import "$samples"/*.txt.gz --json \
     | python -c 'import json, sys; r = json.load(sys.stdin); print("imported", r["new"], "new papers,", r["seen"], "seen before")'
