@@ -48,19 +48,18 @@ from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlmodel import Session, col
 
 from digest.digests.claims import CLAIM_TTL, db_now, dead
-from digest.store.db import chunks
+from digest.store.bulk import insert_ignoring, insert_returning
 from digest.store.models import Claimant, Digest, Subscriber
-from digest.store.papers import dialect_insert
 
 if TYPE_CHECKING:
     from digest.digests.selection import Selection
 
 log = logging.getLogger(__name__)
-DIGEST = Digest.metadata.tables["digest"]  # the Core table, for executemany updates
+DIGEST = Digest.metadata.tables["digest"]  # the Core tables, for bulk statements
+DIGEST_ITEM = Digest.metadata.tables["digest_item"]
 
 STALE_SENDING = timedelta(minutes=15)  # claims made before claimants existed (no claimed_by)
 GIVE_UP_AFTER = timedelta(days=5)  # default retry horizon; ``delivery_give_up_days``
-_DIGEST_ROWS = 500  # digest rows per INSERT statement (11 columns: well under the bind limit)
 
 
 def digest_key(subscriber_id: int, period_key: str) -> str:
@@ -96,33 +95,36 @@ def record_digests(
     selection is recorded as ``empty`` (no email) unless ``keep_empty`` asks for a short
     "nothing new" note, which is then delivered like any digest.
     """
-    insert = dialect_insert(session)
     by_subscriber = {s.due.subscriber.id: s for s in selections}
-    recorded: list[Recorded] = []
-    for chunk in chunks(list(selections), _DIGEST_ROWS):
-        rows = [
-            {
-                "subscriber_id": s.due.subscriber.id,
-                "period_key": s.due.period.key,
-                "period_label": s.due.period.label,
-                "status": "pending" if s.picks or keep_empty else "empty",
-                "window_start": s.due.window_start,
-                "window_end": now,
-                "created_at": now,
-                "item_count": len(s.picks),
-                "attempts": 0,
-            }
-            for s in chunk
-        ]
-        statement = (
-            insert(Digest)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["subscriber_id", "period_key"])
-            .returning(col(Digest.id), col(Digest.subscriber_id), col(Digest.status))
+    rows = [
+        (
+            s.due.subscriber.id,
+            s.due.period.key,
+            s.due.period.label,
+            "pending" if s.picks or keep_empty else "empty",
+            s.due.window_start,
+            now,
+            now,
+            len(s.picks),
+            0,
         )
-        for digest_id, subscriber_id, status in session.execute(statement).all():
-            recorded.append(Recorded(digest_id, by_subscriber[subscriber_id], status))
-    recorded.sort(key=lambda r: r.digest_id)
+        for s in selections
+    ]
+    inserted = insert_returning(
+        session,
+        DIGEST,
+        _DIGEST_COLUMNS,
+        rows,
+        conflict=("subscriber_id", "period_key"),
+        returning=("id", "subscriber_id", "status"),
+    )
+    recorded = sorted(
+        (
+            Recorded(digest_id, by_subscriber[subscriber_id], status)
+            for digest_id, subscriber_id, status in inserted
+        ),
+        key=lambda r: r.digest_id,
+    )
     _record_items(session, recorded)
     for entry in recorded:
         if entry.selection.due.missed:
@@ -135,75 +137,44 @@ def record_digests(
     return recorded
 
 
+_DIGEST_COLUMNS = (
+    "subscriber_id",
+    "period_key",
+    "period_label",
+    "status",
+    "window_start",
+    "window_end",
+    "created_at",
+    "item_count",
+    "attempts",
+)
+_ITEM_COLUMNS = ("digest_id", "subscriber_id", "paper_id", "rank", "score", "reason", "matched")
+
+
 def _record_items(session: Session, recorded: list[Recorded]) -> None:
-    """The ledger items of the digests just written, in one bulk load."""
-    reasons: dict[str, str] = {}  # explanations repeat across subscribers: keep one copy
-    matched_json: dict[tuple[str, ...], str] = {}
+    """The ledger items of the digests just written, in one bulk load.
+
+    Explanations repeat across subscribers (the ranker shares match objects between picks):
+    each distinct one is built and JSON-encoded once.
+    """
+    reasons: dict[tuple[int, ...], tuple[str, tuple[str, ...], str]] = {}
     rows: list[tuple[Any, ...]] = []
     for entry in recorded:
         subscriber_id = entry.selection.due.subscriber.id
         for rank, (paper, pick) in enumerate(entry.selection.picks, start=1):
-            reason = pick.reason()
-            reason = reasons.setdefault(reason, reason)
-            matched = tuple(m.interest for m in pick.matches)
+            signature = tuple(map(id, pick.matches))  # alive all along: ids are stable
+            known = reasons.get(signature)
+            if known is None:
+                matched = tuple(m.interest for m in pick.matches)
+                known = reasons[signature] = (pick.reason(), matched, json.dumps(list(matched)))
+            reason, matched, encoded = known
             entry.reasons.append(reason)
             entry.matched.append(matched)
-            encoded = matched_json.get(matched)
-            if encoded is None:
-                encoded = matched_json[matched] = json.dumps(list(matched))
-            rows.append(
-                (
-                    entry.digest_id,
-                    subscriber_id,
-                    paper.id,
-                    rank,
-                    round(float(pick.score), 6),
-                    reason,
-                    encoded,
-                )
-            )
-    if rows:
-        bulk_insert_items(session, rows)
-
-
-_ITEM_COLUMNS = "digest_id, subscriber_id, paper_id, rank, score, reason, matched"
-
-
-def bulk_insert_items(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    """Insert ``digest_item`` rows (tuples in :data:`_ITEM_COLUMNS` order, ``matched`` as
-    JSON text); a (subscriber, paper) pair already in the ledger is skipped.
-
-    The driver's own bulk paths: SQLite ``executemany``, PostgreSQL ``COPY`` into a
-    temporary table and one ``INSERT … SELECT … ON CONFLICT DO NOTHING``.
-    """
-    connection = session.connection()
-    raw = connection.connection.driver_connection
-    assert raw is not None
-    if connection.dialect.name == "postgresql":
-        with raw.cursor() as cursor:
-            cursor.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS digest_item_load (digest_id integer, "
-                "subscriber_id integer, paper_id integer, rank integer, score double precision,"
-                " reason text, matched json) ON COMMIT DELETE ROWS"
-            )
-            with cursor.copy(f"COPY digest_item_load ({_ITEM_COLUMNS}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(
-                f"INSERT INTO digest_item ({_ITEM_COLUMNS}) SELECT {_ITEM_COLUMNS} "  # noqa: S608 - constant column names, no input
-                "FROM digest_item_load ON CONFLICT (subscriber_id, paper_id) DO NOTHING"
-            )
-            cursor.execute("TRUNCATE digest_item_load")
-        return
-    cursor = raw.cursor()
-    try:
-        cursor.executemany(
-            f"INSERT INTO digest_item ({_ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "  # noqa: S608 - constant column names, no input
-            "ON CONFLICT (subscriber_id, paper_id) DO NOTHING",
-            rows,
-        )
-    finally:
-        cursor.close()
+            score = round(float(pick.score), 6)
+            rows.append((entry.digest_id, subscriber_id, paper.id, rank, score, reason, encoded))
+    insert_ignoring(
+        session, DIGEST_ITEM, _ITEM_COLUMNS, rows, conflict=("subscriber_id", "paper_id")
+    )
 
 
 # Readiness and claims ---------------------------------------------------------------------

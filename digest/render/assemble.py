@@ -165,7 +165,7 @@ def selection_view(
             for paper, pick in selection.picks
         ),
         links=links_for(options.base_url, subscriber.token),
-        interests=_interests(session, subscriber),
+        interests=selection.due.interests,
     )
 
 
