@@ -100,20 +100,7 @@ def insert_ignoring(
     on_conflict = f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
     prepared = _prepared(rows, _processors(session, table, columns))
     if session.get_bind().dialect.name == "postgresql":
-        load = f"{table.name}_load"
-        with raw.cursor() as cursor:
-            # A session-local copy of the columns, emptied at commit.
-            shape = f"SELECT {names} FROM {table.name} WITH NO DATA"  # noqa: S608 - our own names
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {load} ON COMMIT DELETE ROWS AS {shape}"
-            )
-            with cursor.copy(f"COPY {load} ({names}) FROM STDIN") as copy:
-                for row in prepared:
-                    copy.write_row(row)
-            cursor.execute(
-                f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {load} {on_conflict}"  # noqa: S608 - our own table names
-            )
-            cursor.execute(f"TRUNCATE {load}")
+        _copy_ignoring(raw, table.name, names, prepared, on_conflict)
         return
     cursor = raw.cursor()
     try:
@@ -124,3 +111,34 @@ def insert_ignoring(
         )
     finally:
         cursor.close()
+
+
+def _copy_ignoring(
+    raw: Any, table: str, names: str, rows: list[tuple[Any, ...]], on_conflict: str
+) -> None:
+    """PostgreSQL: ``COPY`` straight into the table (a savepoint catches a conflict, rare:
+    two runs recording at once); on a conflict, ``COPY`` into a temporary copy and insert
+    from it skipping the conflicting rows."""
+    from psycopg import errors  # noqa: PLC0415 - the PostgreSQL driver, only on this path
+
+    def copy_into(target: str) -> None:
+        with raw.cursor() as cursor, cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    try:
+        with raw.transaction():  # a SAVEPOINT inside the session's transaction
+            copy_into(table)
+        return
+    except errors.UniqueViolation:
+        pass
+    load = f"{table}_load"
+    shape = f"SELECT {names} FROM {table} WITH NO DATA"  # noqa: S608 - our own names
+    with raw.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {load} ON COMMIT DELETE ROWS AS {shape}")
+    copy_into(load)
+    with raw.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM {load} {on_conflict}"  # noqa: S608 - our own names
+        )
+        cursor.execute(f"TRUNCATE {load}")

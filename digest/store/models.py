@@ -188,7 +188,9 @@ class DigestItem(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     digest_id: int = Field(foreign_key="digest.id", ondelete="CASCADE", index=True)
     subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
-    paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE", index=True)
+    # no index of its own: lookups go by (subscriber, paper); papers are never deleted, and
+    # a 2-million-row weekly insert pays for every index
+    paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE")
     rank: int
     score: float
     reason: str = ""

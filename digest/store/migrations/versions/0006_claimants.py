@@ -1,4 +1,5 @@
-"""claimants: digests are claimed by a live run or worker; last window per subscriber
+"""claimants: digests are claimed by a live run or worker; last window per subscriber;
+no paper index on digest_item
 
 Revision ID: 0006
 Revises: 0005
@@ -35,9 +36,11 @@ def upgrade() -> None:
             "fk_digest_claimed_by_claimant", "claimant", ["claimed_by"], ["id"], ondelete="SET NULL"
         )
         batch.create_index("ix_digest_subscriber_window", ["subscriber_id", "window_end"])
+    op.drop_index("ix_digest_item_paper_id", table_name="digest_item")
 
 
 def downgrade() -> None:
+    op.create_index("ix_digest_item_paper_id", "digest_item", ["paper_id"])
     with op.batch_alter_table("digest") as batch:
         batch.drop_index("ix_digest_subscriber_window")
         batch.drop_constraint("fk_digest_claimed_by_claimant", type_="foreignkey")
