@@ -90,6 +90,7 @@ class RunReport:
     failed: int = 0
     caught_up: int = 0  # digests of periods missed while nothing was running
     stopped: str | None = None  # why sending stopped early (relay down, outbox unwritable)
+    deferred_jobs: int = 0  # delivery batches handed to queue workers (DIGEST_QUEUE)
     digests: list[DigestOutcome] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -100,6 +101,7 @@ class RunReport:
             "failed": self.failed,
             "caught_up": self.caught_up,
             "stopped": self.stopped,
+            "deferred_jobs": self.deferred_jobs,
             "digests": [dataclasses.asdict(d) for d in self.digests],
         }
 
@@ -135,10 +137,13 @@ def build_due_digests(
     ranker: Ranker,
     subscriber_email: str | None = None,
     observer: RunObserver | None = None,
-) -> tuple[int, list[Recorded]]:
+    defer: bool = False,
+) -> tuple[int, list[Recorded], int]:
     """Phase 1: record the digests of every due or missed period, in one transaction.
 
-    Returns (how many periods were due, the digests this call recorded).
+    With ``defer`` (the procrastinate queue), the same transaction also defers the delivery
+    of every ready digest to queue workers. Returns (how many periods were due, the digests
+    this call recorded, how many jobs it deferred).
     """
     observe = observer or _Unobserved()
     with db.transaction(engine) as session:
@@ -153,7 +158,14 @@ def build_due_digests(
             recorded = ledger.record_digests(
                 session, selections, now=now, keep_empty=settings.send_empty
             )
-    return len(due), recorded
+        jobs = 0
+        if defer:
+            from digest.queue import defer_batches  # noqa: PLC0415 - procrastinate only when queued
+
+            ids = ledger.deliverable(session, now=now, subscriber_id=only.id if only else None)
+            with _timed(observe, "defer"):
+                jobs = defer_batches(session, ids, now=now, batch=settings.delivery_batch)
+    return len(due), recorded, jobs
 
 
 def _render_setup(settings: Settings, now: datetime) -> RenderSetup:
@@ -236,14 +248,20 @@ def run_digests(
     with db.transaction(engine) as session:
         subscriber_id = get_subscriber(session, subscriber_email).id if subscriber_email else None
     with recorded_run(engine, kind="deliver", started_at=now, source=subscriber_email) as run:
+        queued = settings.queue == "procrastinate"
+        if queued:
+            from digest.queue import ensure_schema  # noqa: PLC0415 - procrastinate only when queued
+
+            ensure_schema(engine)
         with _timed(observe, "build"), _gc_paused():
-            report.due, recorded = build_due_digests(
+            report.due, recorded, report.deferred_jobs = build_due_digests(
                 engine,
                 settings=settings,
                 now=now,
                 ranker=ranker,
                 subscriber_email=subscriber_email,
                 observer=observe,
+                defer=queued,
             )
         report.caught_up = sum(1 for entry in recorded if entry.selection.due.missed)
         for entry in recorded:
@@ -254,7 +272,9 @@ def run_digests(
                 )
         report.empty = len(report.digests)
         with _timed(observe, "deliverable"), db.transaction(engine) as session:
-            to_send = ledger.deliverable(session, now=now, subscriber_id=subscriber_id)
+            to_send = (
+                [] if queued else ledger.deliverable(session, now=now, subscriber_id=subscriber_id)
+            )
         if to_send:
             with _timed(observe, "deliver"), _gc_frozen():
                 result = deliver(

@@ -236,7 +236,7 @@ def test_crash_after_recording_is_delivered_by_next_run(
     settings = smtp_settings
     add(settings, "ada@example.org", ["reinforcement learning"])
     engine = db.get_engine(settings)
-    due, _ = build_due_digests(engine, settings=settings, now=RUN_AT, ranker=get_ranker())
+    due, _, _ = build_due_digests(engine, settings=settings, now=RUN_AT, ranker=get_ranker())
     assert due == 1 and not sink.messages  # "crash": recorded, nothing sent
     report = run_digests(settings, now=RUN_AT + timedelta(minutes=5))
     assert (report.due, report.sent) == (0, 1)

@@ -127,6 +127,11 @@ class Settings(BaseSettings):
         description="Days a digest keeps being retried after transient failures before it "
         "is given up (an MTA's queue lifetime).",
     )
+    queue: Literal["inline", "procrastinate"] = Field(
+        "inline",
+        description="`procrastinate` (PostgreSQL only): runs defer delivery batches as jobs "
+        "for `digest worker` processes on any machine; `inline` delivers in the run.",
+    )
     render_processes: int = Field(
         0,
         ge=0,

@@ -42,8 +42,10 @@ from digest.store import db
 
 log = logging.getLogger(__name__)
 
-FLUSH_EVERY = 100  # outcomes recorded together at most
-FLUSH_SECONDS = 0.25  # and never older than this
+# Outcomes are recorded together, at most this many and never older than this: a crash
+# re-sends at most what went out in that window (the messages "in flight").
+FLUSH_EVERY = 64
+FLUSH_SECONDS = 0.1
 IN_FLIGHT = 2  # batches rendering ahead of the one being sent
 
 
