@@ -38,7 +38,7 @@ from digest.delivery.message import MessageOptions
 from digest.delivery.pipeline import Delivery, DeliveryResult, Observer, Unobserved
 from digest.delivery.renderpool import RenderPool, RenderSetup, default_processes
 from digest.digests import ledger
-from digest.digests.claims import ClaimantLease
+from digest.digests.claims import ClaimantLease, db_now, reap_local
 from digest.digests.due import DueOptions, find_due
 from digest.digests.ledger import Recorded
 from digest.digests.selection import select_papers
@@ -272,6 +272,8 @@ def run_digests(
                 )
         report.empty = len(report.digests)
         with _timed(observe, "deliverable"), db.transaction(engine) as session:
+            # Claims of dead processes on this host are void now, not after their TTL.
+            reap_local(session, now=db_now(session))
             to_send = (
                 [] if queued else ledger.deliverable(session, now=now, subscriber_id=subscriber_id)
             )

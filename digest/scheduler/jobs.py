@@ -17,6 +17,7 @@ import httpx
 from digest.config.settings import Settings
 from digest.delivery.base import Transport
 from digest.digests import ledger
+from digest.digests.claims import db_now, reap_local
 from digest.digests.due import DueOptions, survey
 from digest.runner import RunReport, run_digests
 from digest.store import db
@@ -51,6 +52,7 @@ def work_waiting(settings: Settings, *, now: datetime) -> bool:
     digest ready to (re)send. A few reads; writes nothing."""
     with db.transaction(settings) as session:
         outlook = survey(session, now=now, options=DueOptions.from_settings(settings))
+        reap_local(session, now=db_now(session))  # a crashed run here: its claims are void
         return outlook.anything_due or ledger.any_deliverable(session, now=now)
 
 
