@@ -33,7 +33,7 @@ from typing import Protocol
 from sqlalchemy.engine import Engine
 
 from digest.delivery.base import Outcome, Outgoing, Sender
-from digest.delivery.renderpool import Rendered, RenderFailure, RenderPool
+from digest.delivery.renderpool import RenderedBatch, RenderFailure, RenderPool
 from digest.digests import ledger
 from digest.digests.ledger import Finish
 from digest.errors import DeliveryError
@@ -149,7 +149,7 @@ class Delivery:
     def run(self, digest_ids: Sequence[int]) -> DeliveryResult:
         """Deliver what is still ready among ``digest_ids``; what happened to each."""
         self._total = len(digest_ids)
-        queue: deque[tuple[list[int], Future[list[Rendered | RenderFailure]]]] = deque()
+        queue: deque[tuple[list[int], Future[RenderedBatch]]] = deque()
         try:
             for start in range(0, len(digest_ids), self.batch_size):
                 if self.result.stopped:
@@ -191,9 +191,11 @@ class Delivery:
         # a claimed digest gone meanwhile (its subscriber removed) has no payload: drop it
         return batch
 
-    def _send(self, ids: list[int], future: Future[list[Rendered | RenderFailure]]) -> None:
+    def _send(self, ids: list[int], future: Future[RenderedBatch]) -> None:
         with timed(self.observer, "render_wait"):
-            rendered = future.result()
+            batch = future.result()
+        self.observer.step("render", batch.seconds)  # the renderer's own time, any process
+        rendered = batch.items
         failures: list[Finish] = []
         for item in rendered:
             if isinstance(item, RenderFailure):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +50,14 @@ class Rendered:
 class RenderFailure:
     digest_id: int
     error: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedBatch:
+    """A batch's messages, and how long the renderer worked on them (seconds)."""
+
+    items: list[Rendered | RenderFailure]
+    seconds: float
 
 
 def render_batch(
@@ -93,10 +102,12 @@ def _init_worker(setup: RenderSetup, papers: dict[int, PaperFields]) -> None:
     cached_renderer(setup.templates_dir, setup.site_name)  # compile the templates now
 
 
-def _render_in_worker(batch: Batch) -> list[Rendered | RenderFailure]:
+def _render_in_worker(batch: Batch) -> RenderedBatch:
     assert _WORKER_SETUP is not None
+    started = time.perf_counter()
     _WORKER_PAPERS.update(batch.papers)  # papers of older digests, kept for later batches
-    return render_batch(Batch(batch.payloads), _WORKER_PAPERS, _WORKER_SETUP)
+    items = render_batch(Batch(batch.payloads), _WORKER_PAPERS, _WORKER_SETUP)
+    return RenderedBatch(items, time.perf_counter() - started)
 
 
 def default_processes() -> int:
@@ -125,13 +136,15 @@ class RenderPool:
                 initargs=(setup, papers),
             )
 
-    def submit(self, batch: Batch) -> Future[list[Rendered | RenderFailure]]:
+    def submit(self, batch: Batch) -> Future[RenderedBatch]:
         if self._executor is not None:
             return self._executor.submit(_render_in_worker, batch)
-        future: Future[list[Rendered | RenderFailure]] = Future()
+        future: Future[RenderedBatch] = Future()
+        started = time.perf_counter()
         try:
             self.papers.update(batch.papers)
-            future.set_result(render_batch(Batch(batch.payloads), self.papers, self.setup))
+            items = render_batch(Batch(batch.payloads), self.papers, self.setup)
+            future.set_result(RenderedBatch(items, time.perf_counter() - started))
         except BaseException as exc:
             future.set_exception(exc)
         return future
