@@ -39,7 +39,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from digest.delivery.outgoing import Outgoing
+from digest.delivery.base import Outgoing
 from digest.delivery.pool import SmtpPool
 
 ENVELOPE_FROM = "bounce@digest.example.org"
@@ -79,15 +79,15 @@ def prebuilt_messages(count: int, size: int) -> list[Outgoing]:
     """``count`` distinct messages of ``size`` bytes (headers + 76-column body, CRLF)."""
     messages = []
     for n in range(count):
-        recipient = f"reader{n}@example.com"
+        recipient, message_id = f"reader{n}@example.com", f"<bench-{n}@digest.example.org>"
         head = (
             f"From: Paper digest <digest@digest.example.org>\r\nTo: {recipient}\r\n"
-            f"Subject: Your papers, part {n}\r\nMessage-ID: <bench-{n}@digest.example.org>\r\n"
+            f"Subject: Your papers, part {n}\r\nMessage-ID: {message_id}\r\n"
             "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
         ).encode()
         line = (f"paper {n} " + "lorem ipsum dolor sit amet " * 3)[:76].encode() + b"\r\n"
         body = line * max(1, (size - len(head)) // len(line))
-        messages.append(Outgoing(n, head + body, ENVELOPE_FROM, recipient))
+        messages.append(Outgoing(n, head + body, ENVELOPE_FROM, recipient, message_id))
     return messages
 
 

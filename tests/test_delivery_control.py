@@ -10,9 +10,8 @@ import ssl
 import pytest
 
 from digest.delivery.control import CircuitBreaker, RetryPolicy, Throttle
-from digest.delivery.outgoing import Stage
 from digest.delivery.ratelimit import RateLimiter, SlidingWindow
-from digest.delivery.replies import Kind, lost, refusal, setup_error, setup_refusal
+from digest.delivery.replies import Kind, Stage, lost, refusal, setup_error, setup_refusal
 
 
 class FakeClock:

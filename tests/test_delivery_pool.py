@@ -13,14 +13,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_delivery_smtp import tls  # noqa: F401 - the module-scoped TLS fixture, reused
 
 from digest.config.settings import Settings
-from digest.delivery import Outcome, Outgoing, SmtpPool
+from digest.delivery import SmtpPool
+from digest.delivery.base import Outcome, Outgoing, Sender
 from digest.errors import ConfigError, DeliveryError, TransientDeliveryError
 from digest.testing.faults import FaultySink, Refusal
 from digest.testing.relays import BrokenRelay, RelayMode
 from digest.testing.smtp import SmtpSink
+from tests.test_delivery_smtp import tls  # noqa: F401 - the module-scoped TLS fixture, reused
 
 BOUNCE = "bounce@digest.example.org"
 
@@ -28,9 +29,10 @@ BOUNCE = "bounce@digest.example.org"
 def outgoing(n: int, *, size: int = 2_000, recipient: str | None = None) -> Outgoing:
     to = recipient or f"reader{n}@example.com"
     head = f"From: digest@digest.example.org\r\nTo: {to}\r\nSubject: Papers {n}\r\n"
-    head += f"Message-ID: <pool-{n}@digest.example.org>\r\n\r\n"
+    message_id = f"<pool-{n}@digest.example.org>"
+    head += f"Message-ID: {message_id}\r\n\r\n"
     line = f"paper {n} ".ljust(70, "x").encode() + b"\r\n"
-    return Outgoing(n, head.encode() + line * max(1, size // len(line)), BOUNCE, to)
+    return Outgoing(n, head.encode() + line * max(1, size // len(line)), BOUNCE, to, message_id)
 
 
 def pool_for(server: Any, **options: Any) -> SmtpPool:
@@ -93,7 +95,7 @@ def test_outcomes_stream_while_messages_are_still_coming(sink: FaultySink) -> No
             got: list[Outcome] = []
             until = time.monotonic() + 5
             while not got and time.monotonic() < until:
-                got = pool.poll()
+                got = pool.collect()
                 time.sleep(0.005)
             assert [o.key for o in got] == [n]  # answered before the next is submitted
         pool.submit(outgoing(3))
@@ -106,6 +108,21 @@ def test_outcomes_stream_while_messages_are_still_coming(sink: FaultySink) -> No
         pool.submit(outgoing(4))
     with pytest.raises(RuntimeError, match="make a new one"):
         pool.open()
+
+
+def test_submit_and_collect_as_the_delivery_pipeline_uses_them(sink: FaultySink) -> None:
+    sender: Sender = pool_for(sink, connections=3)
+    got: list[Outcome] = []
+    with sender:
+        for batch in range(3):  # batches of 50, outcomes collected along the way
+            for n in range(batch * 50, batch * 50 + 50):
+                sender.submit(outgoing(n))
+                got.extend(sender.collect())  # never waits
+            got.extend(sender.collect(wait=True))  # every one submitted so far
+            assert sorted(o.key for o in got) == list(range(batch * 50 + 50))
+        assert sender.collect(wait=True) == []
+    assert by_status(got) == {"sent": set(range(150))}
+    assert received_keys(sink) == Counter(range(150))
 
 
 def test_a_connection_dropped_mid_data_is_retried_and_sent_once(sink: FaultySink) -> None:
@@ -140,7 +157,7 @@ def test_an_idle_connection_closed_by_the_relay_reconnects_without_a_retry(
     with pool_for(sink, connections=1) as pool:
         pool.submit(outgoing(0))
         until = time.monotonic() + 5
-        while not pool.poll() and time.monotonic() < until:
+        while not pool.collect() and time.monotonic() < until:
             time.sleep(0.005)
         sink.drop_connections()  # as the relay's idle timeout would
         pool.submit(outgoing(1))
@@ -154,7 +171,7 @@ def test_a_421_for_an_idle_timeout_reconnects_without_slowing_down(sink: FaultyS
     with pool_for(sink, connections=1) as pool:
         pool.submit(outgoing(0))
         until = time.monotonic() + 5
-        while not pool.poll() and time.monotonic() < until:
+        while not pool.collect() and time.monotonic() < until:
             time.sleep(0.005)
         # Postfix's answer to the first command after its idle timeout closed the session.
         sink.fail_next(421, stage="mail", text="4.4.2 relay.test Error: timeout exceeded")
@@ -175,8 +192,8 @@ def test_550_for_one_recipient_does_not_stop_the_others(sink: FaultySink) -> Non
     pool = pool_for(sink, connections=2)
     outcomes = send(pool, [outgoing(n) for n in range(30)])
     refused = next(o for o in outcomes if o.key == 5)
-    assert (refused.status, refused.code, refused.stage) == ("permanent", 550, "RCPT TO")
-    assert refused.hard_bounce and "550 5.1.1 No such user" in str(refused.error)
+    assert (refused.status, refused.code, refused.bounce) == ("permanent", 550, True)
+    assert "550 5.1.1 No such user (SmtpSink) (RCPT TO)" in str(refused.error)
     assert by_status(outcomes)["sent"] == set(range(30)) - {5}
     assert received_keys(sink) == Counter(set(range(30)) - {5})  # 9 after two 450s, once
     assert sink.connections <= 2  # RSET kept the connections usable
@@ -187,8 +204,8 @@ def test_a_4xx_that_persists_becomes_transient_after_the_retries(sink: FaultySin
     pool = pool_for(sink, connections=1, retries=2)
     outcomes = send(pool, [outgoing(n) for n in range(3)])
     failed = next(o for o in outcomes if o.key == 1)
-    assert (failed.status, failed.code, failed.stage) == ("transient", 451, "RCPT TO")
-    assert "gave up after 3 attempts" in str(failed.error) and not failed.hard_bounce
+    assert (failed.status, failed.code, failed.bounce) == ("transient", 451, False)
+    assert "(RCPT TO) (gave up after 3 attempts)" in str(failed.error)
     assert received_keys(sink) == Counter([0, 2]) and pool.failure is None
 
 
@@ -198,7 +215,8 @@ def test_552_at_mail_from_for_5_percent_fails_only_those() -> None:
         outcomes = send(pool, [outgoing(n) for n in range(400)])
         refused = [o for o in outcomes if o.status == "permanent"]
         assert len(refused) == 20 == len(faulty.refusals)
-        assert {(o.code, o.stage, o.hard_bounce) for o in refused} == {(552, "MAIL FROM", False)}
+        assert {(o.code, o.bounce) for o in refused} == {(552, False)}  # not the address
+        assert all(str(o.error).endswith("(MAIL FROM)") for o in refused)
         sent = by_status(outcomes)["sent"]
         assert len(sent) == 380 and received_keys(faulty) == Counter(sent)
         assert pool.stats.connections_opened <= 4 and pool.failure is None
@@ -210,7 +228,7 @@ def test_a_message_over_the_advertised_size_is_not_attempted() -> None:
         outcomes = send(pool_for(faulty, connections=2), messages)
         big = {o.key: o for o in outcomes if o.status == "permanent"}
         assert set(big) == {0, 3, 6, 9}
-        assert {(o.code, o.stage) for o in big.values()} == {(None, "SIZE")}
+        assert {(o.code, o.bounce) for o in big.values()} == {(None, False)}
         assert "over the relay's limit of 10,000 (EHLO SIZE); not attempted" in str(big[0].error)
         assert received_keys(faulty) == Counter(set(range(12)) - set(big))
         assert faulty.refusals == []  # never refused by the server: never offered to it
@@ -226,8 +244,8 @@ def test_a_non_ascii_address_needs_smtputf8(smtputf8: bool) -> None:
             assert faulty.messages[1].rcpt_tos == ("léa@example.com",)
             return
         refused = next(o for o in outcomes if o.key == 1)
-        assert (refused.status, refused.stage) == ("permanent", "MAIL FROM")
-        assert "lacks SMTPUTF8" in str(refused.error) and not refused.hard_bounce
+        assert (refused.status, refused.bounce) == ("permanent", False)
+        assert "lacks SMTPUTF8" in str(refused.error)
         assert received_keys(faulty) == Counter([0, 2])
 
 

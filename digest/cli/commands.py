@@ -318,6 +318,11 @@ def db_upgrade() -> None:
     shown = ", ".join(after) or "none"
     was = "" if before == after else f" (was {', '.join(before) or 'empty'})"
     console.print(f"database at revision {shown}{was}")
+    if settings.queue == "procrastinate":
+        from digest.queue import ensure_schema  # noqa: PLC0415 - procrastinate only when queued
+
+        applied = ensure_schema(db.get_engine(settings))
+        console.print("queue schema " + ("applied" if applied else "already present"))
 
 
 def register(app: typer.Typer) -> None:

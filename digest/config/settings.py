@@ -136,6 +136,29 @@ class Settings(BaseSettings):
         description="Seconds one SMTP transaction (or connecting) may take in all, however "
         "slowly the server answers.",
     )
+    delivery_batch: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description="Digests claimed, rendered and recorded together in a run (and per queue job).",
+    )
+    delivery_give_up_days: float = Field(
+        5.0,
+        gt=0,
+        description="Days a digest keeps being retried after transient failures before it "
+        "is given up (an MTA's queue lifetime).",
+    )
+    queue: Literal["inline", "procrastinate"] = Field(
+        "inline",
+        description="`procrastinate` (PostgreSQL only): runs defer delivery batches as jobs "
+        "for `digest worker` processes on any machine; `inline` delivers in the run.",
+    )
+    render_processes: int = Field(
+        0,
+        ge=0,
+        description="Processes rendering emails in a run; 0: one per core for large runs, "
+        "none (this process) for small ones.",
+    )
     bounce_limit: int = Field(
         3, ge=1, description="Hard bounces after which an address is no longer sent to."
     )

@@ -22,9 +22,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from digest.delivery.base import Outcome
 from digest.delivery.control import CircuitBreaker, RetryPolicy, Throttle
 from digest.delivery.jobs import PARK, Job, JobQueue
-from digest.delivery.outgoing import Outcome
 from digest.delivery.ratelimit import RateLimiter
 from digest.delivery.replies import SessionError
 from digest.delivery.session import SmtpSession
@@ -119,8 +119,7 @@ class Connection:
         while self._ready(job):
             refused = self.session.refuse_locally(job.message)
             if refused is not None:
-                outcome = Outcome(job.message.key, "permanent", None, str(refused), refused.stage)
-                return self._resolve(job, outcome)
+                return self._resolve(job, Outcome(job.message.key, "permanent", str(refused)))
             if not self._rate_slot(job):
                 return None
             job.tries += 1
@@ -164,7 +163,11 @@ class Connection:
         """Act on a failed transaction; True to try the same job again on this worker."""
         key, kind = job.message.key, failure.kind
         if kind == "permanent":
-            self._resolve(job, Outcome(key, "permanent", failure.code, str(failure), failure.stage))
+            # A 5xx at RCPT TO or DATA is about the address (a hard bounce); a 552 at
+            # MAIL FROM is about the message.
+            bounce = failure.stage in ("RCPT TO", "DATA")
+            outcome = Outcome(key, "permanent", str(failure), failure.code, bounce)
+            self._resolve(job, outcome)
             return False
         if kind == "config":
             self.shared.halt(DeliveryError(str(failure)))
@@ -190,7 +193,7 @@ class Connection:
         if not self.shared.policy.allows(job.attempts):
             tries = f"{job.attempts} attempt{'s' if job.attempts > 1 else ''}"
             error = f"{failure} (gave up after {tries})"
-            self._resolve(job, Outcome(key, "transient", failure.code, error, failure.stage))
+            self._resolve(job, Outcome(key, "transient", error, failure.code))
             return False
         with self._jobs.lock:
             self.shared.stats.retries += 1

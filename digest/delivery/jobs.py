@@ -2,7 +2,7 @@
 
 :class:`JobQueue` is the only place that counts messages in and outcomes out. Producers
 ``submit`` (blocking while the queue is full: back-pressure on rendering); workers ``take``
-jobs, and either ``resolve`` them with an :class:`~digest.delivery.outgoing.Outcome` or
+jobs, and either ``resolve`` them with an :class:`~digest.delivery.base.Outcome` or
 ``hand_back`` one they did not attempt; the reader iterates ``outcomes()``, which ends once
 ``finish()`` was called and every message is answered. ``stop()`` defers what is queued and
 makes every later submission ``deferred`` at once.
@@ -21,7 +21,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from digest.delivery.outgoing import Outcome, Outgoing
+from digest.delivery.base import Outcome, Outgoing
 
 __all__ = ["PARK", "Job", "JobQueue"]
 
@@ -44,6 +44,7 @@ class JobQueue:
         self.lock = threading.Lock()
         self._work = threading.Condition(self.lock)  # jobs, parking, the end
         self._space = threading.Condition(self.lock)  # room in the queue
+        self._answered = threading.Condition(self.lock)  # every submitted message answered
         self._pending: deque[Job] = deque()
         self._holding = 0  # jobs in workers' hands
         self._submitted = self._resolved = 0
@@ -97,7 +98,12 @@ class JobQueue:
                 return
             yield outcome
 
-    def poll(self) -> list[Outcome]:
+    def collect(self, *, wait: bool = False) -> list[Outcome]:
+        """The outcomes queued now; ``wait``: once every submitted message is answered."""
+        if wait:
+            with self.lock:
+                while self._resolved < self._submitted:
+                    self._answered.wait()
         ready: list[Outcome] = []
         while not self._drained:
             try:
@@ -208,6 +214,8 @@ class JobQueue:
     def _answer(self, outcome: Outcome) -> None:
         self._resolved += 1
         self._results.put(outcome)
+        if self._resolved == self._submitted:
+            self._answered.notify_all()
         self._maybe_end()
 
     def _maybe_end(self) -> None:

@@ -55,11 +55,15 @@ class OutboxTransport(BaseTransport):
 
     def path_for(self, message: EmailMessage) -> Path:
         """Where ``message`` is (or would be) written; ValueError without a Message-ID."""
+        return self.directory / eml_name(self._message_id(message))
+
+    @staticmethod
+    def _message_id(message: EmailMessage) -> str:
         message_id = message["Message-ID"]
         if not message_id:
             # A composer bug, not a delivery failure: every digest carries a Message-ID.
             raise ValueError("message has no Message-ID header")
-        return self.directory / eml_name(str(message_id))
+        return str(message_id)
 
     def send(self, message: EmailMessage, *, envelope_from: str, recipient: str) -> None:
         """Write ``message`` to its ``.eml`` file, replacing an earlier copy of the same id.
@@ -67,8 +71,18 @@ class OutboxTransport(BaseTransport):
         Raises :class:`DeliveryError` when the directory cannot be written (a configuration
         problem, not a per-recipient one).
         """
-        target = self.path_for(message)
-        data = message_bytes(message)
+        self.send_bytes(
+            message_bytes(message),
+            envelope_from=envelope_from,
+            recipient=recipient,
+            message_id=self._message_id(message),
+        )
+
+    def send_bytes(
+        self, data: bytes, *, envelope_from: str, recipient: str, message_id: str
+    ) -> None:
+        """:meth:`send` for a message already serialized, named by its Message-ID."""
+        target = self.directory / eml_name(message_id)
         self._ensure_directory()
         try:
             _atomic_write(target, data)

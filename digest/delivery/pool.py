@@ -1,19 +1,37 @@
 """The SMTP pool: N reused connections in N threads, sending prebuilt messages.
 
-::
+A :class:`~digest.delivery.base.Sender`: ``submit`` an :class:`~digest.delivery.base.Outgoing`
+(blocks while the queue is full), ``collect`` the outcomes known so far (``wait=True``:
+until every submitted message is answered). Or, streaming::
 
     with SmtpPool.from_settings(settings) as pool:
-        for outcome in pool.send_all(messages):   # Outgoing in, one Outcome each, streamed
+        for outcome in pool.send_all(messages):   # any iterable, consumed in a thread
             record(outcome)
+
+Every message submitted gets exactly one :class:`~digest.delivery.base.Outcome`:
+
+``sent``
+    The server accepted it: 250 after the end of DATA. It is never sent again by a retry.
+``transient``
+    Attempted and not accepted (4xx, dropped connection, no answer in time) after the
+    retries: try again later, counting this attempt.
+``permanent``
+    Refused for good: 5xx at RCPT TO or DATA (``bounce``: about the address), 552 or 555 at
+    MAIL FROM, larger than the relay's EHLO ``SIZE`` or a non-ASCII address the relay cannot
+    take (then not even offered); the error names the stage.
+``deferred``
+    No final answer, not the message's fault: the relay is down (circuit open), the
+    configuration is wrong, the hourly quota is used up, or the run is stopping. Send it in
+    the next run without counting an attempt.
 
 Each connection sets up once (EHLO, STARTTLS, AUTH; :mod:`.session`) when it first has work
 and then runs one transaction per message, each under a wall-clock deadline
-(:mod:`.deadline`). Shared by all connections: a bounded queue (``submit`` blocks when it is
-full), the sliding-window rate limits (:mod:`.ratelimit`), and the policies of
+(:mod:`.deadline`). Shared by all connections (:mod:`.connection`): a bounded queue
+(:mod:`.jobs`), the sliding-window rate limits (:mod:`.ratelimit`), and the policies of
 :mod:`.control`: retries of 4xx and dropped connections on the same connection (never
 after a 250), fewer connections and a pause after a 421, and a circuit breaker that stops
-the pool when the relay cannot be reached, deferring everything left. Outcomes
-(:mod:`.outgoing`) are queued the moment the server answers.
+the pool when the relay cannot be reached, deferring everything left. Each outcome is
+queued the moment the server answers (:mod:`.replies` says what a reply means).
 
 A configuration problem (authentication refused, the sender refused, no STARTTLS, an
 untrusted certificate) also stops the pool and defers the rest; :attr:`SmtpPool.failure`
@@ -31,11 +49,11 @@ from collections.abc import Generator, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from digest.delivery.base import Outcome, Outgoing
 from digest.delivery.connection import Connection, PoolStats, Shared
 from digest.delivery.control import CircuitBreaker, RetryPolicy, Throttle
 from digest.delivery.deadline import Watchdog
 from digest.delivery.jobs import JobQueue
-from digest.delivery.outgoing import Outcome, Outgoing
 from digest.delivery.ratelimit import RateLimiter
 from digest.delivery.session import Endpoint, Security, SmtpSession
 from digest.errors import ConfigError, DeliveryError
@@ -219,9 +237,10 @@ class SmtpPool:
         are answered. One reader at a time."""
         return self._jobs.outcomes()
 
-    def poll(self) -> list[Outcome]:
-        """The outcomes available now, without waiting (for a single-threaded caller)."""
-        return self._jobs.poll()
+    def collect(self, *, wait: bool = False) -> list[Outcome]:
+        """The outcomes known now; with ``wait``, first wait until every message submitted
+        so far is answered (bounded by the transaction deadline and the breaker)."""
+        return self._jobs.collect(wait=wait)
 
     def send_all(self, messages: Iterable[Outgoing]) -> Generator[Outcome, None, None]:
         """Submit ``messages`` from a feeder thread while yielding outcomes as they come.

@@ -33,11 +33,10 @@ import smtplib
 import ssl
 from typing import Literal
 
-from digest.delivery.outgoing import Stage
-
-__all__ = ["Kind", "SessionError", "lost", "refusal", "setup_error", "setup_refusal"]
+__all__ = ["Kind", "SessionError", "Stage", "lost", "refusal", "setup_error", "setup_refusal"]
 
 Kind = Literal["permanent", "retry", "lost", "idle", "throttle", "down", "config"]
+Stage = Literal["connect", "MAIL FROM", "RCPT TO", "DATA", "SIZE"]
 
 # Relays' ways of saying "fewer connections" or "slower" with a 4xx other than 421.
 _SLOW_DOWN = re.compile(r"too many|slow down|rate.?limit|throttl", re.IGNORECASE)

@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from digest.delivery.base import Outgoing
 from digest.delivery.deadline import Guard
-from digest.delivery.outgoing import Outgoing, Stage
-from digest.delivery.replies import SessionError, lost, refusal, setup_error, setup_refusal
+from digest.delivery.replies import SessionError, Stage, lost, refusal, setup_error, setup_refusal
 
 __all__ = ["Endpoint", "Security", "SmtpSession"]
 
