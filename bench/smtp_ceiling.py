@@ -10,13 +10,14 @@ round, side by side:
 
 - the ceiling: a plain smtplib loop, ``--connections`` threads each with one connection,
   ``sendmail`` on its share of the messages (no queue, no bookkeeping);
-- the pool: :class:`digest.delivery.pool.SmtpPool` with the same connection count, fed by
-  ``send_all`` and read outcome by outcome, as the run uses it.
+- the pool: :class:`digest.delivery.pool.SmtpPool` with the same connection count, used
+  two ways: ``submit`` + ``collect`` in one thread, as ``delivery/pipeline.py`` does, and
+  ``send_all`` (a feeder thread, outcomes streamed to the reader).
 
 Each is timed from the first connection to the last QUIT (wall clock: messages/s), and
 the client's CPU time (this process, all threads) is divided by the messages: the pool's
 own cost per message next to smtplib's, a number that other load on the machine disturbs
-far less than the rate. ``--repeats`` rounds alternate which of the two goes first.
+far less than the rate. Each of the ``--repeats`` rounds starts with another of the three.
 
 ``bench/run_scale.py`` calls :func:`discarding_sink` and :func:`compare` to print the
 ceiling next to the run's own rate.
@@ -127,62 +128,83 @@ def smtplib_rate(port: int, messages: Sequence[Outgoing], connections: int) -> T
     return _timing(len(messages), wall, cpu)
 
 
-def pool_rate(port: int, messages: Sequence[Outgoing], connections: int) -> Timing:
-    """SmtpPool with ``connections`` connections, fed by ``send_all``."""
+def pool_rate(
+    port: int, messages: Sequence[Outgoing], connections: int, *, mode: str = "collect"
+) -> Timing:
+    """SmtpPool with ``connections`` connections: ``collect`` submits each message and
+    collects what is answered, in one thread, as ``delivery/pipeline.py`` does; ``stream``
+    feeds ``send_all`` from its thread and reads outcomes as they come."""
     start, cpu = time.perf_counter(), time.process_time()
     with SmtpPool(
         host="127.0.0.1", port=port, connections=connections, local_hostname=HOSTNAME
     ) as pool:
-        sent = sum(outcome.status == "sent" for outcome in pool.send_all(messages))
+        if mode == "stream":
+            outcomes = list(pool.send_all(messages))
+        else:
+            outcomes = []
+            for message in messages:
+                pool.submit(message)
+                outcomes.extend(pool.collect())
+            outcomes.extend(pool.collect(wait=True))
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    sent = sum(outcome.status == "sent" for outcome in outcomes)
     if sent != len(messages):
         raise SystemExit(f"the pool sent {sent} of {len(messages)} messages")
     return _timing(len(messages), wall, cpu)
 
 
+CONTENDERS = ("smtplib", "collect", "stream")
+
+
 @dataclass(frozen=True)
 class Round:
+    first: str
     ceiling: Timing  # plain smtplib
-    pool: Timing  # SmtpPool
+    collect: Timing  # SmtpPool, submit + collect
+    stream: Timing  # SmtpPool, send_all
 
-    @property
-    def ratio(self) -> float:
-        return self.pool.rate / self.ceiling.rate
+    def ratio(self, pool: Timing) -> float:
+        return pool.rate / self.ceiling.rate
 
 
 def compare(
     port: int, *, messages: int = 3000, size: int = 20_000, connections: int = 4, repeats: int = 3
 ) -> list[Round]:
-    """``repeats`` rounds of (plain smtplib, pool) over the same prebuilt messages."""
+    """``repeats`` rounds of (plain smtplib, pool two ways) over the same prebuilt messages,
+    each round starting with another of the three."""
     batch = prebuilt_messages(messages, size)
     smtplib_rate(port, batch[: connections * 20], connections)  # warm-up: imports, sink
     rounds = []
     for n in range(repeats):
-        if n % 2:
-            pool = pool_rate(port, batch, connections)
-            rounds.append(Round(smtplib_rate(port, batch, connections), pool))
-        else:
-            ceiling = smtplib_rate(port, batch, connections)
-            rounds.append(Round(ceiling, pool_rate(port, batch, connections)))
+        order = CONTENDERS[n % 3 :] + CONTENDERS[: n % 3]
+        timings: dict[str, Timing] = {}
+        for name in order:
+            if name == "smtplib":
+                timings[name] = smtplib_rate(port, batch, connections)
+            else:
+                timings[name] = pool_rate(port, batch, connections, mode=name)
+        rounds.append(Round(order[0], timings["smtplib"], timings["collect"], timings["stream"]))
     return rounds
 
 
 def print_rounds(rounds: Sequence[Round], *, messages: int, size: int, connections: int) -> None:
     print(f"{messages} messages of {size:,} bytes, {connections} connections, loopback sink")
     print(
-        "| round | plain smtplib (msg/s) | SmtpPool (msg/s) | pool / ceiling "
-        "| client CPU per message: smtplib / pool |"
+        "| round (first) | plain smtplib | pool, submit + collect | pool, send_all "
+        "| client CPU per message: smtplib / collect / send_all |"
     )
     print("|---|---|---|---|---|")
     for n, r in enumerate(rounds, 1):
-        first = "pool first" if n % 2 == 0 else "smtplib first"
         print(
-            f"| {n} ({first}) | {r.ceiling.rate:,.0f} | {r.pool.rate:,.0f} | {r.ratio:.0%} "
-            f"| {r.ceiling.cpu_us:,.0f} µs / {r.pool.cpu_us:,.0f} µs |"
+            f"| {n} ({r.first}) | {r.ceiling.rate:,.0f} msg/s "
+            f"| {r.collect.rate:,.0f} msg/s ({r.ratio(r.collect):.0%}) "
+            f"| {r.stream.rate:,.0f} msg/s ({r.ratio(r.stream):.0%}) "
+            f"| {r.ceiling.cpu_us:,.0f} / {r.collect.cpu_us:,.0f} / {r.stream.cpu_us:,.0f} µs |"
         )
-    ratios = sorted(r.ratio for r in rounds)
-    median = ratios[len(ratios) // 2]
-    print(f"pool / ceiling: {ratios[0]:.0%} – {ratios[-1]:.0%} (median {median:.0%})")
+    for mode in ("collect", "stream"):
+        ratios = sorted(r.ratio(getattr(r, mode)) for r in rounds)
+        median = ratios[len(ratios) // 2]
+        print(f"pool ({mode}) / ceiling: {ratios[0]:.0%} – {ratios[-1]:.0%} (median {median:.0%})")
 
 
 def main() -> None:

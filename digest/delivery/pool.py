@@ -63,6 +63,10 @@ if TYPE_CHECKING:
 
 __all__ = ["PoolStats", "SmtpPool"]
 
+# Messages waiting per connection: enough to keep each one busy, few enough that stopping
+# (a lost lease, an error) leaves little queued to defer.
+QUEUE_PER_CONNECTION = 16
+
 
 class SmtpPool:
     """Sends :class:`Outgoing` messages over ``connections`` reused SMTP connections.
@@ -112,7 +116,7 @@ class SmtpPool:
         )  # fmt: skip
         self.connections = connections
         policy = RetryPolicy(retries, retry_wait, max_retry_wait)
-        self._jobs = JobQueue(queue_size or 64 * connections)
+        self._jobs = JobQueue(queue_size or QUEUE_PER_CONNECTION * connections)
         self._shared = Shared(
             jobs=self._jobs,
             policy=policy,
