@@ -435,7 +435,7 @@ def test_an_hourly_quota_used_up_defers_the_rest(sink: FaultySink) -> None:
 
 
 def test_stop_defers_what_is_queued(sink: FaultySink) -> None:
-    with pool_for(sink, connections=2, rate_per_second=5) as pool:
+    with pool_for(sink, connections=2, rate_per_second=5, queue_size=50) as pool:
         for n in range(50):
             pool.submit(outgoing(n))
         first = next(pool.outcomes())
