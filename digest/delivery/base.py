@@ -1,7 +1,8 @@
 """Delivery plug-point: the ``Transport`` protocol, and :class:`BaseTransport`.
 
 A transport is opened once per run (one SMTP connection reused for every message), sends
-``EmailMessage`` objects and is closed. ``send`` raises
+``EmailMessage`` objects (``send``) or prebuilt wire bytes (``send_bytes``, e.g. from
+:func:`~digest.delivery.fastmime.wire_message`) and is closed. Both raise
 :class:`~digest.errors.TransientDeliveryError` (retry later) or
 :class:`~digest.errors.PermanentDeliveryError` (flag the address).
 
@@ -35,6 +36,13 @@ class Transport(Protocol):
         """Deliver one message to one recipient; raise a DeliveryError subclass on failure."""
         ...
 
+    def send_bytes(
+        self, data: bytes, *, envelope_from: str, recipient: str, message_id: str
+    ) -> None:
+        """Deliver ``data`` (a whole message, CRLF line ends) like ``send``; ``message_id``
+        is its Message-ID header's value (the outbox names the file after it)."""
+        ...
+
 
 class BaseTransport:
     """``with transport:`` opens it and closes it once, however the block ends."""
@@ -48,6 +56,11 @@ class BaseTransport:
         """Release what sending held (a connection); called once by ``__exit__``."""
 
     def send(self, message: EmailMessage, *, envelope_from: str, recipient: str) -> None:
+        raise NotImplementedError
+
+    def send_bytes(
+        self, data: bytes, *, envelope_from: str, recipient: str, message_id: str
+    ) -> None:
         raise NotImplementedError
 
     def __enter__(self) -> Self:

@@ -52,6 +52,14 @@ class FencedTransport(BaseTransport):
         self.fence()
         self.inner.send(message, envelope_from=envelope_from, recipient=recipient)
 
+    def send_bytes(
+        self, data: bytes, *, envelope_from: str, recipient: str, message_id: str
+    ) -> None:
+        self.fence()
+        self.inner.send_bytes(
+            data, envelope_from=envelope_from, recipient=recipient, message_id=message_id
+        )
+
 
 @dataclass(slots=True)
 class DeliverResult:
