@@ -27,6 +27,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email._header_value_parser import quote_string
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -134,35 +135,33 @@ class MessageWriter:
         message_id = message_id_for(view.key, self._domain)
         subject = single_line(rendered.subject)
         boundary = f"==digest-{digest[:24]}=="
-        headers = b"".join(
-            (
-                self._head,
-                self._to(view),
-                _plain("Subject", subject) or _folded_subject(subject),
-                _date_header(sent_at, sent_at.utcoffset()),
-                self._message_id_line(message_id, digest),
-                self._list_id,
-                self._list_unsubscribe(view),
-                self._tail,
-                self._content_type_line(boundary, digest),
-            )
-        )
+        headers = [
+            self._head,
+            self._to(view),
+            _plain("Subject", subject) or _folded_subject(subject),
+            _date_header(sent_at, sent_at.utcoffset()),
+            self._message_id_line(message_id, digest),
+            self._list_id,
+            self._list_unsubscribe(view),
+            self._tail,
+            self._content_type_line(boundary, digest),
+        ]
         delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
-        body = b"".join(
-            (
-                delimiter[2:],
-                self._text_head,
-                qp_body(rendered.text),
-                delimiter,
-                self._html_head,
-                qp_body(rendered.html),
-                delimiter[:-2],
-                b"--\r\n",
-            )
-        )
+        body = [
+            _CRLF,  # the blank line after the headers
+            delimiter[2:],
+            self._text_head,
+            qp_body(rendered.text),
+            delimiter,
+            self._html_head,
+            qp_body(rendered.html),
+            delimiter[:-2],
+            b"--\r\n",
+        ]
         if self._dkim_key is not None:
-            headers += self._signature(headers + _CRLF + body)
-        return WireMessage(data=headers + _CRLF + body, message_id=message_id, subject=subject)
+            headers.append(self._signature(b"".join(headers + body)))
+        data = b"".join(headers + body)
+        return WireMessage(data=data, message_id=message_id, subject=subject)
 
     def _to(self, view: DigestView) -> bytes:
         if self._from_error is not None:
@@ -170,9 +169,8 @@ class MessageWriter:
         name = single_line(view.subscriber_name or "")
         address = view.subscriber_email.strip()
         if _SIMPLE_ADDRESS.fullmatch(address):
-            shown = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            if _SPECIALS.isdisjoint(name):
-                shown = name
+            # headerregistry.Address.__str__: a name with specials becomes a quoted-string
+            shown = name if _SPECIALS.isdisjoint(name) else quote_string(name)
             line = _plain("To", f"{shown} <{address}>" if name else address)
             if line is not None:
                 return line

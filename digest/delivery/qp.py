@@ -99,11 +99,10 @@ def qp_body(text: str) -> bytes:
     """
     data = text.encode("utf-8")
     if b"\r" in data:  # rare: normalize CR and CRLF to LF, as _encode_text's splitlines()
-        data = b"\n".join(data.splitlines())
-        data += b"\n"
-    elif not data.endswith(b"\n"):
-        data += b"\n"
-    lines = _escape(data).split(b"\n")  # the last is b"": the final line break
+        data = b"\n".join(data.splitlines()) + b"\n"
+    lines = _escape(data).split(b"\n")
+    if data[-1:] != b"\n":
+        lines.append(b"")  # the body always ends with a line break
     for i, line in enumerate(lines):
         if len(line) > _MAX or line[-1:] in _TRAILING_WSP:
             lines[i] = _fold(line)
