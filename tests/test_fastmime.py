@@ -12,6 +12,7 @@ import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -23,7 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from render_fixtures import BARE, DELIVERED, HOSTILE, LINKS, NORMAL, digest_view, long_item
 
-from digest.delivery.fastmime import WireMessage, wire_message
+from digest.delivery.fastmime import (
+    MessageWriter,
+    WireMessage,
+    _plain,
+    reference_header,
+    wire_message,
+)
 from digest.delivery.message import MessageOptions, add_dkim_signature, build_message
 from digest.delivery.wire import message_bytes
 from digest.errors import RenderError
@@ -352,3 +359,30 @@ def test_random_text_gives_the_same_bytes(
     items = (item, HOSTILE, BARE, NORMAL)[:count]
     view = replace(digest_view(items), subscriber_name=name, period_label=period)
     same_bytes(view)
+
+
+ASCII = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=1100)
+ATEXT = st.text(st.sampled_from("abcXYZ019!#$%&'*+/=?^_`{|}~-"), min_size=1, max_size=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ASCII)
+def test_plain_ascii_subjects_equal_the_reference(text: str) -> None:
+    value = single_line(text)
+    line = _plain("Subject", value)
+    if line is not None:  # otherwise wire_message asks the reference folder
+        assert line == reference_header("Subject", value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    name=st.one_of(ASCII, st.sampled_from(['"', "\\", "()", "a.b", "x, y", "<z>", "=?a?="])),
+    local=st.lists(ATEXT, min_size=1, max_size=3).map(".".join),
+    domain=st.lists(ATEXT, min_size=1, max_size=3).map(".".join),
+)
+def test_plain_ascii_recipients_equal_the_reference(name: str, local: str, domain: str) -> None:
+    view = replace(digest_view(), subscriber_name=name, subscriber_email=f"{local}@{domain}")
+    expected = reference_header(
+        "To", Address(display_name=single_line(name), addr_spec=f"{local}@{domain}")
+    )
+    assert MessageWriter(OPTIONS)._to(view) == expected
