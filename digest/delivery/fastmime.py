@@ -17,7 +17,13 @@ input) at a fraction of the cost:
 - bodies are quoted-printable from :func:`~digest.delivery.qp.qp_body`.
 
 Everything here is pure: no database, and the DKIM key is read once per options, so a
-:class:`MessageWriter` can live in a worker process for a whole run.
+:class:`MessageWriter` can live in a worker process for a whole run::
+
+    wire = wire_message(view, renderer.render(view), options=options, sent_at=now)
+    transport.send_bytes(wire.data, envelope_from=…, recipient=…, message_id=wire.message_id)
+
+The caches here and in :mod:`~digest.delivery.qp` and :mod:`~digest.render.display` are
+bounded LRUs: about 24 MB per process once full.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+# The reference builder's own helpers (private there): the fast path must build what it builds.
 from digest.delivery.message import (
     MAIL_POLICY,
     MessageOptions,
@@ -105,11 +112,11 @@ class MessageWriter:
         self.options = options
         self._domain = _mail_domain(options.mail_from)
         self._from_error: Exception | None = None
+        self._from = b""
         try:
-            from_line = reference_header("From", options.mail_from)
+            self._from = reference_header("From", options.mail_from)
         except (ValueError, IndexError) as exc:  # raised per message, like build_message
-            self._from_error, from_line = exc, b""
-        self._head = from_line
+            self._from_error = exc
         self._list_id = reference_header("List-Id", single_line(options.list_id))
         self._tail = b"".join(
             reference_header(name, value)
@@ -136,7 +143,7 @@ class MessageWriter:
         subject = single_line(rendered.subject)
         boundary = f"==digest-{digest[:24]}=="
         headers = [
-            self._head,
+            self._from,
             self._to(view),
             _plain("Subject", subject) or _folded_subject(subject),
             _date_header(sent_at, sent_at.utcoffset()),
