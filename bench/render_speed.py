@@ -51,7 +51,7 @@ from typing import Any
 
 from rank_data import synth_papers, synth_profiles
 
-from digest.delivery import fastmime, qp
+from digest.delivery import fastmime
 from digest.delivery.message import MessageOptions, add_dkim_signature, build_message
 from digest.delivery.wire import message_bytes
 from digest.render import display, email
@@ -123,7 +123,6 @@ def clear_caches() -> None:
     """Empty every cache the fast paths keep (as in a fresh worker process)."""
     display.paper_display.cache_clear()
     email.clear_filter_caches()
-    qp._fold.cache_clear()
     fastmime.clear_caches()
 
 

@@ -22,8 +22,8 @@ Everything here is pure: no database, and the DKIM key is read once per options,
     wire = wire_message(view, renderer.render(view), options=options, sent_at=now)
     transport.send_bytes(wire.data, envelope_from=…, recipient=…, message_id=wire.message_id)
 
-The caches here and in :mod:`~digest.delivery.qp` and :mod:`~digest.render.display` are
-bounded LRUs: about 24 MB per process once full.
+The caches here and in :mod:`~digest.render.display` are bounded LRUs: about 10 MB per
+process once full.
 """
 
 from __future__ import annotations

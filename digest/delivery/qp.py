@@ -18,8 +18,8 @@ is UTF-8 encoded, its lines split at CR, LF or CRLF and joined with LF plus a fi
 character, and steps 2-3 in a Python loop over every line: most of the cost of building a
 digest message. Here step 1 is a handful of ``bytes.replace`` passes over the whole body
 (one for ``=``, one per distinct unsafe byte that occurs); steps 2-3 run only on lines that
-are long or end in white space, and their result is remembered per line, since most long
-lines (the template's, a paper's title, snippet and links) recur in many digests.
+are long or end in white space. (Remembering folded lines, which recur in many digests, was
+measured to gain nothing: hashing a line costs about what folding it does.)
 (``binascii.b2a_qp`` is no shortcut: it escapes a lone ".", folds a line ending in an escape
 differently and protects trailing white space its own way, and it is slower than this.)
 ``tests/test_fastmime.py`` checks the output against ``set_content`` on crafted edge cases
@@ -28,9 +28,6 @@ and on random text.
 
 from __future__ import annotations
 
-import functools
-
-LINE_CACHE_SIZE = 16384  # folded long lines remembered (a few hundred bytes each)
 _MAX = 76  # RFC 2045 §6.7: encoded lines at most 76 characters (the policy's line length)
 _PIECE = _MAX - 1  # room left for the "=" soft break
 _EQ = 0x3D
@@ -54,7 +51,6 @@ def _escape(body: bytes) -> bytes:
     return body
 
 
-@functools.lru_cache(maxsize=LINE_CACHE_SIZE)
 def _fold(line: bytes) -> bytes:
     """Steps 2 and 3 for one escaped line that is long or ends in white space.
 
