@@ -135,4 +135,6 @@ def test_import_caps_fields_and_counts_them(cli: Cli, settings: Settings, tmp_pa
     with db.transaction(settings) as session:
         run = session.execute(select(Run)).scalar_one()
         assert run.details["capped"] == {"abstract": 2, "authors": 1, "title": 1}
-    assert cli.json("status")["papers"] == 3
+    status = cli.json("status")
+    assert status["papers"] == 3
+    assert status["runs"][0]["details"]["capped"] == {"abstract": 2, "authors": 1, "title": 1}
