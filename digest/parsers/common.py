@@ -39,10 +39,12 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # Tags, declarations and processing instructions, never reaching past the next "<" (a
 # quoted attribute value may hold ">"), so a scan costs at most the distance to the next
 # "<": linear over any text. Comments and CDATA markers are found separately (see _pieces).
-_TAG = re.compile(
-    r"<!--|<!\[CDATA\[|\]\]>|<[!?][^<>]*>"
+_TAG_BODY = (
+    r"<!\[CDATA\[|\]\]>|<[!?][^<>]*>"
     r"|</?(?P<name>[A-Za-z][A-Za-z0-9:-]*)(?:\s(?:[^<>\"']|\"[^\"<]*\"|'[^'<]*')*)?/?>"
 )
+_TAG = re.compile(r"<!--|" + _TAG_BODY)
+_TAG_NO_COMMENT = re.compile(_TAG_BODY)  # once no "-->" is left: "<!--" is no comment start
 _COMMENT_END = "-->"
 # Character references as HTML writes them; digits bounded (int() refuses > 4,300 digits).
 _ENTITY = re.compile(r"&(?:#[0-9]{1,8};?|#[xX][0-9a-fA-F]{1,8};?|[A-Za-z][A-Za-z0-9]{1,31};?)")
@@ -114,19 +116,22 @@ def _pieces(text: str) -> Iterator[_Piece]:
     """Split markup into text, tags and the rest (comments, declarations, CDATA markers).
 
     One pass, linear in the length of ``text``. A comment runs to the next ``-->``; once no
-    ``-->`` is left, a later ``<!--`` is text (searching again for each would be quadratic).
+    ``-->`` is left, ``<!--`` starts no comment (searching again for each would be
+    quadratic) and is read like any ``<!…>`` declaration, or as text.
     """
-    position, comments_close = 0, True
-    while (match := _TAG.search(text, position)) is not None:
+    position, pattern = 0, _TAG
+    while (match := pattern.search(text, position)) is not None:
         start, end = match.span()
         if match.group() == "<!--":
-            close = text.find(_COMMENT_END, end) if comments_close else -1
+            close = text.find(_COMMENT_END, end)
             if close < 0:
-                comments_close = False
-                yield _Piece("text", text[position:end])
-                position = end
-                continue
-            end = close + len(_COMMENT_END)
+                pattern = _TAG_NO_COMMENT
+                match = pattern.search(text, start)
+                if match is None:
+                    break
+                start, end = match.span()
+            else:
+                end = close + len(_COMMENT_END)
         if start > position:
             yield _Piece("text", text[position:start])
         name = match.group("name")
@@ -146,13 +151,12 @@ def _strip_tag(match: re.Match[str]) -> str:
 def _strip_tags(text: str) -> str:
     if "<" not in text and "]]>" not in text:
         return text
-    if "<!--" in text:  # closed comments become spaces; the rest is left to the sub below
+    if "<!--" in text:  # comments become spaces; the tags are left to the sub below
         text = "".join(
-            " " if p.text.startswith("<!--") and p.kind == "other" else p.text
+            " " if p.kind == "other" and p.text.startswith("<!--") else p.text
             for p in _pieces(text)
         )
-    # The comments are gone: _TAG's "<!--" alternative can only meet an unclosed one, text.
-    return _TAG.sub(lambda m: m.group() if m.group() == "<!--" else _strip_tag(m), text)
+    return _TAG_NO_COMMENT.sub(_strip_tag, text)
 
 
 def plain_text(value: object) -> str:
