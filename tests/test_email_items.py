@@ -18,6 +18,7 @@ from digest.config.resources import sample_dir
 from digest.config.settings import Settings
 from digest.parsers.limits import ABSTRACT_CHARS, SHORT_CHARS, TITLE_CHARS
 from digest.render.assemble import paper_url
+from digest.render.display import interest_label
 from digest.render.email import HTML_BUDGET, EmailRenderer
 from digest.render.views import ItemView
 from digest.runner import run_digests
@@ -50,6 +51,13 @@ def test_paper_url_prefers_real_links_and_never_guesses() -> None:
     assert paper_url(_paper(arxiv_id="2410.17243")) == "https://arxiv.org/abs/2410.17243"
     assert paper_url(_paper(doi="10.1000/xyz<1>")) == "https://doi.org/10.1000/xyz%3C1%3E"
     assert paper_url(_paper(title="Only a title from a saved page")) is None
+
+
+def test_interest_labels_drop_the_profile_syntax() -> None:
+    assert interest_label("robot learning^2") == "robot learning"
+    assert interest_label('"RL: exploration"^0.5') == "RL: exploration"
+    assert interest_label("offline RL") == "offline RL"
+    assert interest_label("x^ 1.5\n") == "x"
 
 
 def _delivered(settings: Settings) -> EmailMessage:
