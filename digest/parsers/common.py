@@ -174,6 +174,14 @@ def _unescape(text: str) -> str:
     return _ENTITY.sub(lambda match: html.unescape(match.group()), text) if "&" in text else text
 
 
+_DROPPED_OPEN = re.compile(r"<(?:" + "|".join(sorted(_DROPPED_CONTENT)) + r")[\s/>]", re.IGNORECASE)
+
+
+def _html_tag(match: re.Match[str]) -> str:
+    name = match.group("name")
+    return "" if name is None or name.lower() in _INLINE_TAGS else " "
+
+
 def html_to_text(value: object) -> str:
     """Text content of an HTML fragment as one line (script/style dropped, entities decoded).
 
@@ -183,6 +191,9 @@ def html_to_text(value: object) -> str:
     """
     if not isinstance(value, str) or not value:
         return ""
+    if "<!--" not in value and not _DROPPED_OPEN.search(value):
+        # No comment and no element whose content is dropped: tags out, entities decoded.
+        return plain_text(_unescape(_TAG_NO_COMMENT.sub(_html_tag, value)))
     parts: list[str] = []
     skip = 0  # depth inside script, style … whose content is not text
     for piece in _pieces(value):
