@@ -78,6 +78,25 @@ BARE = ItemView(
 
 ITEMS = (NORMAL, HOSTILE, BARE)
 
+# Two more for the email's golden files only (the feeds' keep ITEMS): a Daily Papers entry
+# known only by the day it was listed, and a paper from a saved page, which names no link.
+LISTED = ItemView(
+    key="arxiv:2611.01234",
+    title="Listed Before Anyone Knew Its Date",
+    url="https://huggingface.co/papers/2611.01234",
+    abstract="Only the day Hugging Face listed it is known.",
+    authors=("Grace Hopper",),
+    listed=datetime(2026, 11, 22, 9, 15, tzinfo=UTC),
+    upvotes=3,
+)
+SAVED_PAGE = ItemView(
+    key="title:fedcba9876543210",
+    title="A Paper From a Saved Listing Page",
+    url=None,
+    abstract="Saved pages carry titles and abstracts but no links and no author names.",
+)
+EMAIL_ITEMS = (*ITEMS, LISTED, SAVED_PAGE)
+
 
 def digest_view(items: tuple[ItemView, ...] = ITEMS) -> DigestView:
     """The golden digest (or an empty one with ``items=()``)."""

@@ -91,8 +91,8 @@ def test_date_is_not_taken_from_the_cache() -> None:
     renderer = EmailRenderer()
     utc_text = renderer.render(digest_view((replace(NORMAL, published=evening),))).text
     tokyo_text = renderer.render(digest_view((replace(NORMAL, published=tokyo),))).text
-    assert "· 20 Nov 2026" in utc_text
-    assert "· 21 Nov 2026" in tokyo_text
+    assert "published 20 Nov 2026" in utc_text and "21 Nov 2026" not in utc_text
+    assert "published 21 Nov 2026" in tokyo_text and "20 Nov 2026" not in tokyo_text
 
 
 def test_cache_is_bounded() -> None:

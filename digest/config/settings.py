@@ -206,9 +206,10 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Address `digest serve` listens on.")
     web_port: int = Field(8000, ge=1, le=65535, description="Port `digest serve` listens on.")
     web_forwarded_allow_ips: str = Field(
-        "127.0.0.1",
-        description="Reverse proxies trusted to set X-Forwarded-For (comma-separated IPs, "
-        "or `*`); the client IP it names feeds the subscribe rate limit.",
+        "",
+        description="Reverse proxies trusted to set X-Forwarded-For (comma-separated IPs or "
+        "networks, `*` for any); the client IP it names feeds the subscribe rate limit. Empty "
+        "(the default): no one is trusted, the connecting address counts.",
     )
     confirm_max_age: int = Field(
         172_800, ge=60, description="Seconds a confirmation link stays valid (48 hours)."

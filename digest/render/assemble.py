@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import quote_plus
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -22,6 +22,7 @@ from digest.digests.ledger import digest_key
 from digest.digests.selection import Selection, select_papers
 from digest.errors import DigestError
 from digest.ranking.base import Ranker
+from digest.render.display import interest_label
 from digest.render.email import RenderedEmail, cached_renderer
 from digest.render.feeds import FEED_FORMATS
 from digest.render.views import DigestView, FeedView, ItemView
@@ -73,18 +74,22 @@ class PaperLike(Protocol):
     @property
     def published_at(self) -> datetime | None: ...
     @property
+    def listed_at(self) -> datetime | None: ...
+    @property
     def upvotes(self) -> int | None: ...
 
 
-def paper_url(paper: PaperLike) -> str:
-    """The paper's landing page; a title search when no source gave a link."""
+def paper_url(paper: PaperLike) -> str | None:
+    """The paper's landing page: its source's link (the Hugging Face paper page, an entry's
+    link), else the arXiv abstract by id, else the DOI; None when no source gave any of them
+    (a saved listing page names no link): the email says so rather than guess a search."""
     if paper.url:
         return paper.url
     if paper.arxiv_id:
         return f"https://arxiv.org/abs/{paper.arxiv_id}"
     if paper.doi:
-        return f"https://doi.org/{paper.doi}"
-    return f"https://arxiv.org/search/?searchtype=title&query={quote_plus(paper.title)}"
+        return f"https://doi.org/{quote(paper.doi, safe='/:;()._-')}"
+    return None
 
 
 def item_view(
@@ -102,6 +107,7 @@ def item_view(
         abstract=paper.abstract,
         authors=tuple(paper.authors),
         published=paper.published_at,
+        listed=paper.listed_at,
         upvotes=paper.upvotes,
         code_url=paper.github_repo,
         pdf_url=paper.pdf_url,
@@ -205,7 +211,7 @@ def feed_view(
         feed_id=f"{links.site_url}feeds/{subscriber.id}",
         title=f"{options.site_name} for {who}",
         subtitle="New papers picked for your interests: "
-        + ", ".join(_interests(session, subscriber)),
+        + ", ".join(interest_label(i) for i in _interests(session, subscriber)),
         self_url=self_url,
         site_url=links.site_url,
         author_name=options.site_name,

@@ -89,6 +89,20 @@ def wrap(text: str, width: int = 72) -> str:
     return "\n".join(lines)
 
 
+_WEIGHT_SUFFIX = re.compile(
+    r"\s*\^\s*[0-9.eE+-]+$"
+)  # the profile syntax's "^2" (ranking/profile_text)
+
+
+def interest_label(text: str) -> str:
+    """An interest as a reader says it: ``robot learning^2`` → ``robot learning``,
+    ``"RL: exploration"^0.5`` → ``RL: exploration`` (weights are for the ranker)."""
+    label = _WEIGHT_SUFFIX.sub("", single_line(text))
+    if len(label) >= 2 and label[0] == label[-1] == '"':
+        label = label[1:-1].strip()
+    return label
+
+
 def authors_line(authors: tuple[str, ...], shown: int = AUTHORS_SHOWN) -> str:
     """``"A, B, C et al."`` for long author lists, all names for short ones."""
     names: list[str] = []
@@ -137,7 +151,8 @@ class ItemContext:
     title: str
     url: str | None
     authors: str
-    date: str
+    date: str  # "22 Oct 2024", or "" when no date is known
+    date_kind: str  # what the date is: "published" (the paper's own) or "listed" (featured)
     reason: str
     upvotes: str
     code_url: str | None
@@ -194,7 +209,8 @@ def item_context(item: ItemView, number: int) -> ItemContext:
         title=paper.title,
         url=paper.url,
         authors=paper.authors,
-        date=date_label(item.published),
+        date=date_label(item.published or item.listed),
+        date_kind="published" if item.published or not item.listed else "listed",
         reason=single_line(item.reason),
         upvotes=upvotes_label(item.upvotes),
         code_url=paper.code_url,
