@@ -7,6 +7,7 @@ the other files still import. Every file is a recorded run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,13 +66,20 @@ def import_files(
     now: datetime,
     source: str | None = None,
     on_file: Callable[[FileResult], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> ImportReport:
-    """Import each file; a failing file is reported and skipped, never partly stored."""
+    """Import each file; a failing file is reported and skipped, never partly stored.
+
+    ``on_progress(path, done, total)`` hears each file's progress: ``total`` 0 while it is
+    read and parsed, then steps of storing its papers (two per paper) as they are done.
+    """
+    progress = on_progress or (lambda _path, _done, _total: None)
     engine = db.get_engine(settings)
     report = ImportReport()
     for path in paths:
         result = FileResult(path=str(path))
         with recorded_run(engine, kind="import", source=str(path), started_at=now) as run:
+            progress(str(path), 0, 0)
             try:
                 listing = read_listing_file(
                     path, fmt=fmt, max_bytes=settings.max_listing_bytes, now=now
@@ -84,7 +92,11 @@ def import_files(
                 result.format, result.records = listing.format, len(listing.records)
                 with db.transaction(engine) as session:
                     outcome = upsert_records(
-                        session, listing.records, source=source or f"file:{path.name}", now=now
+                        session,
+                        listing.records,
+                        source=source or f"file:{path.name}",
+                        now=now,
+                        on_progress=functools.partial(progress, str(path)),
                     )
                 result.new, result.seen, result.updated = outcome.new, outcome.seen, outcome.updated
             run.new, run.seen = result.new, result.seen

@@ -6,6 +6,7 @@ conditional GET, file reads its file. Failures raise, so the CLI prints the one-
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,8 @@ from digest.sources.config import find_source
 from digest.sources.fetcher import SOURCE_TYPES, make_context
 from digest.sources.http import Sleep, make_client
 from digest.store import db
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -55,10 +58,11 @@ def probe_source(
     sample: int = 5,
 ) -> ProbeReport:
     """Fetch and parse the first payload of source ``name``; store nothing."""
-    with db.transaction(settings) as session:
+    with db.reading(settings) as session:
         entry = find_source(session, settings, name)
     spec = entry.spec
     report = ProbeReport(spec.name, spec.kind, spec.resolved_url, entry.origin)
+    log.info("testing %s (%s): %s", spec.name, spec.kind, spec.resolved_url)
     http_client = make_client(settings) if client is None else client
     try:
         ctx = make_context(settings, http_client, now=now, probe=True, sleep=sleep)
