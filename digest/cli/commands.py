@@ -16,6 +16,7 @@ from digest.cli.common import (
     print_error,
     print_json,
     refuse_together,
+    say,
 )
 from digest.config.formats import FORMATS
 from digest.errors import UsageError
@@ -300,20 +301,19 @@ def preview(
         print_json(_preview_json(view, rendered.subject, would_send))
         return
     if not would_send:
-        console.print(
+        say(
             f"Nothing new for {view.subscriber_email} ({view.period_label}): no email would "
-            "be sent (DIGEST_SEND_EMPTY is false) and the feeds stay as they are.",
-            markup=False,
+            "be sent (DIGEST_SEND_EMPTY is false) and the feeds stay as they are."
         )
         if html:
-            console.print(f"{html} not written: there is no email to show", markup=False)
+            say(f"{html} not written: there is no email to show")
         return
     if html:
         html.write_text(rendered.html, encoding="utf-8")
-        console.print(f"wrote {html} ({len(view.items)} papers)", markup=False)
+        say(f"wrote {html} ({len(view.items)} papers)")
     if text or not html:
-        console.print(f"Subject: {rendered.subject}\n", highlight=False, markup=False)
-        console.print(rendered.text, highlight=False, markup=False)
+        say(f"Subject: {rendered.subject}\n")
+        say(rendered.text)
 
 
 @handle_errors

@@ -43,6 +43,11 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def say(text: str) -> None:
+    """A line (or lines) of plain text on stdout: no markup, no highlighting, no wrapping."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def print_error(message: str) -> None:
     """``error: …`` on stderr, always exactly one line."""
     err_console.print(

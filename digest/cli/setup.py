@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from digest.cli.common import console, get_settings, handle_errors, overrides, print_json
+from digest.cli.common import console, get_settings, handle_errors, overrides, print_json, say
 from digest.cli.help import App
 
 db_app = App(help="Database maintenance.")
@@ -36,12 +36,12 @@ def init() -> None:
     where, before, after = _migrate()
     revision = ", ".join(after)
     if not before:
-        console.print(f"created a store at {where} (revision {revision})", markup=False)
+        say(f"created a store at {where} (revision {revision})")
     elif before != after:
         was = ", ".join(before)
-        console.print(f"upgraded the store at {where} ({was} → {revision})", markup=False)
+        say(f"upgraded the store at {where} ({was} → {revision})")
     else:
-        console.print(f"the store at {where} is ready (revision {revision})", markup=False)
+        say(f"the store at {where} is ready (revision {revision})")
 
 
 @db_app.command("upgrade")
@@ -96,12 +96,9 @@ def config(json_out: Json = False) -> None:
         print_json({"file": file, "settings": rows})
         return
     if file:
-        console.print(f"settings file: {file}", markup=False)
+        say(f"settings file: {file}")
     else:
-        console.print(
-            "settings file: none (no digest.toml in this directory; DIGEST_CONFIG is not set)",
-            markup=False,
-        )
+        say("settings file: none (no digest.toml in this directory; DIGEST_CONFIG is not set)")
     table = Table("setting", "value", "from", "description")
     for row in rows:
         cells = (row["env"], _shown(row["value"]), row["from"], row["description"])

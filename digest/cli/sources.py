@@ -16,6 +16,7 @@ from digest.cli.common import (
     print_error,
     print_json,
     print_warning,
+    say,
 )
 from digest.cli.help import App
 from digest.config.formats import FORMATS
@@ -77,7 +78,7 @@ def list_(json_out: Json = False) -> None:
         print_json(rows)
         return
     if not rows:
-        console.print(NO_SOURCES, markup=False)
+        say(NO_SOURCES)
         return
     table = Table("name", "kind", "url", "from", "last success", "last error")
     for entry in entries:
@@ -165,7 +166,7 @@ def add(
     spec = anchored(given, Path.cwd())
     with db.transaction(settings) as session:
         add_source(session, settings, spec, now=datetime.now(UTC))
-    console.print(f"added {spec.kind} source {spec.name}: {spec.resolved_url}", markup=False)
+    say(f"added {spec.kind} source {spec.name}: {spec.resolved_url}")
     if spec.kind == "file" and not Path(spec.resolved_url).is_file():
         print_warning(
             f"{spec.resolved_url} does not exist (yet): fetching it will fail until it does"
@@ -185,7 +186,7 @@ def remove(name: Name) -> None:
     settings = get_settings()
     with db.transaction(settings) as session:
         remove_source(session, settings, name)
-    console.print(f"removed source {name}", markup=False)
+    say(f"removed source {name}")
 
 
 @app.command("test")
@@ -203,9 +204,9 @@ def test(name: Name, now: Now = None, json_out: Json = False) -> None:
     if json_out:
         print_json(report.as_dict())
         return
-    console.print(f"{report.name} ({report.kind}) {report.url}: ok, {report.label}", markup=False)
+    say(f"{report.name} ({report.kind}) {report.url}: ok, {report.label}")
     for title in report.titles:
-        console.print(f"  • {title}", highlight=False, markup=False)
+        say(f"  • {title}")
 
 
 def _parse_since(value: str | None) -> date | None:

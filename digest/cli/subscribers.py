@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from digest.cli.common import console, get_settings, handle_errors, print_json
+from digest.cli.common import console, get_settings, handle_errors, print_json, say
 from digest.cli.help import App
 from digest.cli.preferences import preference_options
 from digest.errors import UsageError
@@ -49,10 +49,7 @@ def add(email: Email, preferences: PreferenceInput, json_out: Json = False) -> N
     if json_out:
         print_json(info)
     else:
-        console.print(
-            f"added {info['email']} ({info['frequency']}, {len(info['keywords'])} keywords)",
-            markup=False,
-        )
+        say(f"added {info['email']} ({info['frequency']}, {len(info['keywords'])} keywords)")
 
 
 @app.command("list")
@@ -155,9 +152,9 @@ def edit(email: Email, preferences: PreferenceInput, json_out: Json = False) -> 
         return
     changes = _changes(before, after)
     if changes:
-        console.print(f"updated {after['email']}: " + "; ".join(changes), markup=False)
+        say(f"updated {after['email']}: " + "; ".join(changes))
     else:
-        console.print(f"nothing changed: {after['email']} already has these values", markup=False)
+        say(f"nothing changed: {after['email']} already has these values")
 
 
 def _status_command(status: str, verb: str) -> None:
@@ -167,7 +164,7 @@ def _status_command(status: str, verb: str) -> None:
         from digest.subscribers import admin  # noqa: PLC0415 - keep --help fast
 
         address, now_status = admin.change_status(get_settings(), email, status, now=_now())
-        console.print(f"{address} is {now_status}", markup=False)
+        say(f"{address} is {now_status}")
 
     what = (
         "Stop sending to a subscriber (keeps the profile)."
@@ -197,7 +194,7 @@ def remove(
     if not yes:
         typer.confirm(f"Delete {email} and their history?", abort=True)
     admin.remove(settings, email)
-    console.print(f"removed {email}", markup=False)
+    say(f"removed {email}")
 
 
 @app.command("export")
@@ -220,10 +217,9 @@ def export(
     if output:
         output.write_text(text, encoding="utf-8")
         digests = sum(len(s["digests"]) for s in data["subscribers"])
-        console.print(
+        say(
             f"exported {len(data['subscribers'])} subscriber(s), {digests} digest(s) and "
-            f"{len(data['papers'])} paper(s) to {output}",
-            markup=False,
+            f"{len(data['papers'])} paper(s) to {output}"
         )
     else:
         typer.echo(text, nl=False)
@@ -246,7 +242,7 @@ def import_(
     if json_out:
         print_json(result.as_dict())
     else:
-        console.print(result.summary(), markup=False)
+        say(result.summary())
 
 
 @app.command("sync")
@@ -268,4 +264,4 @@ def sync(
     if json_out:
         print_json(result.as_dict())
     else:
-        console.print(result.summary(removals=True), markup=False)
+        say(result.summary(removals=True))

@@ -56,7 +56,7 @@ def chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
 _engines: dict[str, Engine] = {}
 _migrated: set[str] = set()  # engines (by cache key) brought to the head revision here
 _lock = threading.Lock()
-CREATES = "`digest init` or any write command creates one"
+CREATES = '"digest init" or any write command creates one'
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -143,7 +143,7 @@ def store_location(settings: Settings) -> str:
     """The store as a person would name it: the SQLite file, else the URL (no password)."""
     parsed = make_url(settings.resolved_database_url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
-        return parsed.database
+        return str(Path(parsed.database).absolute())
     return _safe(settings.resolved_database_url)
 
 

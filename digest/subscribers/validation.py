@@ -69,8 +69,10 @@ def _check_weekday(value: str | int) -> int:
 def _check_timezone(value: str) -> str:
     try:
         return validate_timezone(value)
-    except ConfigError as exc:
-        raise ValueError(str(exc)) from None
+    except ConfigError:
+        raise ValueError(
+            f"must be {expectation(BY_NAME['timezone'])}, not {_shown(value)} (unknown time zone)"
+        ) from None
 
 
 def _annotation(p: Preference) -> Any:
