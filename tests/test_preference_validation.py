@@ -25,24 +25,32 @@ from digest.web.forms import parse_preferences
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 # (key, TOML value, the same value in JSON, what the message says after "key: ")
+HOUR = "must be a whole number from 0 to 23, not"
+DAYS = "monday, tuesday, wednesday, thursday, friday, saturday, sunday"
+LIST = 'must be a list of texts, e.g. ["first", "second"], not'
 REFUSED = [
-    ("hour", '"8"', "8", 'must be a whole number from 0 to 23, not "8" (a number is written without quotes)'),
-    ("hour", "true", True, "must be a whole number from 0 to 23, not true"),
-    ("hour", "7.5", 7.5, "must be a whole number from 0 to 23, not 7.5"),
-    ("hour", "25", 25, "must be a whole number from 0 to 23, not 25"),
+    ("hour", '"8"', "8", f'{HOUR} "8" (a number is written without quotes)'),
+    ("hour", "true", True, f"{HOUR} true"),
+    ("hour", "7.5", 7.5, f"{HOUR} 7.5"),
+    ("hour", "25", 25, f"{HOUR} 25"),
     ("max_items", "0", 0, "must be a whole number from 1 to 100, not 0"),
     ("popularity_weight", "11", 11, "must be a number from 0 to 10, not 11"),
     ("min_score", "false", False, "must be a number of at least 0, not false"),
     ("frequency", '"hourly"', "hourly", 'must be one of daily, weekly, off, not "hourly"'),
-    ("weekday", '"funday"', "funday", 'must be a weekday (monday, tuesday, wednesday, thursday, friday, saturday, sunday) or 0-6 (0 = Monday), not "funday"'),
+    (
+        "weekday",
+        '"funday"',
+        "funday",
+        f'must be a weekday ({DAYS}) or 0-6 (0 = Monday), not "funday"',
+    ),
     ("weekday", "7", 7, "not 7"),
-    ("timezone", '"Mars/Olympus"', "Mars/Olympus", 'must be an IANA time zone such as Europe/Berlin, not "Mars/Olympus"'),
-    ("keywords", '"robots, drones"', "robots, drones", 'must be a list of texts, e.g. ["first", "second"], not "robots, drones"; write keywords = ["robots", "drones"]'),
-    ("keywords", "[1, 2]", [1, 2], 'must be a list of texts, e.g. ["first", "second"], not [1, 2]'),
+    ("timezone", '"Mars"', "Mars", 'must be an IANA time zone such as Europe/Berlin, not "Mars"'),
+    ("keywords", '"a, b"', "a, b", f'{LIST} "a, b"; write keywords = ["a", "b"]'),
+    ("keywords", "[1, 2]", [1, 2], f"{LIST} [1, 2]"),
     ("excludes", '"survey"', "survey", 'not "survey"; write excludes = ["survey"]'),
     ("exclude", "[true]", [True], "not [true]"),
     ("name", "42", 42, "must be text of at most 200 characters, not 42"),
-]  # fmt: skip
+]
 
 
 def _profile(directory: Path, key: str, literal: str) -> None:
