@@ -186,6 +186,32 @@ def test_serve_warns_about_a_base_url_on_another_port(settings: Settings, tmp_pa
     )
 
 
+def test_serve_stops_on_a_signal_that_arrives_while_it_starts(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """SIGTERM before uvicorn has its own handlers was swallowed: the process ran on."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env.update(DIGEST_DATA_DIR=str(settings.data_dir), DIGEST_SCHEDULER_FETCH_CRON="off")
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(DIGEST), "serve", "--host", "127.0.0.1", "--port", str(_free_port())],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "warning:" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)  # the warning comes just before the handlers and the app
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
 # 11 ----------------------------------------------------------------------------------------
 
 

@@ -60,6 +60,18 @@ def _run_scheduler_only(settings: Settings) -> None:
     run_until_stopped(SchedulerService(settings), stop)
 
 
+def _serve_until(server: Any, stop: threading.Event) -> None:
+    """Run uvicorn until it exits or ``stop`` is set: a signal that arrives while the app
+    starts, before uvicorn has its own handlers, must stop it too (it was lost before)."""
+
+    def watch() -> None:
+        stop.wait()
+        server.should_exit = True
+
+    threading.Thread(target=watch, name="serve-stop", daemon=True).start()
+    server.run()
+
+
 @handle_errors
 def serve(
     host: Annotated[
@@ -101,7 +113,8 @@ def serve(
     mismatch = base_url_mismatch(settings.base_url, listen_host, listen_port)
     if mismatch:
         print_warning(mismatch)
-    install_signal_handlers(threading.Event())
+    stop = threading.Event()
+    install_signal_handlers(stop)
     service = SchedulerService(settings)
     web = create_app(settings)
     service.start()
@@ -116,7 +129,7 @@ def serve(
             proxy_headers=True,
             forwarded_allow_ips=settings.web_forwarded_allow_ips,
         )
-        uvicorn.Server(config).run()
+        _serve_until(uvicorn.Server(config), stop)
     finally:
         service.stop()
 
