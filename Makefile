@@ -51,3 +51,8 @@ format: install
 
 clean:
 	rm -rf demo-output .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+
+# Not part of `make test`: needs Docker, or root to install and start it (docker/check.sh).
+.PHONY: docker-check
+docker-check:  ## build the image and run demo, serve, feeds and compose in Docker
+	bash docker/check.sh

@@ -79,7 +79,6 @@ from digest.delivery import make_transport
 from digest.errors import ProfileError
 from digest.ranking import Profile, RankDoc, get_ranker, parse_interest
 from digest.ranking.profile_text import parse_phrase
-from digest.render.feeds import FEED_FORMATS
 from digest.store import db
 from digest.store.models import Digest, DigestItem, Interest, Subscriber
 from digest.store.papers import upsert_records
@@ -451,7 +450,7 @@ def _store_size_mb(settings: Settings) -> float:
 # Report ---------------------------------------------------------------------------------
 
 
-def print_run_table(clock: Clock, total: float, stopped: str | None) -> None:
+def print_run_table(clock: Clock, total: float, stopped: str | None, processes: int) -> None:
     s, n = clock.seconds, clock.calls
 
     def row(phase: str, step: str, seconds: float, calls: int | None = None) -> None:
@@ -461,57 +460,63 @@ def print_run_table(clock: Clock, total: float, stopped: str | None) -> None:
 
     print("| phase | step | time | share | calls | per call |")
     print("|---|---|---|---|---|---|")
-    row("due", "`find_due`: subscribers, periods, ledger, interests → profiles", s["due"],
-        n["due"])  # fmt: skip
+    row("due", "`find_due`: subscribers, periods, ledger, interests → profiles", s["due"], n["due"])
     row("ranking", "`select_papers` (all due subscribers at once)", s["select"], n["select"])
     row("", "↳ `ranker.prepare` (the papers)", s["prepare"], n["prepare"])
     row("", "↳ `ranker.rank` (every profile)", s["rank"], n["rank"])
-    row("", "↳ rest: load papers, ledger query, Selection objects",
-        s["select"] - s["prepare"] - s["rank"])  # fmt: skip
-    row("recording", "`ledger.record_digests` (digest rows + items)", s["record"], n["record"])
-    row("", "rest of `build_due_digests` (commit)",
-        s["build"] - s["due"] - s["select"] - s["record"])  # fmt: skip
+    row(
+        "",
+        "↳ rest: load papers, ledger query, Selection objects",
+        s["select"] - s["prepare"] - s["rank"],
+    )
+    row(
+        "recording",
+        "`ledger.record_digests` (digest rows + items, in bulk)",
+        s["record"],
+        n["record"],
+    )
+    row("", "rest of phase 1 (commit)", s["build"] - s["due"] - s["select"] - s["record"])
+    row("**phase 1**", "**due + rank + record**", s["build"], n["build"])
     row("delivery", "`ledger.deliverable` (ids to send)", s["deliverable"], n["deliverable"])
-    row("", "per digest, total", s["deliver"], n["deliver"])
-    row("", "↳ `ledger.claim` (conditional UPDATE)", s["claim"], n["claim"])
-    row("rendering", "↳ `digest_view` (items + interests queries)", s["view"], n["view"])
-    row("rendering", "↳ `EmailRenderer.render` (Jinja HTML + text)", s["render"], n["render"])
-    row("rendering", "↳ `build_message` (MIME, quoted-printable)", s["message"], n["message"])
-    row("rendering", "↳ `add_dkim_signature` (DKIM off here)", s["dkim"], n["dkim"])
-    row("delivery", "↳ `transport.send`", s["send"], n["send"])
-    row("delivery", "↳ `ledger.finish` (status update, own transaction)", s["finish"], n["finish"])
-    steps = ("claim", "view", "render", "message", "dkim", "send", "finish")
-    row("delivery", "↳ rest: session.get/refresh digest + subscriber, commit",
-        s["deliver"] - sum(s[k] for k in steps))  # fmt: skip
-    row("feeds", "`write_feeds` total (3 formats each)", s["feeds"], n["feeds"])
-    row("", "↳ `feed_view` (items + interests queries)", s["feed_view"], n["feed_view"])
-    for fmt in FEED_FORMATS:
-        row("", f"↳ `render_{fmt}`", s[fmt], n[fmt])
-    row("", "↳ rest: file writes",
-        s["feeds"] - s["feed_view"] - sum(s[f] for f in FEED_FORMATS))  # fmt: skip
-    accounted = s["build"] + s["deliverable"] + s["deliver"] + s["feeds"]
+    row("", "phase 2: claim, render, send, record (batches)", s["deliver"], n["deliver"])
+    row("", "↳ `ledger.claim_batch` (one UPDATE per batch)", s["claim"], n["claim"])
+    row("", "↳ payloads from the store (retries only)", s["load"], n["load"])
+    row("", "↳ waiting for the renderers", s["render_wait"], n["render_wait"])
+    row("", "↳ handing over (sender.submit)", s["send"], n["send"])
+    row("", "↳ `ledger.finish_batch` (outcomes, in groups)", s["finish"], n["finish"])
+    steps = ("claim", "load", "render_wait", "send", "finish")
+    row(
+        "",
+        "↳ rest: payloads from memory, outcomes, hand-back",
+        s["deliver"] - sum(s[k] for k in steps),
+    )
+    row(
+        "rendering",
+        f"renderers' own time, {processes} process(es), in parallel with the above",
+        s["render"],
+        n["render"],
+    )
+    accounted = s["build"] + s["deliverable"] + s["deliver"]
     if n["analyze"]:
         row("other", "ANALYZE (--analyze, stands in for autovacuum)", s["analyze"], n["analyze"])
     accounted += s["analyze"]
-    row("other", "engine + migration check, Run row, renderer, final commit", total - accounted)
+    row("other", "engine + migration check, Run row, claimant, final commit", total - accounted)
     label = f"**run_digests, {stopped}**" if stopped else "**run_digests total**"
     print(f"| total | {label} | **{total:.1f} s** | 100% | | |")
 
 
 def extrapolate(clock: Clock, progress: Progress) -> None:
-    """What the whole run would take, from the per-digest costs measured before the stop."""
-    s, n = clock.seconds, clock.calls
-    if not n["deliver"] or not progress.total:
+    """What the whole run would take, from the costs measured before the stop."""
+    s = clock.seconds
+    if not progress.done or not progress.total:
         print("| extrapolation | none: delivery had not started |")
         return
-    delivery = s["deliver"] / n["deliver"] * progress.total
+    delivery = s["deliver"] / progress.done * progress.total
     known = s["build"] + s["deliverable"]
-    line = f"| extrapolated: recording {known:.0f} s + delivery {delivery:.0f} s"
-    if n["feeds"]:
-        feeds = s["feeds"] / n["feeds"] * progress.total
-        print(f"{line} + feeds {feeds:.0f} s | {known + delivery + feeds:.0f} s |")
-    else:
-        print(f"{line} + feeds (not reached) | > {known + delivery:.0f} s |")
+    print(
+        f"| extrapolated: phase 1 {known:.0f} s + delivery {delivery:.0f} s | "
+        f"{known + delivery:.0f} s |"
+    )
     print(f"| digests delivered before the stop | {progress.done} of {progress.total} |")
 
 
@@ -586,19 +591,25 @@ def print_setup_table(args: argparse.Namespace, done: SetupReport, warm: float) 
     print("| setup (not part of the run) | |")
     print("|---|---|")
     print(f"| kernel in Numba's cache (separate process) | {warm:.1f} s |")
-    print(f"| synthesize {args.papers} papers + {args.subscribers} profiles "
-          f"({done.refused} stop-word-only interests refused) | {t['synth']:.1f} s |")  # fmt: skip
+    print(
+        f"| synthesize {args.papers} papers + {args.subscribers} profiles "
+        f"({done.refused} stop-word-only interests refused) | {t['synth']:.1f} s |"
+    )
     print(f"| create the store (migrations) | {t['migrate']:.1f} s |")
     print(f"| `upsert_records`: {done.papers} papers in 7 daily batches | {t['store']:.1f} s |")
     if done.api_subscribers:
         per = t["api"] / done.api_subscribers
-        print(f"| `import_subscribers` API: {done.api_subscribers} subscribers "
-              f"({per * 1000:.1f} ms each; {per * args.subscribers:.0f} s for all "
-              f"{args.subscribers}) | {t['api']:.1f} s |")  # fmt: skip
+        print(
+            f"| `import_subscribers` API: {done.api_subscribers} subscribers "
+            f"({per * 1000:.1f} ms each; {per * args.subscribers:.0f} s for all "
+            f"{args.subscribers}) | {t['api']:.1f} s |"
+        )
     if done.bulk_subscribers:
-        print(f"| bulk INSERT of the same rows: {done.bulk_subscribers} subscribers, "
-              f"{done.bulk_interests} interests (checked against the API's rows: "
-              f"{t['check']:.1f} s) | {t['bulk']:.1f} s |")  # fmt: skip
+        print(
+            f"| bulk INSERT of the same rows: {done.bulk_subscribers} subscribers, "
+            f"{done.bulk_interests} interests (checked against the API's rows: "
+            f"{t['check']:.1f} s) | {t['bulk']:.1f} s |"
+        )
 
 
 @dataclass(slots=True)
@@ -713,7 +724,6 @@ def bench(args: argparse.Namespace, settings: Settings, warm: float) -> None:
     peak = _hwm_mb()
     digests, items = count_rows(settings)
     emails, email_bytes = _files(settings.resolved_outbox_dir)
-    feeds, feed_bytes = _files(settings.data_dir / "feeds")
     engine = db.get_engine(settings)
     with engine.connect() as connection:
         version = (
@@ -723,37 +733,55 @@ def bench(args: argparse.Namespace, settings: Settings, warm: float) -> None:
         )
     store_mb = _store_size_mb(settings)
     transport = "outbox (.eml files)" if args.transport == "outbox" else "SMTP to aiosmtpd Sink"
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, {version}, transport: {transport}")  # fmt: skip
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {version}, transport: {transport}"
+    )
     print()
     print_setup_table(args, setup_times, warm)
     print()
-    print(f"Weekly run: {args.subscribers} subscribers x {args.papers} papers, "
-          f"{settings.max_items} items per digest"
-          + (" (under cProfile: times inflated)" if args.profile else ""))  # fmt: skip
+    print(
+        f"Weekly run: {args.subscribers} subscribers x {args.papers} papers, "
+        f"{settings.max_items} items per digest"
+        + (" (under cProfile: times inflated)" if args.profile else "")
+    )
     print()
-    print_run_table(clock, run.seconds, run.stopped)
+    print_run_table(
+        clock, run.seconds, run.stopped, runner.render_processes(settings, args.subscribers)
+    )
     print()
     print("| result | |")
     print("|---|---|")
     report = run.report
     if report is not None:
-        print(f"| due / sent / empty / failed | {report.due} / {report.sent} / {report.empty} / "
-              f"{report.failed} |")  # fmt: skip
+        print(
+            f"| due / sent / empty / failed | {report.due} / {report.sent} / {report.empty} / "
+            f"{report.failed} |"
+        )
         print(f"| digests per second, whole run | **{report.due / run.seconds:.0f}** |")
+        processes = runner.render_processes(settings, report.sent + report.failed)
+        if clock.seconds["render"]:
+            rate = report.sent / clock.seconds["render"]
+            print(
+                f"| rendering: messages per second per renderer / over {processes} | "
+                f"{rate:.0f} / **{rate * processes:.0f}** |"
+            )
     else:
         print(f"| **run {run.stopped}** | after {run.seconds:.0f} s |")
         extrapolate(clock, run.progress)
     print(f"| digest rows / digest_item rows | {digests} / {items} |")
     if args.transport == "outbox":
-        print(f"| emails written (.eml) | {emails} ({email_bytes / 2**20:.0f} MB, "
-              f"{email_bytes / max(emails, 1) / 1024:.0f} KB each) |")  # fmt: skip
+        print(
+            f"| emails written (.eml) | {emails} ({email_bytes / 2**20:.0f} MB, "
+            f"{email_bytes / max(emails, 1) / 1024:.0f} KB each) |"
+        )
     else:
         print(f"| emails sent over SMTP | {clock.calls['send']} |")
-    print(f"| feed files written | {feeds} ({feed_bytes / 2**20:.0f} MB) |")
     print(f"| store size after the run | {store_mb:.0f} MB |")
-    print(f"| RSS at start of run / **peak RSS during run** | {rss_before:.0f} MB / "
-          f"**{peak:.0f} MB** |")  # fmt: skip
+    print(
+        f"| RSS at start of run / **peak RSS during run** | {rss_before:.0f} MB / "
+        f"**{peak:.0f} MB** |"
+    )
     if args.profile:
         print()
         print(f"cProfile written to {args.profile}; top 25 by cumulative time:")

@@ -30,6 +30,7 @@ ARGS: dict[str, list[str]] = {
     "demo": ["--dir", "demo-out"],
     "serve": [],
     "scheduler": [],
+    "worker": ["--burst"],
     "status": [],
     "fetch": [],
     "subscribers add": [EMAIL, "-k", "robots"],

@@ -11,18 +11,20 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlmodel import col
 from typer.testing import CliRunner
 
 from digest.cli import app
 from digest.config.resources import sample_dir
 from digest.config.settings import Settings
 from digest.delivery.message import message_id_for
+from digest.digests.claims import CLAIM_TTL, ClaimantLease
 from digest.ranking import get_ranker
-from digest.render.assemble import render_preview
+from digest.render.assemble import ViewOptions, render_preview, write_feed_files
 from digest.runner import build_due_digests, run_digests
 from digest.sources.imports import import_files
 from digest.store import db
-from digest.store.models import Digest, DigestItem, Subscriber
+from digest.store.models import Claimant, Digest, DigestItem, Subscriber
 from digest.store.papers import upsert_records
 from digest.store.records import PaperRecord
 from digest.subscribers.library import ProfileSpec, SubscriberFields, add_subscriber
@@ -249,14 +251,24 @@ def test_crash_while_sending_resends_same_message_id(
     add(settings, "ada@example.org", ["reinforcement learning"])
     run_digests(settings, now=RUN_AT)
     first_id = sink.messages[0].message["Message-ID"]
-    with db.transaction(settings) as session:  # as if the process died after handing it over
-        session.execute(
-            update(Digest).values(
-                status="sending", sent_at=None, next_attempt_at=RUN_AT + timedelta(minutes=15)
+    engine = db.get_engine(settings)
+    # Another process claims it again and "hands it over"; while that claimant lives, its
+    # claim holds, however late the clock says it is.
+    with ClaimantLease(engine, kind="run") as other:
+        with db.transaction(settings) as session:
+            session.execute(
+                update(Digest).values(status="sending", sent_at=None, claimed_by=other.id)
             )
-        )
-    assert run_digests(settings, now=RUN_AT + timedelta(minutes=5)).sent == 0  # may still be live
-    report = run_digests(settings, now=RUN_AT + timedelta(hours=1))
+        assert run_digests(settings, now=RUN_AT + timedelta(hours=1)).sent == 0
+        # ... and then it dies without a word: its heartbeat stops, nothing marks it ended.
+        with db.transaction(settings) as session:
+            session.execute(
+                update(Claimant)
+                .where(col(Claimant.id) == other.id)
+                .values(heartbeat_at=datetime.now(UTC) - CLAIM_TTL - timedelta(seconds=1))
+            )
+        other._stop.set()  # no more beats (the lease's own exit below ends it anyway)
+        report = run_digests(settings, now=RUN_AT + timedelta(hours=1))
     assert report.sent == 1
     assert sink.messages[1].message["Message-ID"] == first_id
 
@@ -295,14 +307,22 @@ def test_feeds_written_after_run(smtp_settings: Settings, sink: SmtpSink) -> Non
     settings = smtp_settings
     add(settings, "ada@example.org", ["reinforcement learning"])
     report = run_digests(settings, now=RUN_AT)
-    with db.transaction(settings) as session:
-        token = session.execute(select(Subscriber.token)).scalar_one()
     feeds = settings.data_dir / "feeds"
+    options = ViewOptions.from_settings(settings)
+
+    def write() -> str:
+        with db.transaction(settings) as session:
+            subscriber = session.execute(select(Subscriber)).scalar_one()
+            write_feed_files(session, subscriber, feeds, options=options)
+            return subscriber.token
+
+    token = write()
     atom = (feeds / f"{token}.atom").read_bytes()
     json_feed = json.loads((feeds / f"{token}.json").read_bytes())
     assert len(json_feed["items"]) == report.digests[0].items
     assert (feeds / f"{token}.rss").read_bytes().startswith(b"<?xml")
     run_digests(settings, now=RUN_AT + timedelta(hours=1), subscriber_email="ada@example.org")
+    write()
     assert (feeds / f"{token}.atom").read_bytes() == atom  # nothing new: identical bytes
 
 

@@ -168,7 +168,10 @@ def test_sigterm_during_a_deliver_run_finishes_it_and_exits(
     add_papers(settings, now=now - timedelta(hours=1), count=5)
     total = 80
     subscribe_many(settings, [f"reader{i}@example.org" for i in range(total)], at=now)
-    with processes([["scheduler"]], child_env(settings), tmp_path) as (process,):
+    # small batches: the run records its progress every few messages, so a signal lands
+    # in the middle of it
+    env = child_env(settings, DIGEST_DELIVERY_BATCH="2")
+    with processes([["scheduler"]], env, tmp_path) as (process,):
         wait_until(lambda: sent_count(settings) > 0, timeout=30, what="the first message")
         at_signal = sent_count(settings)
         process.send_signal(signal.SIGTERM)

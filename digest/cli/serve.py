@@ -218,7 +218,28 @@ def _print_status(info: dict[str, Any]) -> None:
         console.print(failed)
 
 
+@handle_errors
+def worker(
+    concurrency: Annotated[
+        int,
+        typer.Option("--concurrency", "-c", min=1, metavar="N", help="Delivery batches at a time."),
+    ] = 1,
+    burst: Annotated[
+        bool, typer.Option("--burst", help="Exit once the queue is empty (tests, batch jobs).")
+    ] = False,
+) -> None:
+    """Deliver queued digest batches (DIGEST_QUEUE=procrastinate, PostgreSQL); run as many
+    as you like, on any machine. Stops cleanly on SIGTERM/SIGINT.
+
+    Example: DIGEST_QUEUE=procrastinate digest worker --concurrency 2
+    """
+    from digest.queue import run_worker  # noqa: PLC0415 - procrastinate only for workers
+
+    run_worker(get_settings(), concurrency=concurrency, wait=not burst)
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("scheduler")(scheduler)
+    app.command("worker")(worker)
     app.command("status")(status)

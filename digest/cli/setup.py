@@ -14,12 +14,18 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _migrate() -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """Create or upgrade the configured store: (where, revisions before, after)."""
+    """Create or upgrade the configured store (and the queue's schema when deliveries are
+    queued): (where, revisions before, after)."""
     from digest.store import db  # noqa: PLC0415 - keep --help fast
 
     settings = get_settings()
     engine = db.get_engine(settings, migrate=False)
     before, after = db.upgrade(engine)
+    if settings.queue == "procrastinate":
+        from digest.queue import ensure_schema  # noqa: PLC0415 - procrastinate only when queued
+
+        applied = ensure_schema(db.get_engine(settings))
+        say("queue schema " + ("applied" if applied else "already present"))
     return db.store_location(settings), before, after
 
 

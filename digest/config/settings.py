@@ -114,6 +114,29 @@ class Settings(BaseSettings):
     smtp_retry_wait: float = Field(
         1.0, ge=0, description="First backoff wait in seconds; doubles per retry, with jitter."
     )
+    delivery_batch: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description="Digests claimed, rendered and recorded together in a run (and per queue job).",
+    )
+    delivery_give_up_days: float = Field(
+        5.0,
+        gt=0,
+        description="Days a digest keeps being retried after transient failures before it "
+        "is given up (an MTA's queue lifetime).",
+    )
+    queue: Literal["inline", "procrastinate"] = Field(
+        "inline",
+        description="`procrastinate` (PostgreSQL only): runs defer delivery batches as jobs "
+        "for `digest worker` processes on any machine; `inline` delivers in the run.",
+    )
+    render_processes: int = Field(
+        0,
+        ge=0,
+        description="Processes rendering emails in a run; 0: one per core for large runs, "
+        "none (this process) for small ones.",
+    )
     bounce_limit: int = Field(
         3, ge=1, description="Hard bounces after which an address is no longer sent to."
     )

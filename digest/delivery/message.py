@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.errors import HeaderParseError
 from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, parseaddr
@@ -150,7 +151,7 @@ def build_message(
             display_name=single_line(view.subscriber_name or ""),
             addr_spec=view.subscriber_email.strip(),
         )
-    except (ValueError, IndexError) as exc:  # headerregistry's parse errors
+    except (ValueError, IndexError, HeaderParseError) as exc:  # headerregistry's parse errors
         raise RenderError(f"bad address for digest {view.key}: {exc}") from exc
     # single_line: a CR/LF in a paper title must never start a new header.
     message["Subject"] = single_line(rendered.subject)

@@ -67,8 +67,18 @@ class OutboxTransport(BaseTransport):
         Raises :class:`DeliveryError` when the directory cannot be written (a configuration
         problem, not a per-recipient one).
         """
-        target = self.path_for(message)
-        data = message_bytes(message)
+        self._write(self.path_for(message), message_bytes(message))
+
+    def send_bytes(
+        self, data: bytes, *, envelope_from: str, recipient: str, message_id: str
+    ) -> None:
+        """Write prebuilt ``data`` to the file named after ``message_id``, as ``send`` does.
+
+        ValueError for an empty ``message_id`` (a composer bug, as in :meth:`path_for`).
+        """
+        self._write(self.directory / eml_name(message_id), data)
+
+    def _write(self, target: Path, data: bytes) -> None:
         self._ensure_directory()
         try:
             _atomic_write(target, data)

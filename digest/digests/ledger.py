@@ -3,50 +3,63 @@
 ::
 
     (due) ──record──▶ pending ──claim──▶ sending ──▶ sent
-                 └──▶ empty                  │  └──▶ failed ──(retry due)──▶ claim again
-                                             └── (claim stale: crashed) ──▶ claim again
+                 └──▶ empty                  │  ├──▶ failed ──(retry due)──▶ claim again
+                                             │  └──▶ released (never handed over) ──▶ pending
+                                             └── (claimant dead) ──▶ claim again
 
 Invariants (every entry point keeps them by committing where this module says):
 
-1. **Recorded before sent.** A digest row and its ledger items are committed before its
-   message is built; ``digest`` is unique on (subscriber, period) and ``digest_item`` on
-   (subscriber, paper), so a paper reaches a subscriber at most once and a period has at
-   most one digest, across reruns, crashes and concurrent runs.
-2. **Claimed before sent.** :func:`claim` is a conditional ``UPDATE … WHERE ready``
-   committed before the hand-over: two runs (two hosts, or a manual run beside the
-   scheduler) never both send one digest.
-3. **Finished as soon as the server answers.** :func:`finish` records ``sent`` or ``failed``
-   right after the transport returns. A crash in between leaves the digest ``sending``; once
-   its claim is stale (:data:`STALE_SENDING`) the next run re-sends it with the same
-   Message-ID (derived from the digest key), so only messages in flight can arrive twice.
+1. **Recorded before sent.** Digest rows and their ledger items are committed before any
+   message is built (:func:`record_digests`, in bulk); ``digest`` is unique on (subscriber,
+   period) and ``digest_item`` on (subscriber, paper), so a paper reaches a subscriber at
+   most once and a period has at most one digest, across reruns, crashes and concurrent runs.
+2. **Claimed before sent, by a live claimant.** :func:`claim_batch` is one conditional
+   ``UPDATE … WHERE ready`` per batch, committed before the hand-over; it records which
+   claimant (:mod:`.claims`: a run or worker with a heartbeat on the database clock) holds
+   each digest. Two runs never both send one digest; a claim lasts exactly as long as its
+   claimant lives, however long the run takes.
+3. **Finished as soon as the server answers.** :func:`finish_batch` records ``sent`` or
+   ``failed`` for what the transport reported, in small batches flushed within a fraction of
+   a second (the outbox: once the files are durable), and only where the claim is still the
+   caller's. A crash in between leaves those digests ``sending``; once the claimant is known
+   dead they are taken over and re-sent with the same Message-ID (derived from the digest
+   key), so only messages in flight at a crash can arrive twice.
 4. **Failures are retried, then given up.** A transient failure (4xx, dropped connection) is
-   retried after an exponential :func:`backoff`, at most :data:`MAX_ATTEMPTS` times; a
-   permanent one (5xx) is not retried and counts as a hard bounce of the address.
+   retried after an exponential :func:`backoff` until the digest is older than the give-up
+   horizon (days, like an MTA's queue lifetime); a permanent one (5xx for that message) is
+   not retried and, when the server refused the address, counts as a hard bounce. Messages
+   never attempted (relay down, run stopped) are released or deferred without using up an
+   attempt.
 
-Functions here take a session and never commit: the entry point (``digest run``, the
-scheduler's deliver job) commits at the points above.
+Functions here take a session and never commit: the entry point (``digest run``, a queue
+worker, the scheduler's deliver job) commits at the points above.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlmodel import Session, col
 
-from digest.store.models import Digest, DigestItem, Subscriber
-from digest.store.papers import dialect_insert
+from digest.digests.claims import CLAIM_TTL, db_now, dead
+from digest.store.bulk import insert_ignoring, insert_returning
+from digest.store.models import Claimant, Digest, Subscriber
 
 if TYPE_CHECKING:
     from digest.digests.selection import Selection
 
 log = logging.getLogger(__name__)
+DIGEST = Digest.metadata.tables["digest"]  # the Core tables, for bulk statements
+DIGEST_ITEM = Digest.metadata.tables["digest_item"]
 
-MAX_ATTEMPTS = 8  # transient failures before a digest is given up
-STALE_SENDING = timedelta(minutes=15)  # a "sending" digest older than this crashed mid-send
+STALE_SENDING = timedelta(minutes=15)  # claims made before claimants existed (no claimed_by)
+GIVE_UP_AFTER = timedelta(days=5)  # default retry horizon; ``delivery_give_up_days``
 
 
 def digest_key(subscriber_id: int, period_key: str) -> str:
@@ -59,98 +72,144 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(minutes=min(5 * 2 ** max(attempts - 1, 0), 6 * 60))
 
 
-def record_digest(
-    session: Session, selection: Selection, *, now: datetime, keep_empty: bool = False
-) -> Digest | None:
-    """Write the digest row and its ledger items; None if the period already has a digest.
+# Recording ------------------------------------------------------------------------------
 
-    An empty selection is recorded as ``empty`` (no email) unless ``keep_empty`` asks for a
-    short "nothing new" note, which is then delivered like any digest.
-    """
-    due = selection.due
-    subscriber = due.subscriber
-    insert = dialect_insert(session)
-    statement = (
-        insert(Digest)
-        .values(
-            subscriber_id=subscriber.id,
-            period_key=due.period.key,
-            period_label=due.period.label,
-            status="pending" if selection.picks or keep_empty else "empty",
-            window_start=due.window_start,
-            window_end=now,
-            created_at=now,
-            item_count=len(selection.picks),
-            attempts=0,
-        )
-        .on_conflict_do_nothing(index_elements=["subscriber_id", "period_key"])
-        .returning(col(Digest.id))
-    )
-    digest_id = session.execute(statement).scalar()
-    if digest_id is None:  # another run got there first
-        return None
-    if selection.picks:
-        rows = [
-            {
-                "digest_id": digest_id,
-                "subscriber_id": subscriber.id,
-                "paper_id": paper.id,
-                "rank": rank,
-                "score": round(float(pick.score), 6),
-                "reason": pick.reason(),
-                "matched": [m.interest for m in pick.matches],
-            }
-            for rank, (paper, pick) in enumerate(selection.picks, start=1)
-        ]
-        session.execute(
-            insert(DigestItem)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["subscriber_id", "paper_id"])
-        )
-    return session.get(Digest, digest_id)
+
+@dataclass(slots=True)
+class Recorded:
+    """A digest this call wrote, with what it holds (kept in memory for rendering)."""
+
+    digest_id: int
+    selection: Selection
+    status: str  # pending | empty
+    reasons: list[str] = field(default_factory=list)  # per pick, as stored
+    matched: list[tuple[str, ...]] = field(default_factory=list)
 
 
 def record_digests(
     session: Session, selections: Sequence[Selection], *, now: datetime, keep_empty: bool = False
-) -> list[tuple[Selection, Digest]]:
-    """:func:`record_digest` for each selection; the (selection, digest) pairs written (not
-    those another run recorded first)."""
-    recorded = []
-    for selection in selections:
-        digest = record_digest(session, selection, now=now, keep_empty=keep_empty)
-        if digest is not None:
-            recorded.append((selection, digest))
-            if selection.due.missed:
-                log.info(
-                    "catch-up: digest %s for %s (missed send time %s)",
-                    digest.period_key,
-                    selection.due.subscriber.email,
-                    selection.due.period.send_at.isoformat(),
-                )
+) -> list[Recorded]:
+    """Write the digest rows and their ledger items, in bulk; the ones written.
+
+    A period that already has a digest (another run got there first) is skipped. An empty
+    selection is recorded as ``empty`` (no email) unless ``keep_empty`` asks for a short
+    "nothing new" note, which is then delivered like any digest.
+    """
+    by_subscriber = {s.due.subscriber.id: s for s in selections}
+    rows = [
+        (
+            s.due.subscriber.id,
+            s.due.period.key,
+            s.due.period.label,
+            "pending" if s.picks or keep_empty else "empty",
+            s.due.window_start,
+            now,
+            now,
+            len(s.picks),
+            0,
+        )
+        for s in selections
+    ]
+    inserted = insert_returning(
+        session,
+        DIGEST,
+        _DIGEST_COLUMNS,
+        rows,
+        conflict=("subscriber_id", "period_key"),
+        returning=("id", "subscriber_id", "status"),
+    )
+    recorded = sorted(
+        (
+            Recorded(digest_id, by_subscriber[subscriber_id], status)
+            for digest_id, subscriber_id, status in inserted
+        ),
+        key=lambda r: r.digest_id,
+    )
+    _record_items(session, recorded)
+    for entry in recorded:
+        if entry.selection.due.missed:
+            log.info(
+                "catch-up: digest %s for %s (missed send time %s)",
+                entry.selection.due.period.key,
+                entry.selection.due.subscriber.email,
+                entry.selection.due.period.send_at.isoformat(),
+            )
     return recorded
 
 
-def ready(now: datetime) -> ColumnElement[bool]:
-    """Digests a run may (re)send: pending, failed and due for a retry, or stuck sending.
+_DIGEST_COLUMNS = (
+    "subscriber_id",
+    "period_key",
+    "period_label",
+    "status",
+    "window_start",
+    "window_end",
+    "created_at",
+    "item_count",
+    "attempts",
+)
+_ITEM_COLUMNS = ("digest_id", "subscriber_id", "paper_id", "rank", "score", "reason", "matched")
 
-    While a digest is ``sending``, ``next_attempt_at`` is when its claim goes stale: a
-    process that died mid-send leaves it there, and a later run takes it over.
+
+def _record_items(session: Session, recorded: list[Recorded]) -> None:
+    """The ledger items of the digests just written, in one bulk load.
+
+    Explanations repeat across subscribers (the ranker shares match objects between picks):
+    each distinct one is built and JSON-encoded once.
+    """
+    reasons: dict[tuple[int, ...], tuple[str, tuple[str, ...], str]] = {}
+    rows: list[tuple[Any, ...]] = []
+    for entry in recorded:
+        subscriber_id = entry.selection.due.subscriber.id
+        for rank, (paper, pick) in enumerate(entry.selection.picks, start=1):
+            signature = tuple(map(id, pick.matches))  # alive all along: ids are stable
+            known = reasons.get(signature)
+            if known is None:
+                matched = tuple(m.interest for m in pick.matches)
+                known = reasons[signature] = (pick.reason(), matched, json.dumps(list(matched)))
+            reason, matched, encoded = known
+            entry.reasons.append(reason)
+            entry.matched.append(matched)
+            score = round(float(pick.score), 6)
+            rows.append((entry.digest_id, subscriber_id, paper.id, rank, score, reason, encoded))
+    insert_ignoring(
+        session, DIGEST_ITEM, _ITEM_COLUMNS, rows, conflict=("subscriber_id", "paper_id")
+    )
+
+
+# Readiness and claims ---------------------------------------------------------------------
+
+
+def ready(now: datetime, *, stale_before: datetime) -> ColumnElement[bool]:
+    """Digests a run may (re)send at ``now``: pending; failed and due for a retry; or
+    ``sending`` under a claim that is void (its claimant dead, see :mod:`.claims`).
+
+    ``stale_before`` is the database clock minus the claim TTL. Digests claimed before
+    claimants existed (no ``claimed_by``) keep the old rule: stale at ``next_attempt_at``.
     """
     retry_due = col(Digest.next_attempt_at) <= now
+    void_claim = col(Digest.claimed_by).in_(
+        select(col(Claimant.id)).where(dead(stale_before)).scalar_subquery()
+    )
+    legacy = col(Digest.claimed_by).is_(None) & or_(
+        retry_due,
+        col(Digest.next_attempt_at).is_(None) & (col(Digest.created_at) <= now - STALE_SENDING),
+    )
     return or_(
         col(Digest.status) == "pending",
         (col(Digest.status) == "failed") & retry_due,
-        (col(Digest.status) == "sending")
-        & or_(
-            retry_due,
-            col(Digest.next_attempt_at).is_(None) & (col(Digest.created_at) <= now - STALE_SENDING),
-        ),
+        (col(Digest.status) == "sending") & or_(void_claim, legacy),
     )
+
+
+def stale_before(session: Session) -> datetime:
+    """The database clock minus the claim TTL: claimants silent since then are dead."""
+    return db_now(session) - CLAIM_TTL
 
 
 def deliverable(session: Session, *, now: datetime, subscriber_id: int | None = None) -> list[int]:
     """Ids of the digests ready to (re)send at ``now``, oldest first."""
-    statement = select(col(Digest.id)).where(ready(now))
+    statement = select(col(Digest.id)).where(ready(now, stale_before=stale_before(session)))
     if subscriber_id is not None:
         statement = statement.where(col(Digest.subscriber_id) == subscriber_id)
     return list(session.execute(statement.order_by(col(Digest.id))).scalars())
@@ -158,58 +217,188 @@ def deliverable(session: Session, *, now: datetime, subscriber_id: int | None = 
 
 def any_deliverable(session: Session, *, now: datetime) -> bool:
     """Whether some digest is ready to (re)send at ``now`` (one indexed probe)."""
-    return session.execute(select(col(Digest.id)).where(ready(now)).limit(1)).first() is not None
+    statement = select(col(Digest.id)).where(ready(now, stale_before=stale_before(session)))
+    return session.execute(statement.limit(1)).first() is not None
 
 
-def claim(session: Session, digest_id: int, *, now: datetime) -> bool:
-    """Atomically mark one ready digest ``sending``; False if another run holds it."""
-    result = session.execute(
+@dataclass(slots=True)
+class Claimed:
+    """What one :func:`claim_batch` got: digests to send, and digests refused at once."""
+
+    ids: list[int] = field(default_factory=list)
+    refused: list[tuple[int, str, str]] = field(default_factory=list)  # id, email, reason
+
+
+def claim_batch(
+    session: Session, ids: Sequence[int], *, now: datetime, claimant: int, bounce_limit: int
+) -> Claimed:
+    """Atomically mark the ready digests among ``ids`` ``sending`` under ``claimant``.
+
+    Digests another claimant holds are left alone. A digest whose subscriber is no longer
+    active (or bounced out) is claimed and failed at once, never retried.
+    """
+    if not ids:
+        return Claimed()
+    statement = (
         update(Digest)
-        .where(col(Digest.id) == digest_id, ready(now))
-        .values(
-            status="sending",
-            attempts=col(Digest.attempts) + 1,
-            next_attempt_at=now + STALE_SENDING,
-        )
+        .where(col(Digest.id).in_(list(ids)), ready(now, stale_before=stale_before(session)))
+        .values(status="sending", claimed_by=claimant, attempts=col(Digest.attempts) + 1)
+        .returning(col(Digest.id))
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # a CursorResult
+    got = sorted(session.execute(statement).scalars())
+    result = Claimed()
+    if not got:
+        return result
+    inactive = session.execute(
+        select(col(Digest.id), col(Subscriber.email), col(Subscriber.status))
+        .join(Subscriber, col(Digest.subscriber_id) == col(Subscriber.id))
+        .where(
+            col(Digest.id).in_(got),
+            or_(col(Subscriber.status) != "active", col(Subscriber.bounce_count) >= bounce_limit),
+        )
+    ).all()
+    gone = {digest_id for digest_id, _, _ in inactive}
+    for digest_id, email, status in inactive:
+        result.refused.append((digest_id, email, f"not sent: subscriber is {status}"))
+    if gone:
+        finish_batch(
+            session,
+            [Finish(d, "refused", error=reason) for d, _, reason in result.refused],
+            now=now,
+            claimant=claimant,
+        )
+    result.ids = [d for d in got if d not in gone]
+    return result
 
 
-def refuse(session: Session, digest: Digest, reason: str) -> None:
-    """A claimed digest that must not be sent (the subscriber left): failed, never retried."""
-    digest.status, digest.next_attempt_at, digest.last_error = "failed", None, reason
+# Finishing ------------------------------------------------------------------------------
+
+FinishStatus = Literal["sent", "retry", "refused", "bounced", "deferred", "released"]
 
 
-def note_message(session: Session, digest: Digest, *, subject: str, message_id: str) -> None:
-    """Keep the subject and Message-ID of the message about to be handed over."""
-    digest.subject, digest.message_id = subject, message_id
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """How the hand-over of one claimed digest ended.
+
+    sent: accepted; retry: transient failure (4xx, dropped); refused: permanent failure not
+    caused by the address (rendering, message too large); bounced: the server refused the
+    address (a hard bounce); deferred: never attempted (relay down); released: never handed
+    over (the run stopped) — back to pending without using up an attempt.
+    """
+
+    digest_id: int
+    status: FinishStatus
+    error: str | None = None
+    subject: str | None = None
+    message_id: str | None = None
 
 
-def finish(
+def finish_batch(
     session: Session,
-    digest_id: int,
-    status: str,
+    finishes: Iterable[Finish],
     *,
-    error: str | None = None,
-    retry_at: datetime | None = None,
-    sent_at: datetime | None = None,
-    bounce: bool = False,
-) -> None:
-    """Record how the hand-over ended: ``sent``, or ``failed`` (retry at ``retry_at``, or
-    never); a hard ``bounce`` also counts against the address."""
-    digest = session.get(Digest, digest_id)
-    assert digest is not None
-    digest.status, digest.last_error = status, error
-    digest.next_attempt_at, digest.sent_at = retry_at, sent_at
-    if bounce:
-        subscriber = session.get(Subscriber, digest.subscriber_id)
-        assert subscriber is not None
-        subscriber.bounce_count += 1
-        subscriber.last_bounce = error
-        log.warning("hard bounce %d for subscriber %d", subscriber.bounce_count, subscriber.id)
+    now: datetime,
+    claimant: int,
+    give_up_after: timedelta = GIVE_UP_AFTER,
+) -> int:
+    """Record outcomes of digests ``claimant`` holds; how many claims were lost meanwhile.
+
+    A lost claim (another process decided this one was dead and took the digest over) is
+    logged: the message went out anyway, and the taker may send it again.
+    """
+    groups: dict[FinishStatus, list[Finish]] = {}
+    for item in finishes:
+        groups.setdefault(item.status, []).append(item)
+    table = DIGEST  # Core, not ORM: one executemany per group
+    mine = and_(
+        table.c.id == bindparam("b_id"),
+        table.c.claimed_by == claimant,
+        table.c.status == "sending",
+    )
+    lost = 0
+    for status, items in groups.items():
+        values = _finish_values(status, now=now)
+        rows: list[dict[str, Any]] = [
+            {
+                "b_id": f.digest_id,
+                "b_error": f.error,
+                "b_subject": f.subject,
+                "b_message_id": f.message_id,
+            }
+            for f in items
+        ]
+        if status == "retry":
+            times = retry_times(
+                session, [f.digest_id for f in items], now=now, give_up_after=give_up_after
+            )
+            for row in rows:
+                row["b_retry_at"] = times.get(row["b_id"])
+        statement = update(table).where(mine).values(last_error=bindparam("b_error"), **values)
+        result = session.connection().execute(statement, rows)
+        lost += len(rows) - int(result.rowcount)
+        if status == "bounced":
+            _count_bounces(session, [f.digest_id for f in items])
+    if lost:
+        log.warning("claimant %d: %d claim(s) were taken over before they finished", claimant, lost)
+    return lost
 
 
-def retry_at(attempts: int, now: datetime) -> datetime | None:
-    """When a transient failure after ``attempts`` tries is retried; None: given up."""
-    return now + backoff(attempts) if attempts < MAX_ATTEMPTS else None
+def _finish_values(status: FinishStatus, *, now: datetime) -> dict[str, Any]:
+    """The column values a finish of ``status`` writes (per-row values as bind parameters)."""
+    if status == "sent":
+        return {
+            "status": "sent",
+            "sent_at": now,
+            "next_attempt_at": None,
+            "subject": bindparam("b_subject"),
+            "message_id": bindparam("b_message_id"),
+        }
+    if status == "retry":
+        return {"status": "failed", "next_attempt_at": bindparam("b_retry_at")}
+    if status == "deferred":
+        return {
+            "status": "failed",
+            "attempts": DIGEST.c.attempts - 1,
+            "next_attempt_at": now,
+        }
+    if status == "released":
+        return {"status": "pending", "attempts": DIGEST.c.attempts - 1, "claimed_by": None}
+    return {"status": "failed", "next_attempt_at": None}  # refused, bounced
+
+
+def retry_times(
+    session: Session, digest_ids: Sequence[int], *, now: datetime, give_up_after: timedelta
+) -> dict[int, datetime | None]:
+    """When each digest's transient failure is retried; None: past the horizon, given up."""
+    rows = session.execute(
+        select(col(Digest.id), col(Digest.attempts), col(Digest.created_at)).where(
+            col(Digest.id).in_(list(digest_ids))
+        )
+    ).all()
+    return {
+        digest_id: None if now - created > give_up_after else now + backoff(attempts)
+        for digest_id, attempts, created in rows
+    }
+
+
+def _count_bounces(session: Session, digest_ids: list[int]) -> None:
+    owners = select(col(Digest.subscriber_id)).where(col(Digest.id).in_(digest_ids))
+    error = (
+        select(col(Digest.last_error))
+        .where(col(Digest.subscriber_id) == col(Subscriber.id), col(Digest.id).in_(digest_ids))
+        .limit(1)
+        .scalar_subquery()
+    )
+    session.execute(
+        update(Subscriber)
+        .where(col(Subscriber.id).in_(owners))
+        .values(bounce_count=col(Subscriber.bounce_count) + 1, last_bounce=error)
+        .execution_options(synchronize_session=False)
+    )
+    for subscriber_id, count in session.execute(
+        select(col(Subscriber.id), col(Subscriber.bounce_count)).where(
+            col(Subscriber.id).in_(owners)
+        )
+    ).all():
+        log.warning("hard bounce %d for subscriber %d", count, subscriber_id)

@@ -6,10 +6,12 @@ the views built here. Functions take a session and never commit.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote_plus
 
 from sqlalchemy import select
@@ -47,7 +49,34 @@ class ViewOptions:
         return cls(settings.base_url, settings.site_name, settings.feed_items)
 
 
-def paper_url(paper: Paper) -> str:
+class PaperLike(Protocol):
+    """What a view shows of a paper: a stored :class:`Paper` or a render batch's fields."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def abstract(self) -> str: ...
+    @property
+    def authors(self) -> Sequence[str]: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def arxiv_id(self) -> str | None: ...
+    @property
+    def doi(self) -> str | None: ...
+    @property
+    def pdf_url(self) -> str | None: ...
+    @property
+    def github_repo(self) -> str | None: ...
+    @property
+    def published_at(self) -> datetime | None: ...
+    @property
+    def upvotes(self) -> int | None: ...
+
+
+def paper_url(paper: PaperLike) -> str:
     """The paper's landing page; a title search when no source gave a link."""
     if paper.url:
         return paper.url
@@ -59,7 +88,7 @@ def paper_url(paper: Paper) -> str:
 
 
 def item_view(
-    paper: Paper,
+    paper: PaperLike,
     *,
     reason: str,
     matched: Sequence[str],
@@ -136,7 +165,7 @@ def selection_view(
             for paper, pick in selection.picks
         ),
         links=links_for(options.base_url, subscriber.token),
-        interests=_interests(session, subscriber),
+        interests=selection.due.interests,
     )
 
 
@@ -253,3 +282,18 @@ def subscriber_feed(settings: Settings, email: str, *, fmt: str) -> bytes:
     with db.reading(settings) as session:
         subscriber = get_subscriber(session, email)
         return FEED_FORMATS[fmt](feed_view(session, subscriber, options=options, fmt=fmt))
+
+
+def write_feed_files(
+    session: Session, subscriber: Subscriber, directory: Path, *, options: ViewOptions
+) -> None:
+    """Write the subscriber's Atom, RSS and JSON feeds into ``directory`` (atomically)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    # One query for the three formats: they differ only in their own URL.
+    view = feed_view(session, subscriber, options=options, fmt="atom")
+    for fmt, render in FEED_FORMATS.items():
+        data = render(dataclasses.replace(view, self_url=feed_self_url(options, subscriber, fmt)))
+        target = directory / f"{subscriber.token}.{fmt}"
+        tmp = target.with_suffix(f".{fmt}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)

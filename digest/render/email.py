@@ -23,15 +23,41 @@ from jinja2 import (
     Template,
     TemplateError,
 )
+from jinja2.filters import do_indent
 
 from digest.config.resources import templates_dir as shipped_templates_dir
 from digest.errors import RenderError
-from digest.render.display import item_context, shorten, single_line, subject_line, wrap
+from digest.render.display import (
+    PAPER_CACHE_SIZE,
+    item_context,
+    shorten,
+    single_line,
+    subject_line,
+    wrap,
+)
 from digest.render.views import DigestView
 
 HTML_TEMPLATE = "email/digest.mjml"
 TEXT_TEMPLATE = "email/digest.txt"
 PREHEADER_CHARS = 140
+
+# The text part wraps and indents each paper's snippet: the same words in every digest that
+# shows the paper, so both filters remember their results (the values are plain strings).
+_cached_wrap = functools.lru_cache(maxsize=PAPER_CACHE_SIZE)(wrap)
+_cached_indent = functools.lru_cache(maxsize=PAPER_CACHE_SIZE)(do_indent)
+
+
+def _indent(s: str, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
+    """Jinja's ``indent`` filter, remembered for plain strings (Markup keeps its type)."""
+    if type(s) is str:
+        return _cached_indent(s, width, first, blank)
+    return do_indent(s, width, first, blank)
+
+
+def clear_filter_caches() -> None:
+    """Forget the remembered filter results (benchmarks and tests start cold with it)."""
+    _cached_wrap.cache_clear()
+    _cached_indent.cache_clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +93,8 @@ def _text_env(loader: BaseLoader) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["wrap"] = wrap
+    env.filters["wrap"] = _cached_wrap
+    env.filters["indent"] = _indent
     return env
 
 

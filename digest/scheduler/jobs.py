@@ -10,15 +10,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 import httpx
 
 from digest.config.settings import Settings
-from digest.delivery import make_transport
-from digest.delivery.base import BaseTransport, Transport
+from digest.delivery.base import Transport
 from digest.digests import ledger
+from digest.digests.claims import db_now, reap_local
 from digest.digests.due import DueOptions, survey
 from digest.runner import RunReport, run_digests
 from digest.store import db
@@ -27,30 +26,6 @@ if TYPE_CHECKING:
     from digest.sources.fetcher import FetchReport
 
 log = logging.getLogger(__name__)
-
-
-class FencedTransport(BaseTransport):
-    """A transport that asks ``fence`` before every message (it raises to refuse).
-
-    The deliver job passes the lease check: a leader that lost its lease mid-run stops
-    before the next message, so a new leader and an old one never both send. The digest it
-    had marked ``sending`` is re-sent later by the new leader, with the same Message-ID.
-    """
-
-    def __init__(self, inner: Transport, fence: Callable[[], None]) -> None:
-        self.inner = inner
-        self.fence = fence
-        self.name = inner.name
-
-    def open(self) -> None:
-        self.inner.__enter__()
-
-    def close(self) -> None:
-        self.inner.__exit__(None, None, None)
-
-    def send(self, message: EmailMessage, *, envelope_from: str, recipient: str) -> None:
-        self.fence()
-        self.inner.send(message, envelope_from=envelope_from, recipient=recipient)
 
 
 @dataclass(slots=True)
@@ -77,6 +52,7 @@ def work_waiting(settings: Settings, *, now: datetime) -> bool:
     digest ready to (re)send. A few reads; writes nothing."""
     with db.transaction(settings) as session:
         outlook = survey(session, now=now, options=DueOptions.from_settings(settings))
+        reap_local(session, now=db_now(session))  # a crashed run here: its claims are void
         return outlook.anything_due or ledger.any_deliverable(session, now=now)
 
 
@@ -98,11 +74,10 @@ def deliver_job(
         log.debug("deliver at %s: nothing due", now.isoformat(timespec="seconds"))
         return DeliverResult()
     log.info("deliver start at %s", now.isoformat(timespec="seconds"))
-    chosen = transport or make_transport(settings)
-    if fence is not None:
-        chosen = FencedTransport(chosen, fence)
-    # A LeaseLostError from the fence ends the run there; its run row is closed as an error.
-    report = run_digests(settings, now=now, transport=chosen)
+    # The fence runs before every message: a leader that lost its lease mid-run stops before
+    # the next one (LeaseLostError), hands back what it had not sent and closes its run row
+    # as an error; a new leader and an old one never both send.
+    report = run_digests(settings, now=now, transport=transport, fence=fence)
     return DeliverResult(report.caught_up, report)
 
 

@@ -47,10 +47,11 @@ IN_CHUNK = 10_000
 T = TypeVar("T")
 
 
-def chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
-    """``values`` in consecutive slices of at most :data:`IN_CHUNK`."""
-    for start in range(0, len(values), IN_CHUNK):
-        yield values[start : start + IN_CHUNK]
+def chunks(values: Sequence[T], size: int | None = None) -> Iterator[Sequence[T]]:
+    """``values`` in consecutive slices of at most ``size`` (default :data:`IN_CHUNK`)."""
+    step = size or IN_CHUNK
+    for start in range(0, len(values), step):
+        yield values[start : start + step]
 
 
 _engines: dict[str, Engine] = {}

@@ -123,6 +123,26 @@ class Interest(SQLModel, table=True):
     position: int = 0
 
 
+class Claimant(SQLModel, table=True):
+    """A process that claims digests to send them: a ``digest run`` or a queue worker.
+
+    It renews ``heartbeat_at`` (database clock) while alive and sets ``ended_at`` when done.
+    A claimant whose heartbeat is stale, or whose process is known dead, has lost its claims:
+    its ``sending`` digests are taken over (see ``digest/digests/claims.py``).
+    """
+
+    __tablename__ = "claimant"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)  # run worker
+    host: str = Field(max_length=255)
+    pid: int
+    process_start: str | None = Field(default=None, max_length=40)  # tells a reused pid apart
+    started_at: datetime = _ts(nullable=False)
+    heartbeat_at: datetime = _ts(nullable=False)
+    ended_at: datetime | None = _ts()
+
+
 class Digest(SQLModel, table=True):
     """One subscriber's digest for one period; its status drives delivery.
 
@@ -134,6 +154,8 @@ class Digest(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("subscriber_id", "period_key", name="uq_digest_subscriber_period"),
         Index("ix_digest_status", "status"),
+        # each subscriber's last window end (find_due) without reading every digest row
+        Index("ix_digest_subscriber_window", "subscriber_id", "window_end"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -151,6 +173,8 @@ class Digest(SQLModel, table=True):
     next_attempt_at: datetime | None = _ts()  # failed: when to retry; None = never (5xx)
     last_error: str | None = None
     subject: str | None = None
+    # while ``sending``: the run or worker that claimed it; its claim lives as long as it does
+    claimed_by: int | None = Field(default=None, foreign_key="claimant.id", ondelete="SET NULL")
 
 
 class DigestItem(SQLModel, table=True):
@@ -164,7 +188,9 @@ class DigestItem(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     digest_id: int = Field(foreign_key="digest.id", ondelete="CASCADE", index=True)
     subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
-    paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE", index=True)
+    # no index of its own: lookups go by (subscriber, paper); papers are never deleted, and
+    # a 2-million-row weekly insert pays for every index
+    paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE")
     rank: int
     score: float
     reason: str = ""

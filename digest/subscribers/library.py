@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select
@@ -103,7 +103,29 @@ def interests_of(session: Session, subscriber: Subscriber) -> list[Interest]:
     return list(session.execute(statement).scalars())
 
 
-def spec_of(interests: Sequence[Interest]) -> ProfileSpec:
+class InterestLike(Protocol):
+    """A stored interest row: the ORM object or a plain query row with these columns."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def weight(self) -> float: ...
+    @property
+    def position(self) -> int: ...
+
+
+class ProfileOwner(Protocol):
+    """What a profile takes from its subscriber besides the interests."""
+
+    @property
+    def min_score(self) -> float | None: ...
+    @property
+    def popularity_weight(self) -> float: ...
+
+
+def spec_of(interests: Sequence[InterestLike]) -> ProfileSpec:
     """Rebuild the profile text lists from stored interest rows."""
     spec = ProfileSpec()
     lists = spec.by_kind()
@@ -113,9 +135,11 @@ def spec_of(interests: Sequence[Interest]) -> ProfileSpec:
     return spec
 
 
-def profile_of(subscriber: Subscriber, interests: Sequence[Interest]) -> Profile:
-    """The ranking profile of a subscriber."""
-    spec = spec_of(interests)
+def profile_of(
+    subscriber: ProfileOwner, interests: Sequence[InterestLike], *, spec: ProfileSpec | None = None
+) -> Profile:
+    """The ranking profile of a subscriber (``spec``: the interests' lists, when known)."""
+    spec = spec if spec is not None else spec_of(interests)
     return build_profile(
         spec.keywords,
         spec.excludes,

@@ -64,6 +64,7 @@ class _State:
     auth_attempts: list[tuple[str, str, bool]] = field(default_factory=list)
     failures: dict[str, deque[_Failure]] = field(default_factory=dict)
     drops: deque[str] = field(default_factory=deque)
+    data_delay: float = 0.0  # set once before the server starts
 
     def take_failure(self, stage: str) -> str | None:
         with self.lock:
@@ -125,6 +126,8 @@ class _Handler:
         reply = self.state.take_failure("data")
         if reply is not None:
             return reply
+        if self.state.data_delay:
+            await asyncio.sleep(self.state.data_delay)  # a relay that takes its time
         received = ReceivedMessage(
             envelope_from=envelope.mail_from,
             rcpt_tos=tuple(envelope.rcpt_tos),
@@ -141,7 +144,8 @@ class SmtpSink:
     ``tls_context`` offers STARTTLS (``require_starttls`` refuses mail without it);
     ``ssl_context`` makes the port implicit TLS. ``auth_users`` enables AUTH PLAIN and
     LOGIN (``auth_mechanisms`` narrows them), allowed without TLS on loopback.
-    ``idle_timeout`` is how long the server keeps a silent connection open.
+    ``idle_timeout`` is how long the server keeps a silent connection open;
+    ``data_delay`` how long it takes to accept each message.
     """
 
     def __init__(
@@ -154,10 +158,12 @@ class SmtpSink:
         auth_users: Mapping[str, str] | None = None,
         auth_mechanisms: Iterable[str] = ("PLAIN", "LOGIN"),
         idle_timeout: float = 300.0,
+        data_delay: float = 0.0,
     ) -> None:
         self.host = host
         self.port = 0
         self._state = _State()
+        self._state.data_delay = data_delay
         self._live: set[Any] = set()  # open server connections; touched only on the server loop
         self._users = dict(auth_users or {})
         self._smtp_kwargs: dict[str, Any] = {

@@ -1,0 +1,156 @@
+"""Rendering batches of digests into wire messages, in worker processes.
+
+:func:`render_batch` is pure: payloads (:mod:`digest.render.batch`) and papers in, one
+:class:`Rendered` (subject, Message-ID, exact wire bytes) or :class:`RenderFailure` per digest
+out. :class:`RenderPool` runs it on the machine's cores (a process pool: the templates are
+compiled once per process, the run's papers sent once per process at start) and keeps a few
+batches in flight so rendering overlaps sending; with ``processes <= 1`` (small runs, tests)
+it renders in this process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from digest.delivery.fastmime import message_writer
+from digest.delivery.message import MessageOptions
+from digest.errors import DigestError
+from digest.render.batch import Batch, PaperFields, digest_view
+from digest.render.email import cached_renderer
+
+
+@dataclass(frozen=True, slots=True)
+class RenderSetup:
+    """What a renderer process needs, once (picklable)."""
+
+    templates_dir: Path | None
+    site_name: str
+    base_url: str
+    message: MessageOptions
+    sent_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    digest_id: int
+    recipient: str
+    subject: str
+    message_id: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RenderFailure:
+    digest_id: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedBatch:
+    """A batch's messages, and how long the renderer worked on them (seconds)."""
+
+    items: list[Rendered | RenderFailure]
+    seconds: float
+
+
+def render_batch(
+    batch: Batch, papers: Mapping[int, PaperFields], setup: RenderSetup
+) -> list[Rendered | RenderFailure]:
+    """Render every payload of ``batch`` (papers: the batch's own, then ``papers``)."""
+    renderer = cached_renderer(setup.templates_dir, setup.site_name)
+    writer = message_writer(setup.message)
+    known = {**papers, **batch.papers} if batch.papers else papers
+    out: list[Rendered | RenderFailure] = []
+    for payload in batch.payloads:
+        try:
+            view = digest_view(payload, known, base_url=setup.base_url)
+            wire = writer.write(view, renderer.render(view), sent_at=setup.sent_at)
+        except DigestError as exc:  # a bad address or template: this digest only
+            out.append(RenderFailure(payload.digest_id, " ".join(str(exc).split())))
+            continue
+        out.append(
+            Rendered(payload.digest_id, payload.email, wire.subject, wire.message_id, wire.data)
+        )
+    return out
+
+
+# The worker processes' state: set once by the initializer.
+_WORKER_SETUP: RenderSetup | None = None
+_WORKER_PAPERS: dict[int, PaperFields] = {}
+
+
+def _init_worker(setup: RenderSetup, papers: dict[int, PaperFields]) -> None:
+    global _WORKER_SETUP, _WORKER_PAPERS
+    _WORKER_SETUP, _WORKER_PAPERS = setup, papers
+    cached_renderer(setup.templates_dir, setup.site_name)  # compile the templates now
+
+
+def _render_in_worker(batch: Batch) -> RenderedBatch:
+    assert _WORKER_SETUP is not None
+    started = time.perf_counter()
+    _WORKER_PAPERS.update(batch.papers)  # papers of older digests, kept for later batches
+    items = render_batch(Batch(batch.payloads), _WORKER_PAPERS, _WORKER_SETUP)
+    return RenderedBatch(items, time.perf_counter() - started)
+
+
+def default_processes() -> int:
+    """Renderer processes: one per core this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class RenderPool:
+    """Renders batches on ``processes`` worker processes (or in this one when <= 1)."""
+
+    def __init__(
+        self, setup: RenderSetup, papers: dict[int, PaperFields], *, processes: int
+    ) -> None:
+        self.setup, self.papers = setup, papers
+        self.processes = processes
+        self._executor: ProcessPoolExecutor | None = None
+        if processes > 1:
+            # spawn, not fork: the parent holds database connections and a heartbeat thread
+            self._executor = ProcessPoolExecutor(
+                max_workers=processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(setup, papers),
+            )
+
+    def submit(self, batch: Batch) -> Future[RenderedBatch]:
+        if self._executor is not None:
+            return self._executor.submit(_render_in_worker, batch)
+        future: Future[RenderedBatch] = Future()
+        started = time.perf_counter()
+        try:
+            self.papers.update(batch.papers)
+            items = render_batch(Batch(batch.payloads), self.papers, self.setup)
+            future.set_result(RenderedBatch(items, time.perf_counter() - started))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+    @property
+    def known_papers(self) -> set[int]:
+        """Papers every renderer already holds (a batch need not carry them)."""
+        return set(self.papers)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> RenderPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,219 @@
+"""Delivery in batches keeps the ledger's guarantees (digest/digests/ledger.py).
+
+Both backends. A run stopped between batch states hands back what it never handed over; a
+live claimant keeps its claims however late another run's clock is; a dead one loses them
+at once; a failure on our side leaves digests retryable at once; one bad message does not
+stop the others; bulk inserts skip conflicts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlmodel import col
+
+from digest.config.settings import Settings
+from digest.delivery.base import BaseTransport
+from digest.digests.claims import ClaimantLease, reap_local
+from digest.digests.ledger import DIGEST_ITEM
+from digest.errors import DeliveryError
+from digest.ranking import get_ranker
+from digest.runner import build_due_digests, run_digests
+from digest.store import db
+from digest.store.bulk import insert_ignoring
+from digest.store.models import Claimant, Digest, DigestItem, Subscriber
+from digest.testing.smtp import SmtpSink
+from tests.scheduler_support import add_papers, subscribe
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp(backend: str, make_settings: Callable[..., Settings], sink: SmtpSink) -> Settings:
+    return make_settings(
+        delivery="smtp", smtp_host=sink.host, smtp_port=sink.port, delivery_batch=3
+    )
+
+
+def readers(settings: Settings, count: int) -> None:
+    add_papers(settings, now=NOW - timedelta(hours=3), count=3)
+    for i in range(count):
+        subscribe(settings, f"reader{i:02d}@example.org", at=NOW - timedelta(days=2))
+
+
+def statuses(settings: Settings) -> Counter[str]:
+    with db.transaction(settings) as session:
+        return Counter(session.execute(select(col(Digest.status))).scalars())
+
+
+class Crashing(BaseTransport):
+    """Hands ``allowed`` messages to the real server, then the process "dies"."""
+
+    name = "crashing"
+
+    def __init__(self, sink: SmtpSink, allowed: int) -> None:
+        from digest.delivery.smtp import SmtpTransport  # noqa: PLC0415 - the real one inside
+
+        self.inner = SmtpTransport(host=sink.host, port=sink.port, retry_wait=0)
+        self.allowed = allowed
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def send_bytes(
+        self, data: bytes, *, envelope_from: str, recipient: str, message_id: str
+    ) -> None:
+        if self.allowed == 0:
+            raise KeyboardInterrupt  # stands in for a crash: not a delivery error
+        self.allowed -= 1
+        self.inner.send_bytes(
+            data, envelope_from=envelope_from, recipient=recipient, message_id=message_id
+        )
+
+
+def test_a_run_stopped_mid_batch_hands_back_what_it_never_handed_over(
+    smtp: Settings, sink: SmtpSink
+) -> None:
+    readers(smtp, 8)
+    with pytest.raises(KeyboardInterrupt):
+        run_digests(smtp, now=NOW, transport=Crashing(sink, allowed=4))
+    # Four went out and were recorded; nothing claimed is left behind in `sending`.
+    assert statuses(smtp) == Counter({"sent": 4, "pending": 4})
+    with db.transaction(smtp) as session:
+        attempts = set(session.execute(select(col(Digest.attempts))).scalars())
+    assert attempts == {0, 1}  # the handed-back ones used up no attempt
+    report = run_digests(smtp, now=NOW)
+    assert report.sent == 4 and statuses(smtp) == Counter({"sent": 8})
+    ids = Counter(m.message["Message-ID"] for m in sink.messages)
+    assert len(ids) == 8 and set(ids.values()) == {1}
+
+
+def test_a_live_claimant_keeps_its_claims_whatever_the_clock_of_another_run(
+    smtp: Settings, sink: SmtpSink
+) -> None:
+    readers(smtp, 2)
+    engine = db.get_engine(smtp)
+    build_due_digests(engine, settings=smtp, now=NOW, ranker=get_ranker())
+    with ClaimantLease(engine, kind="run") as other:
+        with db.transaction(smtp) as session:  # another process claimed both and is sending
+            session.execute(update(Digest).values(status="sending", claimed_by=other.id))
+        later = run_digests(smtp, now=NOW + timedelta(minutes=16))
+        assert later.sent == 0 and not sink.messages
+    # Its clean exit ends the claimant: the claims are void at once, for the next run.
+    assert run_digests(smtp, now=NOW + timedelta(minutes=17)).sent == 2
+
+
+def test_a_dead_claimant_on_this_host_loses_its_claims_at_once(
+    smtp: Settings, sink: SmtpSink
+) -> None:
+    readers(smtp, 2)
+    engine = db.get_engine(smtp)
+    # A claimant row of a process that is gone (pid beyond the kernel's maximum).
+    with db.transaction(smtp) as session:
+        gone = Claimant(
+            kind="run",
+            host=os.uname().nodename,
+            pid=2**22 + 1,
+            started_at=NOW,
+            heartbeat_at=datetime.now(UTC),
+        )
+        session.add(gone)
+        session.flush()
+        gone_id = gone.id
+    build_due_digests(engine, settings=smtp, now=NOW, ranker=get_ranker())
+    with db.transaction(smtp) as session:
+        session.execute(update(Digest).values(status="sending", claimed_by=gone_id, attempts=1))
+    # Its heartbeat is fresh, but this host knows the process is dead: no waiting.
+    with db.transaction(smtp) as session:
+        assert reap_local(session, now=datetime.now(UTC)) == 1
+    assert run_digests(smtp, now=NOW).sent == 2
+
+
+def test_an_unusable_outbox_claims_nothing_and_sends_later(
+    backend: str, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("in the way")
+    settings = make_settings(outbox_dir=blocker / "outbox")
+    readers(settings, 3)
+    with pytest.raises(DeliveryError, match="outbox"):
+        run_digests(settings, now=NOW)
+    assert statuses(settings) == Counter({"pending": 3})  # never stuck in `sending`
+    blocker.unlink()
+    assert run_digests(settings, now=NOW).sent == 3  # once the folder is fixed, at once
+
+
+class Misconfigured(BaseTransport):
+    """Fails on our side of the hand-over (a configuration problem), for every message."""
+
+    name = "misconfigured"
+
+    def send_bytes(
+        self, data: bytes, *, envelope_from: str, recipient: str, message_id: str
+    ) -> None:
+        raise DeliveryError("cannot write /srv/outbox/x.eml: read-only file system")
+
+
+def test_a_failure_on_our_side_defers_everything_retryable_at_once(
+    backend: str, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(delivery_batch=2)
+    readers(settings, 5)
+    report = run_digests(settings, now=NOW, transport=Misconfigured())
+    assert report.sent == 0 and report.stopped and "read-only" in report.stopped
+    with db.transaction(settings) as session:
+        rows = session.execute(select(Digest)).scalars().all()
+    assert {d.status for d in rows} == {"failed"} and all(d.last_error for d in rows)
+    assert all(d.next_attempt_at is not None and d.next_attempt_at <= NOW for d in rows)
+    assert all(d.attempts == 0 for d in rows)  # nothing was attempted
+    assert run_digests(settings, now=NOW).sent == 5  # the next run, at once
+
+
+def test_a_message_that_cannot_be_built_fails_alone(smtp: Settings, sink: SmtpSink) -> None:
+    readers(smtp, 3)
+    with db.transaction(smtp) as session:  # a broken address the header parser refuses
+        session.execute(
+            update(Subscriber)
+            .where(col(Subscriber.email) == "reader01@example.org")
+            .values(email="reader01 @@example.org")
+        )
+    report = run_digests(smtp, now=NOW)
+    assert (report.sent, report.failed) == (2, 1)
+    assert statuses(smtp) == Counter({"sent": 2, "failed": 1})
+    with db.transaction(smtp) as session:
+        failed = session.execute(select(Digest).where(col(Digest.status) == "failed")).scalar_one()
+    assert failed.next_attempt_at is None and failed.last_error  # not retried: it cannot work
+
+
+def test_bulk_insert_skips_rows_already_in_the_ledger(smtp: Settings) -> None:
+    readers(smtp, 1)
+    engine = db.get_engine(smtp)
+    build_due_digests(engine, settings=smtp, now=NOW, ranker=get_ranker())
+    with db.transaction(smtp) as session:
+        digest_id, subscriber_id = session.execute(
+            select(col(Digest.id), col(Digest.subscriber_id))
+        ).one()
+        paper_ids = list(session.execute(select(col(DigestItem.paper_id))).scalars())
+        before = session.execute(select(func.count()).select_from(DigestItem)).scalar_one()
+        rows = [(digest_id, subscriber_id, pid, 9, 0.5, "again", "[]") for pid in paper_ids]
+        insert_ignoring(
+            session,
+            DIGEST_ITEM,
+            ("digest_id", "subscriber_id", "paper_id", "rank", "score", "reason", "matched"),
+            rows,
+            conflict=("subscriber_id", "paper_id"),
+        )
+        after = session.execute(select(func.count()).select_from(DigestItem)).scalar_one()
+    assert before == after == len(paper_ids) > 0
