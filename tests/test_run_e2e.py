@@ -360,6 +360,11 @@ def test_run_cli_json(
     assert preview.exit_code == 0, preview.output
     assert json.loads(preview.stdout)["email"] == "ada@example.org"
     html = tmp_path / "preview.html"
+    # Everything was sent: nothing new, and no note goes out unless DIGEST_SEND_EMPTY.
+    quiet = runner.invoke(app, ["preview", "ada@example.org", "--html", str(html)])
+    assert quiet.exit_code == 0 and "no email would be sent" in quiet.output
+    assert not html.exists()
+    monkeypatch.setenv("DIGEST_SEND_EMPTY", "true")
     assert runner.invoke(app, ["preview", "ada@example.org", "--html", str(html)]).exit_code == 0
     assert "<html" in html.read_text()
 

@@ -267,8 +267,7 @@ def render_preview(
     """``digest preview``: the next digest of ``email`` and its email, read-only."""
     from digest.ranking import get_ranker  # noqa: PLC0415 - the ranker's imports are heavy
 
-    engine = db.get_engine(settings)
-    with Session(engine) as session:
+    with db.reading(settings) as session:  # a preview records nothing
         view = preview_digest(
             session,
             email,
@@ -278,7 +277,6 @@ def render_preview(
             max_items=settings.max_items,
             ranker=get_ranker(settings.ranker),
         )
-        session.rollback()  # a preview records nothing
     return view, cached_renderer(settings.templates_dir, settings.site_name).render(view)
 
 
@@ -287,7 +285,7 @@ def subscriber_feed(settings: Settings, email: str, *, fmt: str) -> bytes:
     if fmt not in FEED_FORMATS:
         raise DigestError(f"unknown feed format {fmt!r}: use atom, rss or json")
     options = ViewOptions.from_settings(settings)
-    with db.transaction(settings) as session:
+    with db.reading(settings) as session:
         subscriber = get_subscriber(session, email)
         return FEED_FORMATS[fmt](feed_view(session, subscriber, options=options, fmt=fmt))
 

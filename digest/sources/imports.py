@@ -10,6 +10,7 @@ storing one file (a parser bug) is logged with its traceback, recorded as that f
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -87,13 +88,20 @@ def import_files(
     now: datetime,
     source: str | None = None,
     on_file: Callable[[FileResult], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> ImportReport:
-    """Import each file; a failing file is reported and skipped, never partly stored."""
+    """Import each file; a failing file is reported and skipped, never partly stored.
+
+    ``on_progress(path, done, total)`` hears each file's progress: ``total`` 0 while it is
+    read and parsed, then steps of storing its papers (two per paper) as they are done.
+    """
+    progress = on_progress or (lambda _path, _done, _total: None)
     engine = db.get_engine(settings)
     report = ImportReport()
     for path in paths:
         result = FileResult(path=_label(path, _RUN_SOURCE_CHARS))
         with recorded_run(engine, kind="import", source=result.path, started_at=now) as run:
+            progress(str(path), 0, 0)
             try:
                 _import_one(
                     engine,
@@ -103,6 +111,7 @@ def import_files(
                     now=now,
                     max_bytes=settings.max_listing_bytes,
                     source=source,
+                    on_progress=functools.partial(progress, str(path)),
                 )
             except DigestError as exc:
                 result.error = str(exc)
@@ -138,6 +147,7 @@ def _import_one(
     now: datetime,
     max_bytes: int,
     source: str | None,
+    on_progress: Callable[[int, int], None],
 ) -> None:
     listing = read_listing_file(path, fmt=fmt, max_bytes=max_bytes, now=now)
     result.format, result.records, result.capped = (
@@ -147,5 +157,7 @@ def _import_one(
     )
     label = cut(source, _PAPER_SOURCE_CHARS) if source else f"file:{_label(Path(path.name), 195)}"
     with db.transaction(engine) as session:
-        outcome = upsert_records(session, listing.records, source=label, now=now)
+        outcome = upsert_records(
+            session, listing.records, source=label, now=now, on_progress=on_progress
+        )
     result.new, result.seen, result.updated = outcome.new, outcome.seen, outcome.updated
