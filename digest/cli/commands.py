@@ -248,7 +248,7 @@ def feed(
     """
     import sys  # noqa: PLC0415 - only this command writes bytes to stdout
 
-    from digest.render.assemble import subscriber_feed  # noqa: PLC0415 - keep --help fast
+    from digest.render.feed_export import subscriber_feed  # noqa: PLC0415 - keep --help fast
 
     data = subscriber_feed(get_settings(), email, fmt=fmt)
     if output:

@@ -1,14 +1,15 @@
-"""Store rows → view objects for the renderers: recorded digests, previews, feeds.
+"""Store rows → view objects for the renderers: recorded digests and previews.
 
-The renderers (:mod:`~digest.render.email`, :mod:`~digest.render.feeds`) are pure functions of
-the views built here. Functions take a session and never commit.
+Feeds are built in :mod:`~digest.render.feed_state`. The renderers (:mod:`~digest.render.email`,
+:mod:`~digest.render.feeds`) are pure functions of the views built here. Functions take a
+session and never commit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
 
@@ -18,10 +19,9 @@ from sqlmodel import Session, col
 from digest.digests.due import DueOptions, find_due
 from digest.digests.ledger import digest_key
 from digest.digests.selection import Selection, select_papers
-from digest.errors import DigestError
+from digest.errors import UnknownSubscriberError
 from digest.ranking.base import Ranker
 from digest.render.email import RenderedEmail, cached_renderer
-from digest.render.feeds import FEED_FORMATS
 from digest.render.views import DigestView, FeedView, ItemView
 from digest.store import db
 from digest.store.models import Digest, DigestItem, Paper, Subscriber
@@ -30,8 +30,6 @@ from digest.subscribers.links import links_for
 
 if TYPE_CHECKING:
     from digest.config.settings import Settings
-
-FEED_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)  # "updated" of a feed with no items yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,40 +147,19 @@ def feed_self_url(options: ViewOptions, subscriber: Subscriber, fmt: str) -> str
 def feed_view(
     session: Session, subscriber: Subscriber, *, options: ViewOptions, fmt: str
 ) -> FeedView:
-    """The subscriber's delivered items, newest digest first, at most ``feed_items``."""
-    rows = session.execute(
-        select(DigestItem, Paper, Digest)
-        .join(Paper, col(DigestItem.paper_id) == col(Paper.id))
-        .join(Digest, col(DigestItem.digest_id) == col(Digest.id))
-        .where(col(DigestItem.subscriber_id) == subscriber.id, col(Digest.status) == "sent")
-        .order_by(col(Digest.sent_at).desc(), col(DigestItem.rank))
-        .limit(options.feed_items)
-    ).all()
-    items = tuple(
-        item_view(
-            paper,
-            reason=item.reason,
-            matched=item.matched,
-            score=item.score,
-            delivered_at=digest.sent_at,
-        )
-        for item, paper, digest in rows
+    """The subscriber's delivered items, newest digest first, at most ``feed_items``.
+
+    Kept for ``runner.write_feeds`` (static files every run), which ``digest feeds export``
+    replaces; the feeds live in :mod:`digest.render.feed_state`, which imports this module."""
+    from digest.render import feed_state  # noqa: PLC0415 - feed_state imports this module
+
+    assert subscriber.id is not None
+    head = feed_state.read_head(
+        session.connection(), subscriber_id=subscriber.id, limit=options.feed_items
     )
-    links = links_for(options.base_url, subscriber.token)
-    self_url = feed_self_url(options, subscriber, fmt)
-    updated = max((i.delivered_at for i in items if i.delivered_at), default=FEED_EPOCH)
-    who = subscriber.name or subscriber.email.split("@", 1)[0]
-    return FeedView(
-        feed_id=f"{links.site_url}feeds/{subscriber.id}",
-        title=f"{options.site_name} for {who}",
-        subtitle="New papers picked for your interests: "
-        + ", ".join(_interests(session, subscriber)),
-        self_url=self_url,
-        site_url=links.site_url,
-        author_name=options.site_name,
-        items=items,
-        updated=updated,
-    )
+    if head is None:
+        raise UnknownSubscriberError(f"no subscriber {subscriber.email}")
+    return feed_state.build_view(session, head, options=options, fmt=fmt)
 
 
 def preview_digest(
@@ -200,30 +177,6 @@ def preview_digest(
     wanted = find_due(session, now=now, options=due, only=subscriber, ignore_existing=True)
     selections = select_papers(session, wanted, now=now, max_items=max_items, ranker=ranker)
     return selection_view(session, selections[0], now=now, options=views)
-
-
-def public_feed_view(session: Session, *, options: ViewOptions, fmt: str) -> FeedView:
-    """Every paper the service has seen, newest first: the public ``/feeds/all.*`` feed."""
-    papers = session.execute(
-        select(Paper)
-        .order_by(col(Paper.first_seen_at).desc(), col(Paper.id).desc())
-        .limit(options.feed_items)
-    ).scalars()
-    items = tuple(
-        item_view(paper, reason="", matched=(), score=0.0, delivered_at=paper.first_seen_at)
-        for paper in papers
-    )
-    site = f"{options.base_url}/"
-    return FeedView(
-        feed_id=f"{site}feeds/all",
-        title=f"{options.site_name}: new papers",
-        subtitle="Every new paper, newest first, before any personal ranking.",
-        self_url=f"{options.base_url}/feeds/all.{fmt}",
-        site_url=site,
-        author_name=options.site_name,
-        items=items,
-        updated=max((i.delivered_at for i in items if i.delivered_at), default=FEED_EPOCH),
-    )
 
 
 def render_preview(
@@ -245,13 +198,3 @@ def render_preview(
         )
         session.rollback()  # a preview records nothing
     return view, cached_renderer(settings.templates_dir, settings.site_name).render(view)
-
-
-def subscriber_feed(settings: Settings, email: str, *, fmt: str) -> bytes:
-    """``digest feed``: a subscriber's personal feed in ``fmt`` (atom, rss or json)."""
-    if fmt not in FEED_FORMATS:
-        raise DigestError(f"unknown feed format {fmt!r}: use atom, rss or json")
-    options = ViewOptions.from_settings(settings)
-    with db.transaction(settings) as session:
-        subscriber = get_subscriber(session, email)
-        return FEED_FORMATS[fmt](feed_view(session, subscriber, options=options, fmt=fmt))

@@ -134,6 +134,8 @@ class Digest(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("subscriber_id", "period_key", name="uq_digest_subscriber_period"),
         Index("ix_digest_status", "status"),
+        # A feed's window in feed order without a sort (digest/render/feed_state.py).
+        Index("ix_digest_feed", "subscriber_id", "status", "sent_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -159,6 +161,8 @@ class DigestItem(SQLModel, table=True):
     __tablename__ = "digest_item"
     __table_args__ = (
         UniqueConstraint("subscriber_id", "paper_id", name="uq_digest_item_subscriber_paper"),
+        # Covers a feed window's items in rank order (digest/render/feed_state.py).
+        Index("ix_digest_item_feed", "digest_id", "rank", "paper_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

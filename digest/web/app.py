@@ -67,7 +67,8 @@ def create_app(
         title=settings.site_name, docs_url=None, redoc_url=None, openapi_url=None
     )  # no API docs: they need scripts from a CDN, and there is no public API
     app.state.web = web
-    for module in (pages, subscribe, unsubscribe, feeds):
+    app.router.routes.append(feeds.route)  # first: the hottest route (see web/feeds.py)
+    for module in (pages, subscribe, unsubscribe):
         app.include_router(module.router)
     _install_error_pages(app, web)
     # Outermost last: the access log sees the final status, headers cover error pages too.
