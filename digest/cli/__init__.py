@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from digest import __version__
-from digest.cli import commands, serve, sources, subscribers
+from digest.cli import commands, feeds, serve, sources, subscribers
 from digest.cli.common import set_overrides
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(commands.db_app, name="db")
+app.add_typer(feeds.app, name="feeds")
 commands.register(app)
 serve.register(app)  # serve, scheduler, status
 sources.register(app)  # sources list|add|remove|test, fetch

@@ -21,6 +21,7 @@ from digest.config.resources import sample_dir, subscribers_dir
 from digest.config.settings import load_settings
 from digest.errors import ConfigError
 from digest.render.assemble import render_preview
+from digest.render.feed_export import export_feeds
 from digest.runner import run_digests
 from digest.sources.imports import import_files
 from digest.store import db
@@ -77,6 +78,7 @@ def run_demo(directory: Path, *, console: Console) -> dict[str, Any]:
             report = run_digests(settings, now=now, subscriber_email=email)
             rows.extend(report.digests)
             progress.advance(task)
+    export_feeds(settings, directory / "feeds")  # static copies of what `digest serve` serves
     elapsed = time.perf_counter() - started
 
     table = Table(title="paper-digest demo", show_lines=True, expand=True)

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from digest.errors import ConfigError, DigestError
+from digest.errors import DigestError
 from digest.render.assemble import ViewOptions
 from digest.render.feed_state import (
     FORMATS,
@@ -227,44 +227,55 @@ def export_feeds(
 ) -> ExportReport:
     """Write the feeds that changed since the last export to ``directory`` (all with
     ``everything``), delete those of subscribers no longer served; see the module doc."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create {directory}: {exc.strerror}") from None
     report = ExportReport(directory=directory.resolve())
     options = ViewOptions.from_settings(settings)
-    limit = options.feed_items
     engine = db.get_engine(settings)
-    with _exclusive(directory), Session(engine) as session:
-        for leftover in directory.glob(f".*{PARTIAL}"):
-            leftover.unlink(missing_ok=True)
-        export = _Export(session, directory, _Manifest(directory), options, everything, report)
-        statement = (
-            select(col(Subscriber.id), col(Subscriber.token))
-            .where(col(Subscriber.status).in_(EXPORTED_STATUSES))
-            .order_by(col(Subscriber.id))
-        )
-        served = {PUBLIC} if settings.public_feed else set()
-        for subscriber_id, token in session.execute(statement).all():
-            served.add(token)
-            report.feeds += 1
-            export.feed(
-                functools.partial(
-                    read_head, session.connection(), subscriber_id=subscriber_id, limit=limit
-                ),
-                lambda s, h, fmt: build_view(s, h, options=options, fmt=fmt),
-                lambda h: h.token,
-            )
-            if export.manifest.checkpoint(checkpoint_every):
-                session.rollback()  # no snapshot held for the whole export (PostgreSQL)
-        if settings.public_feed:
-            report.feeds += 1
-            export.feed(
-                functools.partial(read_public_head, session.connection(), limit=limit),
-                lambda s, h, fmt: build_public_view(s, h, options=options, fmt=fmt),
-                lambda _h: PUBLIC,
-            )
-        for name in sorted(set(export.manifest.feeds) - served):
-            export.delete(name)
-        export.manifest.save()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with _exclusive(directory), Session(engine) as session:
+            for leftover in directory.glob(f".*{PARTIAL}"):
+                leftover.unlink(missing_ok=True)
+            manifest = _Manifest(directory)
+            export = _Export(session, directory, manifest, options, everything, report)
+            try:
+                _export_all(export, settings, checkpoint_every)
+            except BaseException:  # record what was done, if the disk still lets us
+                with contextlib.suppress(OSError):
+                    manifest.save()
+                raise
+            manifest.save()
+    except OSError as exc:
+        raise DigestError(f"cannot write feeds to {directory}: {exc.strerror or exc}") from None
     return report
+
+
+def _export_all(export: _Export, settings: Settings, checkpoint_every: float) -> None:
+    session, report, options = export.session, export.report, export.options
+    limit = options.feed_items
+    statement = (
+        select(col(Subscriber.id), col(Subscriber.token))
+        .where(col(Subscriber.status).in_(EXPORTED_STATUSES))
+        .order_by(col(Subscriber.id))
+    )
+    served = {PUBLIC} if settings.public_feed else set()
+    for subscriber_id, token in session.execute(statement).all():
+        served.add(token)
+        report.feeds += 1
+        export.feed(
+            functools.partial(
+                read_head, session.connection(), subscriber_id=subscriber_id, limit=limit
+            ),
+            lambda s, h, fmt: build_view(s, h, options=options, fmt=fmt),
+            lambda h: h.token,
+        )
+        if export.manifest.checkpoint(checkpoint_every):
+            session.rollback()  # no snapshot held for the whole export (PostgreSQL)
+    if settings.public_feed:
+        report.feeds += 1
+        export.feed(
+            functools.partial(read_public_head, session.connection(), limit=limit),
+            lambda s, h, fmt: build_public_view(s, h, options=options, fmt=fmt),
+            lambda _h: PUBLIC,
+        )
+    for name in sorted(set(export.manifest.feeds) - served):
+        export.delete(name)

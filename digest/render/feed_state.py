@@ -15,10 +15,9 @@ abstract) moves its ``updated_at`` (:mod:`digest.store.papers`). So the window's
 :class:`FeedHead` (those triples, the subscriber's fields, the keywords) identifies the
 bytes: :meth:`FeedHead.etag` hashes it with the format. The ETag changes exactly when the
 bytes do, and a conditional GET is answered without building anything, from one statement:
-the subscriber by token and the window aggregated by the database, walked through the
-``ix_digest_feed`` / ``ix_digest_item_feed`` indexes (their order is the feed order: no sort,
-at most ``feed_items`` rows, however long the subscriber's history). Keywords come from a
-:class:`KeywordCache` keyed by the subscriber row's ``updated_at``.
+the subscriber by token, their keywords, and the window aggregated by the database, walked
+through the ``ix_digest_feed`` / ``ix_digest_item_feed`` indexes (their order is the feed
+order: no sort, at most ``feed_items`` rows, however long the subscriber's history).
 
 :func:`build_view` turns a head into the :class:`FeedView` to render: it reads the window's
 rows, items and papers, and takes everything else from the head. :func:`settled_view` reads
@@ -35,7 +34,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
-import threading
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -66,9 +65,11 @@ BUILD_ATTEMPTS = 3
 # status, sent_at, id) then ix_digest_item_feed (digest_id, rank, paper_id).
 _HEAD = (
     "SELECT s.id, s.token, s.status, s.name, s.email, s.created_at, s.confirmed_at,"
-    " s.updated_at, w.n, w.newest, w.triples"
+    " (SELECT JSON_AGG(JSON_ARRAY(k.position, k.weight, k.text)) FROM interest k"
+    "  WHERE k.subscriber_id = s.id AND k.kind = 'keyword') AS keywords,"
+    " w.n, w.newest, w.triples"
     " FROM subscriber s, ("
-    "  SELECT count(*) AS n, max(win.sent_at) AS newest, AGG(win.triple, ' ') AS triples"
+    "  SELECT count(*) AS n, max(win.sent_at) AS newest, STRING_AGG(win.triple, ' ') AS triples"
     "  FROM ("
     "   SELECT d.sent_at, CAST(d.id AS TEXT) || ':' || CAST(i.paper_id AS TEXT)"
     "    || ':' || CAST(p.updated_at AS TEXT) AS triple"
@@ -86,17 +87,28 @@ _STATEMENTS = {
     "window": "SELECT d.id, d.sent_at, i.paper_id FROM digest d"
     " JOIN digest_item i ON i.digest_id = d.id WHERE d.subscriber_id = ? AND d.status = 'sent'"
     " ORDER BY d.sent_at DESC, d.id DESC, i.rank LIMIT ?",
-    "keywords": "SELECT text, weight FROM interest"
-    " WHERE subscriber_id = ? AND kind = 'keyword' ORDER BY position",
     "public_head": "SELECT count(*), max(first_seen_at),"
-    " AGG(CAST(id AS TEXT) || ':' || CAST(updated_at AS TEXT), ' ')"
+    " STRING_AGG(CAST(id AS TEXT) || ':' || CAST(updated_at AS TEXT), ' ')"
     " FROM (SELECT id, first_seen_at, updated_at FROM paper"
     " ORDER BY first_seen_at DESC, id DESC LIMIT ?) AS win",
     "public_window": "SELECT id, first_seen_at FROM paper"
     " ORDER BY first_seen_at DESC, id DESC LIMIT ?",
     "first_run": "SELECT min(started_at) FROM run",
 }
-_DIALECTS = {"sqlite": ("?", "group_concat"), "postgresql": ("%s", "string_agg")}
+_DIALECTS = {  # placeholder, then the functions' names
+    "sqlite": {
+        "?": "?",
+        "STRING_AGG(": "group_concat(",
+        "JSON_AGG(": "json_group_array(",
+        "JSON_ARRAY(": "json_array(",
+    },
+    "postgresql": {
+        "?": "%s",
+        "STRING_AGG(": "string_agg(",
+        "JSON_AGG(": "json_agg(",
+        "JSON_ARRAY(": "json_build_array(",
+    },
+}
 _UTC = UTCDateTime()
 
 
@@ -112,11 +124,10 @@ def rendering_version() -> str:
 
 @functools.cache
 def _driver_statements(dialect: str) -> dict[str, str]:
-    mark, aggregate = _DIALECTS[dialect]
-    return {
-        name: sql.replace("?", mark).replace("AGG(", aggregate + "(")
-        for name, sql in _STATEMENTS.items()
-    }
+    statements = dict(_STATEMENTS)
+    for generic, own in _DIALECTS[dialect].items():
+        statements = {name: sql.replace(generic, own) for name, sql in statements.items()}
+    return statements
 
 
 def _query(connection: Connection, name: str, *params: object) -> list[Any]:
@@ -195,32 +206,10 @@ def weighted(text: str, weight: float) -> str:
     return text if weight == 1.0 else f"{text}^{weight:g}"
 
 
-class KeywordCache:
-    """Keywords by (subscriber id, ``subscriber.updated_at``): a conditional GET needs no
-    second statement.
-
-    Interests are written only through ``subscribers.library.add_subscriber`` (a new row) and
-    ``edit_subscriber``, which moves ``updated_at``: a changed profile is a new key. Bounded:
-    the oldest entry goes first."""
-
-    def __init__(self, size: int = 20_000) -> None:
-        self._size = size
-        self._data: dict[tuple[int, str], tuple[str, ...]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[int, str]) -> tuple[str, ...] | None:
-        return self._data.get(key)
-
-    def put(self, key: tuple[int, str], keywords: tuple[str, ...]) -> None:
-        with self._lock:
-            self._data[key] = keywords
-            while len(self._data) > self._size:
-                del self._data[next(iter(self._data))]
-
-
-def keywords_of(connection: Connection, subscriber_id: int) -> tuple[str, ...]:
-    """The subscriber's keywords as their profile shows them, in profile order."""
-    return tuple(weighted(t, w) for t, w in _query(connection, "keywords", subscriber_id))
+def _keywords(found: Any) -> tuple[str, ...]:
+    """``[[position, weight, text], …]`` (JSON text on SQLite, parsed on PostgreSQL)."""
+    rows = json.loads(found) if isinstance(found, str) else found or []
+    return tuple(weighted(text, weight) for _, weight, text in sorted(rows, key=lambda r: r[0]))
 
 
 def read_head(
@@ -229,7 +218,6 @@ def read_head(
     limit: int,
     token: str | None = None,
     subscriber_id: int | None = None,
-    keywords: KeywordCache | None = None,
 ) -> FeedHead | None:
     """The head of the subscriber with this token (or id); None when there is none.
 
@@ -239,16 +227,11 @@ def read_head(
     rows = _query(connection, name, value, limit, value)
     if not rows:
         return None
-    sid, token_, status, name_, email, created_at, confirmed_at, changed_at, n, newest, joined = (
-        rows[0]
-    )
+    sid, token_, status, name_, email, created_at, confirmed_at, keywords, n, newest, joined = rows[
+        0
+    ]
     updated = _utc(connection, newest if n else confirmed_at or created_at)
-    cache_key = (sid, str(changed_at))
-    words = keywords.get(cache_key) if keywords else None
-    if words is None:
-        words = keywords_of(connection, sid)
-        if keywords:
-            keywords.put(cache_key, words)
+    words = _keywords(keywords)
     revision = _fingerprint((token_, name_, email, updated.isoformat(), words, n, _triples(joined)))
     return FeedHead(sid, token_, status, name_, email, updated, words, n, revision)
 

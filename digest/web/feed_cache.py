@@ -1,4 +1,4 @@
-"""What the feed routes keep in memory: rendered feeds, keywords, and the store's heads.
+"""What the feed routes keep in memory (rendered feeds) and how they read the store.
 
 :class:`RenderedFeeds` holds the bytes of the last rendered version of each feed (per
 subscriber and format, with the ETag they were rendered for), least recently used out first,
@@ -24,7 +24,6 @@ from digest.render.assemble import ViewOptions
 from digest.render.feed_state import (
     FeedHead,
     H,
-    KeywordCache,
     PublicHead,
     build_public_view,
     build_view,
@@ -81,7 +80,6 @@ class FeedService:
     engine: Engine
     options: ViewOptions
     rendered: RenderedFeeds = field(default_factory=RenderedFeeds)
-    keywords: KeywordCache = field(default_factory=KeywordCache)
 
     @property
     def reads_inline(self) -> bool:
@@ -96,9 +94,7 @@ class FeedService:
 
     def head(self, token: str) -> FeedHead | None:
         with self.engine.connect() as connection:
-            return read_head(
-                connection, token=token, limit=self.options.feed_items, keywords=self.keywords
-            )
+            return read_head(connection, token=token, limit=self.options.feed_items)
 
     def public_head(self) -> PublicHead:
         with self.engine.connect() as connection:
