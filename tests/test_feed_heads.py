@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from email.utils import format_datetime
@@ -19,6 +19,7 @@ import httpx
 import pytest
 from feed_support import deliver, diffusion_paper, import_papers  # type: ignore[import-not-found]  # tests/ helpers are plain modules, not a package
 from sqlalchemy import event
+from sqlmodel import Session
 from web_fixtures import (  # type: ignore[import-not-found]  # tests/ helpers are plain modules, not a package
     BASE,
     IMPORTED,
@@ -31,8 +32,19 @@ from web_fixtures import (  # type: ignore[import-not-found]  # tests/ helpers a
 )
 
 from digest.config.settings import Settings
+from digest.render.assemble import ViewOptions
 from digest.render.feed_export import subscriber_feed
-from digest.render.feed_state import _driver_statements
+from digest.render.feed_state import (
+    BUILD_ATTEMPTS,
+    FeedHead,
+    StaleFeedError,
+    _driver_statements,
+    build_view,
+    read_head,
+    settled_view,
+)
+from digest.render.feeds import render_atom
+from digest.render.views import FeedView
 from digest.store import db
 from digest.store.papers import upsert_records
 from digest.subscribers.library import (
@@ -232,3 +244,39 @@ def test_public_feed_follows_new_and_refreshed_papers(make_settings: SettingsFac
             client.get("/feeds/all.json", headers={"If-None-Match": newer.headers["etag"]})
         ).status_code == 304
     assert BASE in newer.json()["feed_url"]
+
+
+def test_a_build_follows_the_store_while_it_changes(make_settings: SettingsFactory) -> None:
+    """A head that changes between the build and the check is read again and rebuilt; one
+    that never settles is an error (the route answers 503), never bytes under a wrong ETag."""
+    settings = make_settings()
+    ada = seed(settings)
+    options = ViewOptions.from_settings(settings)
+    refreshes = iter(range(1, 100))
+
+    def read_after_a_refresh(changes: int) -> Callable[[], FeedHead | None]:
+        def read() -> FeedHead | None:
+            if changes_left[0] > 0:  # an import lands while the feed is being built
+                changes_left[0] -= 1
+                day = next(refreshes)
+                import_papers(settings, replace(PAPERS[0], upvotes=day), day=day)
+            with db.get_engine(settings).connect() as connection:
+                return read_head(connection, token=ada.token, limit=settings.feed_items)
+
+        changes_left = [changes]
+        return read
+
+    def build(session: Session, head: FeedHead) -> FeedView:
+        return build_view(session, head, options=options, fmt="atom")
+
+    with Session(db.get_engine(settings)) as session:
+        first = read_after_a_refresh(0)()
+        assert first is not None
+        settled = settled_view(session, first, read=read_after_a_refresh(2), build=build)
+        assert settled is not None
+        head, view = settled
+        assert head.revision != first.revision  # the third attempt's head
+        assert render_atom(view) == subscriber_feed(settings, ada.email, fmt="atom")
+        assert b"2 upvotes" in render_atom(view)  # the last refresh
+        with pytest.raises(StaleFeedError):
+            settled_view(session, head, read=read_after_a_refresh(BUILD_ATTEMPTS), build=build)

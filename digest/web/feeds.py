@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from digest.render.display import as_utc
-from digest.render.feed_state import FeedHead, PublicHead
+from digest.render.feed_state import FeedHead, PublicHead, StaleFeedError
 from digest.web.deps import WebContext
 from digest.web.feed_cache import FeedService
 from digest.web.security import plausible_token, tokens_equal
@@ -77,7 +77,7 @@ async def _read(feeds: FeedService, read: Callable[..., T], *args: str) -> T:
     return await run_in_threadpool(read, *args)
 
 
-def _personal(web: WebContext, head: FeedHead | None, token: str) -> FeedHead:
+def _personal(head: FeedHead | None, token: str) -> FeedHead:
     """The head, when ``token`` may see this feed; else 404 or 410."""
     # The index lookup found the row; the final check is constant-time (see README).
     if head is None or head.status == "pending" or not tokens_equal(token, head.token):
@@ -105,19 +105,22 @@ async def feed(request: Request) -> Response:
         if not plausible_token(name):
             raise HTTPException(404)
         cache_control = f"private, max-age={web.settings.feed_max_age}"
-        head = _personal(web, await _read(feeds, feeds.head, name), name)
+        head = _personal(await _read(feeds, feeds.head, name), name)
     etag = head.etag(options, fmt)
     if not_modified(request.headers, etag=etag, updated=head.updated):
         return Response(status_code=304, headers=_headers(etag, head.updated, cache_control))
     data = feeds.rendered.get((feeds.key(head), fmt), etag)
     if data is None:  # build it, in the thread pool
-        if isinstance(head, PublicHead):
-            head, data = await run_in_threadpool(feeds.public_bytes, head, fmt)
-        else:
-            found = await run_in_threadpool(feeds.feed_bytes, head, fmt)
-            if found is None:  # removed while the feed was built
-                raise HTTPException(404)
-            head, data = found
+        try:
+            if isinstance(head, PublicHead):
+                head, data = await run_in_threadpool(feeds.public_bytes, head, fmt)
+            else:
+                found = await run_in_threadpool(feeds.feed_bytes, head, fmt)
+                if found is None:  # removed while the feed was built
+                    raise HTTPException(404)
+                head, data = found
+        except StaleFeedError:  # changed under every attempt: a run is sending right now
+            raise HTTPException(503, headers={"Retry-After": "5"}) from None
     headers = _headers(head.etag(options, fmt), head.updated, cache_control)
     return Response(data, media_type=MEDIA_TYPES[fmt], headers=headers)
 
