@@ -233,3 +233,23 @@ def test_cli_export(
     failed = cli("feeds", "export", str(a_file), code=1)
     assert len(failed.output.strip().splitlines()) == 1
     assert failed.output.startswith(f"error: cannot write feeds to {a_file}")
+
+
+def test_a_foreign_or_broken_manifest_only_costs_a_rewrite(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    settings = make_settings()
+    ada = seed(settings)
+    out = tmp_path / "feeds"
+    out.mkdir()
+    outside = tmp_path / "precious.atom"
+    outside.write_text("not ours")
+    (out / MANIFEST).write_text(
+        json.dumps({"feeds": {"../precious": {"atom": ["x", 8]}, ada.token: "junk"}})
+    )
+    report = export_feeds(settings, out)
+    assert (report.written, report.deleted) == (6, 0)  # everything written, nothing deleted
+    assert outside.read_text() == "not ours"
+    assert set(json.loads((out / MANIFEST).read_text())["feeds"]) == {ada.token, "all"}
+    (out / MANIFEST).write_text("{not json")
+    assert export_feeds(settings, out).written == 6

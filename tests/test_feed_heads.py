@@ -34,15 +34,8 @@ from web_fixtures import (  # type: ignore[import-not-found]  # tests/ helpers a
 from digest.config.settings import Settings
 from digest.render.assemble import ViewOptions
 from digest.render.feed_export import subscriber_feed
-from digest.render.feed_state import (
-    BUILD_ATTEMPTS,
-    FeedHead,
-    StaleFeedError,
-    _driver_statements,
-    build_view,
-    read_head,
-    settled_view,
-)
+from digest.render.feed_state import FeedHead, _driver_statements, read_head
+from digest.render.feed_views import BUILD_ATTEMPTS, StaleFeedError, build_view, settled_view
 from digest.render.feeds import render_atom
 from digest.render.views import FeedView
 from digest.store import db

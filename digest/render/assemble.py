@@ -1,6 +1,6 @@
 """Store rows → view objects for the renderers: recorded digests and previews.
 
-Feeds are built in :mod:`~digest.render.feed_state`. The renderers (:mod:`~digest.render.email`,
+Feeds are built in :mod:`~digest.render.feed_views`. The renderers (:mod:`~digest.render.email`,
 :mod:`~digest.render.feeds`) are pure functions of the views built here. Functions take a
 session and never commit.
 """
@@ -150,8 +150,9 @@ def feed_view(
     """The subscriber's delivered items, newest digest first, at most ``feed_items``.
 
     Kept for ``runner.write_feeds`` (static files every run), which ``digest feeds export``
-    replaces; the feeds live in :mod:`digest.render.feed_state`, which imports this module."""
-    from digest.render import feed_state  # noqa: PLC0415 - feed_state imports this module
+    replaces; feeds live in :mod:`digest.render.feed_state` and ``feed_views``, which import
+    this module."""
+    from digest.render import feed_state, feed_views  # noqa: PLC0415 - they import this module
 
     assert subscriber.id is not None
     head = feed_state.read_head(
@@ -159,7 +160,7 @@ def feed_view(
     )
     if head is None:
         raise UnknownSubscriberError(f"no subscriber {subscriber.email}")
-    return feed_state.build_view(session, head, options=options, fmt=fmt)
+    return feed_views.build_view(session, head, options=options, fmt=fmt)
 
 
 def preview_digest(

@@ -34,6 +34,7 @@ import fcntl
 import functools
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -45,15 +46,8 @@ from sqlmodel import Session, col
 
 from digest.errors import DigestError
 from digest.render.assemble import ViewOptions
-from digest.render.feed_state import (
-    FORMATS,
-    H,
-    build_public_view,
-    build_view,
-    read_head,
-    read_public_head,
-    settled_view,
-)
+from digest.render.feed_state import FORMATS, read_head, read_public_head
+from digest.render.feed_views import H, build_public_view, build_view, settled_view
 from digest.render.feeds import FEED_FORMATS
 from digest.render.views import FeedView
 from digest.store import db
@@ -69,6 +63,21 @@ PARTIAL = ".partial"
 PUBLIC = "all"
 EXPORTED_STATUSES = ("active", "paused")  # what the web app serves with a 200
 CHECKPOINT_SECONDS = 2.0
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a token (urlsafe base64) or "all"
+FORMATS_SET = frozenset(FORMATS)
+
+
+def _well_formed(name: str, entry: object) -> bool:
+    """A manifest entry as this module writes it: ``{format: [etag, size]}``."""
+    return (
+        _NAME.fullmatch(name) is not None
+        and isinstance(entry, dict)
+        and entry.keys() <= FORMATS_SET
+        and all(
+            isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int)
+            for v in entry.values()
+        )
+    )
 
 
 def subscriber_feed(settings: Settings, email: str, *, fmt: str) -> bytes:
@@ -108,12 +117,16 @@ class _Manifest:
         self._saved_at = time.monotonic()
         try:
             document = json.loads(self.path.read_text("utf-8"))
-            if isinstance(document, dict) and isinstance(document.get("feeds"), dict):
-                self.feeds = document["feeds"]
         except FileNotFoundError:
-            pass
+            return
         except (OSError, ValueError):  # unreadable: start over, every file gets rewritten
-            self.feeds = {}
+            return
+        found = document.get("feeds") if isinstance(document, dict) else None
+        for name, entry in (found if isinstance(found, dict) else {}).items():
+            # Only what this module writes: a feed name that is a plain file name, and
+            # [etag, size] per format. Anything else is forgotten (its files rewritten).
+            if _well_formed(name, entry):
+                self.feeds[name] = entry
 
     def current(self, directory: Path, name: str, etags: dict[str, str]) -> bool:
         """Whether every file of ``name`` is on disk as the manifest says, at ``etags``."""

@@ -1,4 +1,4 @@
-"""Feeds from the store: what a feed's bytes depend on (its head), its ETag, and its view.
+"""What a feed's bytes depend on (its head) and its ETag, read from the store.
 
 A personal feed is a pure function of
 
@@ -19,14 +19,9 @@ the subscriber by token, their keywords, and the window aggregated by the databa
 through the ``ix_digest_feed`` / ``ix_digest_item_feed`` indexes (their order is the feed
 order: no sort, at most ``feed_items`` rows, however long the subscriber's history).
 
-:func:`build_view` turns a head into the :class:`FeedView` to render: it reads the window's
-rows, items and papers, and takes everything else from the head. :func:`settled_view` reads
-the head again afterwards: equal heads mean the rows it read are the ones the ETag names
-(the sent digests only grow and ``updated_at`` only moves on), even while a run sends
-digests or an import refreshes papers.
-
-The public feed (``/feeds/all.*``: every paper, newest first) works the same way over the
-newest papers. Functions take a connection or session and never commit.
+The public feed (``/feeds/all.*``: every paper, newest first) has a head too, over the
+newest papers. :mod:`digest.render.feed_views` builds the views of heads. Functions take a
+connection and never commit.
 """
 
 from __future__ import annotations
@@ -35,20 +30,16 @@ import functools
 import hashlib
 import importlib.metadata
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Connection, select
-from sqlmodel import Session, col
+from sqlalchemy import Connection
 
 from digest import __version__
-from digest.errors import DigestError
-from digest.render.assemble import ViewOptions, item_view
+from digest.render.assemble import ViewOptions
 from digest.render.display import subscriber_feed_id
 from digest.render.views import FeedView
-from digest.store.models import DigestItem, Paper
 from digest.store.types import UTCDateTime
 from digest.subscribers.links import links_for
 
@@ -58,7 +49,6 @@ FORMATS = ("atom", "rss", "json")
 RENDERING = "1"
 # "updated" of a public feed before the store has any paper or run: it never changed.
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
-BUILD_ATTEMPTS = 3
 
 # Statements, in the driver's own SQL ("?" becomes its placeholder; AGG its string
 # aggregate). ORDER BY in the windows is the index order of ix_digest_feed (subscriber_id,
@@ -112,10 +102,6 @@ _DIALECTS = {  # placeholder, then the functions' names
 _UTC = UTCDateTime()
 
 
-class StaleFeedError(DigestError):
-    """The store kept changing while a feed was being built."""
-
-
 @functools.cache
 def rendering_version() -> str:
     """What besides the inputs decides the bytes: our renderers and feedgen."""
@@ -130,7 +116,7 @@ def _driver_statements(dialect: str) -> dict[str, str]:
     return statements
 
 
-def _query(connection: Connection, name: str, *params: object) -> list[Any]:
+def query(connection: Connection, name: str, *params: object) -> list[Any]:
     """Rows of one of the statements above, through the driver's own cursor.
 
     A head is read on every conditional GET: the Core layer's per-statement work (compiling,
@@ -145,7 +131,7 @@ def _query(connection: Connection, name: str, *params: object) -> list[Any]:
     return rows
 
 
-def _utc(connection: Connection, value: Any) -> datetime:
+def to_utc(connection: Connection, value: Any) -> datetime:
     parsed = _UTC.process_result_value(value, connection.dialect)
     assert parsed is not None
     return parsed
@@ -224,49 +210,16 @@ def read_head(
     The caller decides what a status means (pending, unsubscribed); the token match is exact
     here and the caller compares it again in constant time."""
     name, value = ("head_token", token) if token is not None else ("head_id", subscriber_id)
-    rows = _query(connection, name, value, limit, value)
+    rows = query(connection, name, value, limit, value)
     if not rows:
         return None
     sid, token_, status, name_, email, created_at, confirmed_at, keywords, n, newest, joined = rows[
         0
     ]
-    updated = _utc(connection, newest if n else confirmed_at or created_at)
+    updated = to_utc(connection, newest if n else confirmed_at or created_at)
     words = _keywords(keywords)
     revision = _fingerprint((token_, name_, email, updated.isoformat(), words, n, _triples(joined)))
     return FeedHead(sid, token_, status, name_, email, updated, words, n, revision)
-
-
-def build_view(session: Session, head: FeedHead, *, options: ViewOptions, fmt: str) -> FeedView:
-    """The feed of ``head``: its window's items from the store, the rest from the head."""
-    connection = session.connection()
-    window = _query(connection, "window", head.subscriber_id, options.feed_items)
-    paper_ids = [paper_id for _, _, paper_id in window]
-    found = {
-        item.paper_id: (item, paper)
-        for item, paper in session.execute(
-            select(DigestItem, Paper)
-            .join(Paper, col(DigestItem.paper_id) == col(Paper.id))
-            .where(
-                col(DigestItem.subscriber_id) == head.subscriber_id,
-                col(DigestItem.paper_id).in_(paper_ids),
-            )
-        ).all()
-    }
-    if len(found) != len(paper_ids):
-        raise StaleFeedError("a feed item disappeared while the feed was built")
-    items = []
-    for _, sent_at, paper_id in window:
-        item, paper = found[paper_id]
-        items.append(
-            item_view(
-                paper,
-                reason=item.reason,
-                matched=item.matched,
-                score=item.score,
-                delivered_at=_utc(connection, sent_at),
-            )
-        )
-    return replace(head.header(options, fmt), items=tuple(items))
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,62 +250,10 @@ class PublicHead:
 def read_public_head(connection: Connection, *, limit: int) -> PublicHead:
     """The public feed's head: the newest papers (the ``first_seen_at`` index), or, before
     any paper, when the store first recorded a run."""
-    n, newest, joined = _query(connection, "public_head", limit)[0]
+    n, newest, joined = query(connection, "public_head", limit)[0]
     if n:
-        updated = _utc(connection, newest)
+        updated = to_utc(connection, newest)
     else:
-        first_run = _query(connection, "first_run")[0][0]
-        updated = NEVER if first_run is None else _utc(connection, first_run)
+        first_run = query(connection, "first_run")[0][0]
+        updated = NEVER if first_run is None else to_utc(connection, first_run)
     return PublicHead(updated, n, _fingerprint((updated.isoformat(), n, _triples(joined))))
-
-
-def build_public_view(
-    session: Session, head: PublicHead, *, options: ViewOptions, fmt: str
-) -> FeedView:
-    """The public feed of ``head``."""
-    connection = session.connection()
-    window = _query(connection, "public_window", options.feed_items)
-    statement = select(Paper).where(col(Paper.id).in_([paper_id for paper_id, _ in window]))
-    papers = {paper.id: paper for paper in session.execute(statement).scalars()}
-    if len(papers) != len(window):
-        raise StaleFeedError("a paper disappeared while the public feed was built")
-    items = tuple(
-        item_view(
-            papers[paper_id],
-            reason="",
-            matched=(),
-            score=0.0,
-            delivered_at=_utc(connection, first_seen),
-        )
-        for paper_id, first_seen in window
-    )
-    return replace(head.header(options, fmt), items=items)
-
-
-H = TypeVar("H", FeedHead, PublicHead)
-
-
-def settled_view(
-    session: Session,
-    head: H,
-    *,
-    read: Callable[[], H | None],
-    build: Callable[[Session, H], FeedView],
-) -> tuple[H, FeedView] | None:
-    """Build the view of ``head`` and make sure the store still says ``head`` afterwards.
-
-    Statements outside one snapshot may see different states; the same head before and
-    after the build means the build read what the head names. Retried a few times when a run
-    or an import changes the feed meanwhile; None when the subscriber is gone."""
-    for _ in range(BUILD_ATTEMPTS):
-        try:
-            view: FeedView | None = build(session, head)
-        except StaleFeedError:
-            view = None
-        again = read()
-        if again is None:
-            return None
-        if view is not None and again.revision == head.revision:
-            return head, view
-        head = again
-    raise StaleFeedError("the feed kept changing while it was built; try again")

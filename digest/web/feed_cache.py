@@ -21,16 +21,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from digest.render.assemble import ViewOptions
-from digest.render.feed_state import (
-    FeedHead,
-    H,
-    PublicHead,
-    build_public_view,
-    build_view,
-    read_head,
-    read_public_head,
-    settled_view,
-)
+from digest.render.feed_state import FeedHead, PublicHead, read_head, read_public_head
+from digest.render.feed_views import H, build_public_view, build_view, settled_view
 from digest.render.feeds import FEED_FORMATS
 from digest.render.views import FeedView
 

@@ -32,7 +32,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from digest.render.display import as_utc
-from digest.render.feed_state import FeedHead, PublicHead, StaleFeedError
+from digest.render.feed_state import FeedHead, PublicHead
+from digest.render.feed_views import StaleFeedError
 from digest.web.deps import WebContext
 from digest.web.feed_cache import FeedService
 from digest.web.security import plausible_token, tokens_equal
@@ -77,14 +78,21 @@ async def _read(feeds: FeedService, read: Callable[..., T], *args: str) -> T:
     return await run_in_threadpool(read, *args)
 
 
-def _personal(head: FeedHead | None, token: str) -> FeedHead:
-    """The head, when ``token`` may see this feed; else 404 or 410."""
-    # The index lookup found the row; the final check is constant-time (see README).
-    if head is None or head.status == "pending" or not tokens_equal(token, head.token):
+def _served(head: FeedHead) -> FeedHead:
+    """The head, when its feed is served; else 404 (pending) or 410 (unsubscribed)."""
+    if head.status == "pending":
         raise HTTPException(404)
     if head.status == "unsubscribed":
         raise HTTPException(410, detail="This feed ended when its owner unsubscribed.")
     return head
+
+
+def _personal(head: FeedHead | None, token: str) -> FeedHead:
+    """The head, when ``token`` may see this feed; else 404 or 410."""
+    # The index lookup found the row; the final check is constant-time (see README).
+    if head is None or not tokens_equal(token, head.token):
+        raise HTTPException(404)
+    return _served(head)
 
 
 async def feed(request: Request) -> Response:
@@ -118,7 +126,7 @@ async def feed(request: Request) -> Response:
                 found = await run_in_threadpool(feeds.feed_bytes, head, fmt)
                 if found is None:  # removed while the feed was built
                     raise HTTPException(404)
-                head, data = found
+                head, data = _served(found[0]), found[1]  # its status may have moved meanwhile
         except StaleFeedError:  # changed under every attempt: a run is sending right now
             raise HTTPException(503, headers={"Retry-After": "5"}) from None
     headers = _headers(head.etag(options, fmt), head.updated, cache_control)
