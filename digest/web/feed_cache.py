@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from digest.render.assemble import ViewOptions
@@ -84,12 +84,21 @@ class FeedService:
         """The cache key of the feed's owner (:data:`PUBLIC` for the public feed)."""
         return head.subscriber_id if isinstance(head, FeedHead) else PUBLIC
 
+    def _connect(self) -> Connection:
+        connection = self.engine.connect()
+        if not self.reads_inline:
+            # PostgreSQL: one statement needs no transaction of its own, and psycopg drops
+            # its prepared statements on every rollback (the pool resets each connection it
+            # gets back with one): in autocommit the head's statement stays prepared.
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        return connection
+
     def head(self, token: str) -> FeedHead | None:
-        with self.engine.connect() as connection:
+        with self._connect() as connection:
             return read_head(connection, token=token, limit=self.options.feed_items)
 
     def public_head(self) -> PublicHead:
-        with self.engine.connect() as connection:
+        with self._connect() as connection:
             return read_public_head(connection, limit=self.options.feed_items)
 
     def feed_bytes(self, head: FeedHead, fmt: str) -> tuple[FeedHead, bytes] | None:
