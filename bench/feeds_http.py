@@ -3,9 +3,12 @@
     .venv/bin/python bench/feeds_http.py [--subscribers 1000] [--digests 3] [--items 15]
         [--duration 10] [--connections 20] [--threads 2] [--baseline DIR] [--repeat 1]
         [--cases one-304,one-full,many-304,many-full] [--backend sqlite|postgres]
+        [--without-speedups]
 
-For each checkout (this one, and ``--baseline DIR``: a plain checkout of another commit,
-e.g. ``git archive <commit> | tar -x -C /tmp/pd-baseline``) the script
+For each checkout (this one; with ``--without-speedups`` this one again with httptools and
+uvloop made unimportable, so uvicorn falls back to h11 and asyncio; and ``--baseline DIR``:
+a plain checkout of another commit, e.g. ``git archive <commit> | tar -x -C
+/tmp/pd-baseline``, run as its own pyproject installs it, i.e. without those two) the script
 
 1. seeds a fresh store in a temporary directory (SQLite, or a fresh PostgreSQL schema with
    ``--backend postgres``) with that checkout's own code, in a child process: the bundled
@@ -23,7 +26,8 @@ e.g. ``git archive <commit> | tar -x -C /tmp/pd-baseline``) the script
    - ``many-304`` / ``many-full``: the same, rotating over every subscriber's feed (a Lua
      ``request()`` hook), so no single cache entry carries the run;
 
-   and checks wrk saw no socket errors and no status other than the expected one;
+   and checks wrk saw no socket errors and, through a Lua ``response()`` hook, no status
+   other than the expected one (304 or 200);
 4. stops the server (SIGTERM, then SIGKILL after 10 s) and deletes the store.
 
 It prints req/s per case and checkout side by side (min-max over ``--repeat`` runs). Every
