@@ -11,6 +11,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from digest.render.display import subscriber_feed_id
 from digest.render.views import DigestView, FeedView, ItemView
 from digest.subscribers.links import LinksView
 
@@ -115,7 +116,7 @@ def digest_view(items: tuple[ItemView, ...] = ITEMS) -> DigestView:
 def feed_view(self_url: str = LINKS.atom_url, items: tuple[ItemView, ...] = ITEMS) -> FeedView:
     """The golden feed; pass the RSS or JSON URL as ``self_url`` for those formats."""
     return FeedView(
-        feed_id="urn:paper-digest:feed:42",
+        feed_id=subscriber_feed_id(TOKEN, BASE),  # opaque: neither the row id nor the token
         title="Paper digest for Ada Lovelace-Byron",
         subtitle="New papers matching your interests",
         self_url=self_url,

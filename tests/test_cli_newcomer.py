@@ -27,6 +27,7 @@ ARGS: dict[str, list[str]] = {
     "run": [],
     "preview": [EMAIL],
     "feed": [EMAIL],
+    "feeds export": ["feeds-out"],
     "demo": ["--dir", "demo-out"],
     "serve": [],
     "scheduler": [],
@@ -54,6 +55,7 @@ ARGS: dict[str, list[str]] = {
 READ_COMMANDS = [
     "preview",
     "feed",
+    "feeds export",
     "status",
     "subscribers list",
     "subscribers show",

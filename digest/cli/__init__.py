@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from digest import __version__
-from digest.cli import commands, serve, setup, sources, subscribers
+from digest.cli import commands, feeds, serve, setup, sources, subscribers
 from digest.cli.common import set_overrides
 from digest.cli.help import App
 
@@ -25,6 +25,7 @@ app = App(
 )
 app.add_typer(subscribers.app, name="subscribers")
 setup.register(app)  # init, config, db upgrade
+app.add_typer(feeds.app, name="feeds")
 commands.register(app)
 serve.register(app)  # serve, scheduler, status
 sources.register(app)  # sources list|add|remove|test, fetch

@@ -332,7 +332,7 @@ def feed(
     """
     import sys  # noqa: PLC0415 - only this command writes bytes to stdout
 
-    from digest.render.assemble import subscriber_feed  # noqa: PLC0415 - keep --help fast
+    from digest.render.feed_export import subscriber_feed  # noqa: PLC0415 - keep --help fast
 
     if fmt not in FEED_CHOICES:
         raise UsageError(f"--format: unknown feed format {fmt!r}: use atom, rss or json")

@@ -10,6 +10,7 @@ plain http(s) (no ``javascript:`` links in an email).
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -140,6 +141,20 @@ def paper_entry_id(key: str, site_url: str) -> str:
     """A stable tag URI (RFC 4151) for a paper in feeds: depends on the key and host only."""
     host = (urlsplit(site_url).hostname or "localhost").lower()
     return f"tag:{host},2024:paper/{quote(key, safe=_TAG_SAFE)}"
+
+
+def subscriber_feed_id(token: str, site_url: str) -> str:
+    """The stable, opaque id of a subscriber's feed: a tag URI (RFC 4151) on the site's host
+    whose specific part is a one-way hash of the subscriber's token.
+
+    Not the subscriber's row id (sequential: it tells anyone how many subscribed before) and
+    not the token (it grants access to the feed and the manage page). Derived from the token,
+    not keyed with the secret key: rotating the key must not make every reader see new feeds,
+    and the token's 192 random bits cannot be recovered from the hash. Stable as long as the
+    token and the host are (entry ids depend on the host too)."""
+    host = (urlsplit(site_url).hostname or "localhost").lower()
+    opaque = hashlib.sha256(b"paper-digest feed id\x00" + token.encode("utf-8")).hexdigest()
+    return f"tag:{host},2024:feed/{opaque[:32]}"
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass is 3x slower to build, 20 per digest

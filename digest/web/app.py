@@ -80,7 +80,8 @@ def create_app(
         redirect_slashes=False,  # it builds Location from the Host header: see canonical_url
     )
     app.state.web = web
-    for module in (pages, subscribe, unsubscribe, feeds):
+    app.router.routes.append(feeds.route)  # first: the hottest route (see web/feeds.py)
+    for module in (pages, subscribe, unsubscribe):
         app.include_router(module.router)
     _install_error_pages(app, web)
     # Outermost last: the access log sees the final status, headers cover error pages too.
