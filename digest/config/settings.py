@@ -48,8 +48,14 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """All settings of paper-digest. Environment names are ``DIGEST_`` + the upper-cased name."""
 
+    # env_ignore_empty: `DIGEST_SMTP_PORT=` (a blank line of a .env file, a compose variable
+    # passed through unset) means "not set", not an empty value to validate.
     model_config = SettingsConfigDict(
-        env_prefix="DIGEST_", extra="ignore", validate_default=True, frozen=True
+        env_prefix="DIGEST_",
+        extra="ignore",
+        validate_default=True,
+        frozen=True,
+        env_ignore_empty=True,
     )
 
     environment: Literal["development", "production"] = Field(
