@@ -1,18 +1,24 @@
 """The one exception tree of paper-digest.
 
-Core code raises these; the CLI turns them into a one-line message and exit code 1, the web
-app into an HTTP status. Anything else escaping is a bug and keeps its traceback.
+Core code raises these; the CLI turns them into a one-line message and an exit code (2 for
+``SettingsError``, ``StoreMissingError`` and ``UsageError``: the command could not start;
+1 for the others: it ran and failed), the web app into an HTTP status. Anything else
+escaping is a bug and keeps its traceback.
 
 ::
 
     DigestError
     ├── ConfigError                 bad settings, bad digest.toml, bad source config
+    │   ├── SettingsError           digest.toml, DIGEST_* variables or DIGEST_CONFIG invalid
+    │   └── StoreMissingError       no store where the settings point (or an outdated one)
+    ├── UsageError                  contradictory or empty command-line options
     ├── ListingError                a listing could not be read
     │   ├── ListingFormatError      unknown or undetectable format
     │   ├── ListingParseError       malformed content (names the file and where it broke)
     │   └── ListingTooLargeError    over the size limit
     ├── SourceFetchError            a network source failed (after retries)
     ├── ProfileError                invalid profile text or profile file
+    │   └── PreferenceError         one preference has a wrong type or value (names it)
     ├── SubscriberError             invalid, duplicate or unknown subscriber
     │   ├── InvalidEmailError
     │   ├── DuplicateSubscriberError
@@ -33,6 +39,19 @@ class DigestError(Exception):
 
 class ConfigError(DigestError):
     """Settings, digest.toml or a source definition is invalid."""
+
+
+class SettingsError(ConfigError):
+    """The settings cannot be loaded: digest.toml, a DIGEST_* variable or DIGEST_CONFIG."""
+
+
+class StoreMissingError(ConfigError):
+    """There is no store where the settings point (read commands never create one), or it
+    needs an upgrade that a read command will not do."""
+
+
+class UsageError(DigestError):
+    """A command's options contradict each other, or say nothing to do."""
 
 
 class ListingError(DigestError):
@@ -57,6 +76,19 @@ class SourceFetchError(DigestError):
 
 class ProfileError(DigestError):
     """Profile text or a profile file is invalid."""
+
+
+class PreferenceError(ProfileError):
+    """One preference has a wrong type or value.
+
+    ``field`` is its name in :mod:`digest.subscribers.fields`, ``key`` how the input spelled
+    it (a file key, an alias) and ``problem`` the message without the field, so each surface
+    can name the field its own way (``--hour``, ``hour``, "Hour").
+    """
+
+    def __init__(self, field: str, problem: str, *, key: str | None = None) -> None:
+        self.field, self.problem, self.key = field, problem, key or field
+        super().__init__(f"{self.key}: {problem}")
 
 
 class SubscriberError(DigestError):

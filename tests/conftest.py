@@ -134,9 +134,12 @@ class Cli:
 
 @pytest.fixture
 def cli(backend: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """The CLI on the test's backend (SQLite and PostgreSQL)."""
+    """The CLI on the test's backend (SQLite and PostgreSQL), with its store created
+    (``digest init``): read commands refuse a store that does not exist."""
     monkeypatch.setenv("DIGEST_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("DIGEST_BASE_URL", settings.base_url)
     if settings.database_url:
         monkeypatch.setenv("DIGEST_DATABASE_URL", settings.database_url)
-    return Cli()
+    runner = Cli()
+    runner("init")
+    return runner

@@ -11,6 +11,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from digest.render.display import subscriber_feed_id
 from digest.render.views import DigestView, FeedView, ItemView
 from digest.subscribers.links import LinksView
 
@@ -78,6 +79,25 @@ BARE = ItemView(
 
 ITEMS = (NORMAL, HOSTILE, BARE)
 
+# Two more for the email's golden files only (the feeds' keep ITEMS): a Daily Papers entry
+# known only by the day it was listed, and a paper from a saved page, which names no link.
+LISTED = ItemView(
+    key="arxiv:2611.01234",
+    title="Listed Before Anyone Knew Its Date",
+    url="https://huggingface.co/papers/2611.01234",
+    abstract="Only the day Hugging Face listed it is known.",
+    authors=("Grace Hopper",),
+    listed=datetime(2026, 11, 22, 9, 15, tzinfo=UTC),
+    upvotes=3,
+)
+SAVED_PAGE = ItemView(
+    key="title:fedcba9876543210",
+    title="A Paper From a Saved Listing Page",
+    url=None,
+    abstract="Saved pages carry titles and abstracts but no links and no author names.",
+)
+EMAIL_ITEMS = (*ITEMS, LISTED, SAVED_PAGE)
+
 
 def digest_view(items: tuple[ItemView, ...] = ITEMS) -> DigestView:
     """The golden digest (or an empty one with ``items=()``)."""
@@ -96,7 +116,7 @@ def digest_view(items: tuple[ItemView, ...] = ITEMS) -> DigestView:
 def feed_view(self_url: str = LINKS.atom_url, items: tuple[ItemView, ...] = ITEMS) -> FeedView:
     """The golden feed; pass the RSS or JSON URL as ``self_url`` for those formats."""
     return FeedView(
-        feed_id="urn:paper-digest:feed:42",
+        feed_id=subscriber_feed_id(TOKEN, BASE),  # opaque: neither the row id nor the token
         title="Paper digest for Ada Lovelace-Byron",
         subtitle="New papers matching your interests",
         self_url=self_url,

@@ -79,7 +79,8 @@ def test_missing_file_and_unknown_format(cli: Cli, tmp_path: Path) -> None:
     garbage = tmp_path / "noise.bin"
     garbage.write_bytes(bytes(range(256)) * 8)
     assert "noise.bin" in cli("import", str(garbage), code=1).output
-    assert "unknown format" in cli("import", str(garbage), "--format", "pdf", code=1).output
+    # A format that does not exist is a wrong command line: exit 2.
+    assert "unknown format" in cli("import", str(garbage), "--format", "pdf", code=2).output
 
 
 def test_oversize_file_refused(

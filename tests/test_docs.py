@@ -77,6 +77,7 @@ def test_version() -> None:
 
 
 def test_no_traceback_for_expected_errors() -> None:
+    assert CliRunner().invoke(app, ["init"]).exit_code == 0
     result = CliRunner().invoke(app, ["subscribers", "show", "nobody@example.org"])
     assert result.exit_code == 1
     assert "Traceback" not in result.output and "no subscriber" in result.output

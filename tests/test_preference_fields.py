@@ -103,8 +103,10 @@ def test_profile_files_and_exports_use_the_declared_keys(
     cli("subscribers", "add", "ada@example.org", "-k", "RLHF", "--author", "Ada Lovelace")
     exported = tmp_path / "export.json"
     cli("subscribers", "export", "-o", str(exported))
-    (row,) = json.loads(exported.read_text())
-    assert set(row) - {"email", "status"} <= set(FILE_KEYS)
+    (row,) = json.loads(exported.read_text())["subscribers"]
+    account = {"token", "created_at", "confirmed_at", "unsubscribed_at", "bounce_count"}
+    assert set(row) - {"email", "status", "digests"} - account <= set(FILE_KEYS)
+    assert set(row) - {"digests"} - account <= set(cli.json("subscribers", "show", row["email"]))
     assert {FILE_KEYS[key] for key in row if key in FILE_KEYS} >= {"keywords", "authors"}
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from render_fixtures import (
     BARE,
+    EMAIL_ITEMS,
     HOSTILE,
     LINKS,
     NORMAL,
@@ -58,11 +59,11 @@ def links_of(html: str) -> list[tuple[str, str]]:
 
 
 def test_golden_html_and_text(renderer: EmailRenderer) -> None:
-    rendered = renderer.render(digest_view())
+    rendered = renderer.render(digest_view(EMAIL_ITEMS))
     check_golden("digest.html", rendered.html.encode())
     check_golden("digest.txt", rendered.text.encode())
     assert rendered.subject == (
-        "Paper digest: 3 new papers — Breaking the Memory Barrier: Near Infinite Batch "
+        "Paper digest: 5 new papers — Breaking the Memory Barrier: Near Infinite Batch "
         "Size Scaling for…"
     )
 
@@ -91,8 +92,8 @@ def test_footer_links_in_text_and_html(renderer: EmailRenderer) -> None:
     assert links[LINKS.atom_url] == "Atom"
     assert links[LINKS.rss_url] == "RSS"
     assert links[LINKS.json_url] == "JSON Feed"
-    assert "Manage preferences: " + LINKS.manage_url in rendered.text
-    assert "Unsubscribe: " + LINKS.unsubscribe_url in rendered.text
+    assert "Manage preferences:\n" + LINKS.manage_url + "\n" in rendered.text
+    assert "Unsubscribe:\n" + LINKS.unsubscribe_url + "\n" in rendered.text
 
 
 def test_items_show_title_authors_reason_and_links(renderer: EmailRenderer) -> None:
@@ -101,10 +102,10 @@ def test_items_show_title_authors_reason_and_links(renderer: EmailRenderer) -> N
     assert (NORMAL.url, NORMAL.title) in links
     assert (NORMAL.code_url, "Code") in links
     assert (NORMAL.pdf_url, "PDF") in links
-    assert "Zesen Cheng, Hang Zhang, Kehan Li et al. · 22 Oct 2024" in rendered.html
+    assert "Zesen Cheng, Hang Zhang, Kehan Li et al. · published 22 Oct 2024" in rendered.html
     assert "89 upvotes" in rendered.html
     assert "Why: matched &#34;contrastive learning&#34; (title, abstract)" in rendered.html
-    assert "1. " + NORMAL.title in rendered.text
+    assert "1. " + NORMAL.title in " ".join(rendered.text.split())  # wrapped at 72 columns
     assert "3. " + BARE.title in rendered.text
 
 
@@ -121,7 +122,7 @@ def test_hostile_item_is_escaped_and_single_line(renderer: EmailRenderer) -> Non
     assert not any(line.startswith(("Bcc:", "Injected:", " all &")) for line in lines)
     assert any(line.startswith("2. Attention <script>") and "Bcc:" in line for line in lines)
     assert "javascript:" not in rendered.text
-    assert "Zoë Ångström, Jürgen Müller, 李雷 · 20 Nov 2026" in rendered.text
+    assert "Zoë Ångström, Jürgen Müller, 李雷 · published 20 Nov 2026" in rendered.text
 
 
 @pytest.mark.parametrize(

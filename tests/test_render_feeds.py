@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -14,6 +15,7 @@ import pytest
 from render_fixtures import (
     BARE,
     DELIVERED,
+    GOLDEN_DIR,
     HOSTILE,
     ITEMS,
     LINKS,
@@ -23,6 +25,7 @@ from render_fixtures import (
 )
 
 from digest.render.display import paper_entry_id
+from digest.render.feed_state import RENDERING
 from digest.render.feeds import feed_entries, render_atom, render_json, render_rss
 from digest.render.views import FeedView
 
@@ -211,3 +214,17 @@ def test_long_author_lists_are_cut() -> None:
     assert entry is not None
     assert len(entry.findall(f"{ATOM}author")) == 10
     assert "Author 9 et al." in (entry.findtext(f"{ATOM}content") or "")
+
+
+# The golden feeds' bytes for each value of feed_state.RENDERING. Feed ETags are derived from
+# the inputs, not the bytes: output that changes for the same inputs must change the ETags
+# too, so new golden feeds need a new RENDERING (and their hash recorded here).
+GOLDEN_BY_RENDERING = {"1": "c70309c373af8e147adeeb3a5fef771dbc4dbeb5df09402593be3f8efe32b2e7"}
+
+
+def test_rendering_version_moves_with_the_golden_feeds() -> None:
+    data = b"".join((GOLDEN_DIR / f"feed.{fmt}").read_bytes() for fmt in ("atom", "rss", "json"))
+    assert GOLDEN_BY_RENDERING.get(RENDERING) == hashlib.sha256(data).hexdigest(), (
+        "the feed renderers' output changed: bump digest.render.feed_state.RENDERING"
+        " and record the golden feeds' hash in GOLDEN_BY_RENDERING"
+    )

@@ -20,7 +20,8 @@ from digest.config.settings import Settings
 from digest.delivery.message import message_id_for
 from digest.digests.claims import CLAIM_TTL, ClaimantLease
 from digest.ranking import get_ranker
-from digest.render.assemble import ViewOptions, render_preview, write_feed_files
+from digest.render.assemble import render_preview
+from digest.render.feed_export import export_feeds
 from digest.runner import build_due_digests, run_digests
 from digest.sources.imports import import_files
 from digest.store import db
@@ -308,13 +309,11 @@ def test_feeds_written_after_run(smtp_settings: Settings, sink: SmtpSink) -> Non
     add(settings, "ada@example.org", ["reinforcement learning"])
     report = run_digests(settings, now=RUN_AT)
     feeds = settings.data_dir / "feeds"
-    options = ViewOptions.from_settings(settings)
 
     def write() -> str:
+        export_feeds(settings, feeds)
         with db.transaction(settings) as session:
-            subscriber = session.execute(select(Subscriber)).scalar_one()
-            write_feed_files(session, subscriber, feeds, options=options)
-            return subscriber.token
+            return str(session.execute(select(Subscriber.token)).scalar_one())
 
     token = write()
     atom = (feeds / f"{token}.atom").read_bytes()
@@ -360,6 +359,11 @@ def test_run_cli_json(
     assert preview.exit_code == 0, preview.output
     assert json.loads(preview.stdout)["email"] == "ada@example.org"
     html = tmp_path / "preview.html"
+    # Everything was sent: nothing new, and no note goes out unless DIGEST_SEND_EMPTY.
+    quiet = runner.invoke(app, ["preview", "ada@example.org", "--html", str(html)])
+    assert quiet.exit_code == 0 and "no email would be sent" in quiet.output
+    assert not html.exists()
+    monkeypatch.setenv("DIGEST_SEND_EMPTY", "true")
     assert runner.invoke(app, ["preview", "ada@example.org", "--html", str(html)]).exit_code == 0
     assert "<html" in html.read_text()
 

@@ -63,3 +63,11 @@ def test_every_setting_is_documented() -> None:
     for name, env, _default, description in rows:
         assert env == f"DIGEST_{name.upper()}"
         assert description, name
+
+
+def test_an_empty_environment_variable_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A .env line `DIGEST_SMTP_PORT=` or a compose variable passed through empty.
+    monkeypatch.setenv("DIGEST_SMTP_PORT", "")
+    monkeypatch.setenv("DIGEST_SITE_NAME", "")
+    settings = load_settings()
+    assert (settings.smtp_port, settings.site_name) == (25, "Paper digest")

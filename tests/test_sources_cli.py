@@ -150,7 +150,7 @@ def test_fetch_exits_non_zero_when_a_source_fails(
 
 def test_fetch_refuses_unknown_sources_and_bad_dates(cli: Cli) -> None:
     assert "unknown source 'x'" in cli("fetch", "--source", "x", code=1).output
-    assert "not a date" in cli("fetch", "--since", "yesterday", code=1).output
+    assert "not a date" in cli("fetch", "--since", "yesterday", code=2).output
     assert "after today" in cli("fetch", "--since", "2999-01-01", code=1).output
 
 

@@ -83,7 +83,7 @@ def test_digest_toml_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert from_file.sources[1].cross is True
 
     (tmp_path / "digest.toml").write_text('[[sources]]\nname = "x"\nkind = "arxiv"\n')
-    with pytest.raises(ConfigError, match=r"invalid setting sources\.0: .*needs categories"):
+    with pytest.raises(ConfigError, match=r"digest.toml: sources\[0\]: .*needs categories"):
         load_settings()
 
     monkeypatch.setenv(

@@ -1,13 +1,11 @@
-"""Top-level commands: import, rank, run, preview, feed, demo, config, db."""
+"""Top-level commands: import, rank, run, preview, feed, demo."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress
-from rich.table import Table
 
 from digest.cli.common import (
     console,
@@ -15,32 +13,86 @@ from digest.cli.common import (
     get_settings,
     handle_errors,
     parse_now,
+    print_error,
     print_json,
+    refuse_together,
+    say,
 )
-from digest.parsers import FORMATS
-from digest.store import db
+from digest.config.formats import FORMATS
+from digest.errors import UsageError
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from digest.config.settings import Settings
+    from digest.render.views import DigestView
     from digest.runner import RunReport
 
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+FORMAT_CHOICES = ("auto", *FORMATS)
+FEED_CHOICES = ("atom", "rss", "json")
 FormatOpt = Annotated[
     str,
-    typer.Option("--format", "-f", help=f"Listing format: auto, {', '.join(FORMATS)}."),
+    typer.Option(
+        "--format",
+        "-f",
+        metavar="FORMAT",
+        help=f"Listing format: {', '.join(FORMAT_CHOICES)}.",
+    ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Now = Annotated[
-    str | None, typer.Option("--now", help="Pretend it is this ISO 8601 time (default: now).")
+    str | None,
+    typer.Option("--now", metavar="TIME", help="Pretend it is this ISO 8601 time (default: now)."),
 ]
 
 
 def _check_format(fmt: str) -> str:
-    from digest.errors import ListingFormatError  # noqa: PLC0415 - imported when the command runs: --help stays fast
-
-    if fmt != "auto" and fmt not in FORMATS:
-        raise ListingFormatError(f"unknown format {fmt!r}: use auto, {', '.join(FORMATS)}")
+    if fmt not in FORMAT_CHOICES:
+        raise UsageError(f"--format: unknown format {fmt!r}: use {', '.join(FORMAT_CHOICES)}")
     return fmt
+
+
+class _ImportProgress:
+    """One progress line per file: reading it, then storing its papers as they go in."""
+
+    def __init__(self, *, disable: bool) -> None:
+        from rich.progress import (  # noqa: PLC0415 - only import shows progress
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=disable,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def update(self, path: str, done: int, total: int) -> None:
+        name = Path(path).name
+        task = self.tasks.get(path)
+        if task is None:
+            task = self.tasks[path] = self.progress.add_task(f"reading {name}", total=None)
+        if total:
+            papers = total // 2
+            self.progress.update(
+                task, description=f"storing {papers:,} papers of {name}", total=total
+            )
+            self.progress.update(task, completed=done)
+
+    def __enter__(self) -> _ImportProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
 
 
 @handle_errors
@@ -51,29 +103,27 @@ def import_(
     json_out: Json = False,
 ) -> None:
     """Import listing files; report how many papers are new and how many were seen before.
+    Shows each file's progress, paper by paper, while it is stored.
 
     Example: digest import daily_papers.json arxiv-cs.LG.rss --json
     """
+    from rich.table import Table  # noqa: PLC0415 - keep --help fast
+
     from digest.sources.imports import import_files  # noqa: PLC0415 - keep --help fast
 
-    settings = get_settings()
     _check_format(fmt)
-    with Progress(console=err_console, transient=True, disable=json_out) as progress:
-        task = progress.add_task("importing", total=len(files))
+    settings = get_settings()
+    with _ImportProgress(disable=json_out) as progress:
         report = import_files(
             settings,
             files,
             fmt=fmt,
             now=parse_now(None),
             source=source,
-            on_file=lambda _r: progress.advance(task),
+            on_progress=progress.update,
         )
     for failed in report.errors:
-        err_console.print(
-            f"[bold red]error:[/] {' '.join(str(failed.error).split())}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        print_error(str(failed.error))
     if json_out:
         print_json(report.as_dict())
     else:
@@ -103,10 +153,15 @@ def with_semantic(settings: Settings, semantic: bool) -> Settings:
 def rank(
     files: Annotated[list[Path], typer.Argument(help="Listing files to rank.")],
     keyword: Annotated[
-        list[str], typer.Option("--keyword", "-k", help="Interest phrase (^N weight).")
+        list[str],
+        typer.Option("--keyword", "-k", metavar="PHRASE", help="Interest phrase (^N weight)."),
     ],
-    exclude: Annotated[list[str] | None, typer.Option("--exclude", "-x", help="Exclusion.")] = None,
-    require: Annotated[list[str] | None, typer.Option("--require", help="Required phrase.")] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", "-x", metavar="PHRASE", help="Exclusion.")
+    ] = None,
+    require: Annotated[
+        list[str] | None, typer.Option("--require", metavar="PHRASE", help="Required phrase.")
+    ] = None,
     top: Annotated[int, typer.Option("--top", "-n", min=1, help="How many to show.")] = 10,
     min_score: Annotated[float | None, typer.Option(help="Score threshold.")] = None,
     fmt: FormatOpt = "auto",
@@ -117,11 +172,13 @@ def rank(
 
     Example: digest rank listing.txt -k "reinforcement learning" -k "pre-training^2" --top 5
     """
-    from digest.digests.adhoc import rank_listings  # noqa: PLC0415 - imported when the command runs: --help stays fast
-    from digest.ranking import get_ranker  # noqa: PLC0415 - imported when the command runs: --help stays fast
+    from rich.table import Table  # noqa: PLC0415 - keep --help fast
 
-    settings = with_semantic(get_settings(), semantic)
+    from digest.digests.adhoc import rank_listings  # noqa: PLC0415 - keep --help fast
+    from digest.ranking import get_ranker  # noqa: PLC0415 - keep --help fast
+
     _check_format(fmt)
+    settings = with_semantic(get_settings(), semantic)
     results = rank_listings(
         files,
         keyword,
@@ -148,7 +205,8 @@ def rank(
 def run(
     now: Now = None,
     subscriber: Annotated[
-        str | None, typer.Option("--subscriber", help="Build this subscriber's digest now.")
+        str | None,
+        typer.Option("--subscriber", metavar="EMAIL", help="Build this subscriber's digest now."),
     ] = None,
     json_out: Json = False,
     semantic: Semantic = False,
@@ -157,14 +215,17 @@ def run(
 
     Example: digest run --now 2026-11-23T09:00:00Z --json
     """
-    from digest.runner import run_digests  # noqa: PLC0415 - imported when the command runs: --help stays fast
+    from rich.progress import Progress  # noqa: PLC0415 - keep --help fast
 
+    from digest.runner import run_digests  # noqa: PLC0415 - keep --help fast
+
+    when = parse_now(now)
     settings = with_semantic(get_settings(), semantic)
     with Progress(console=err_console, transient=True, disable=json_out) as progress:
         task = progress.add_task("delivering", total=None)
         report = run_digests(
             settings,
-            now=parse_now(now),
+            now=when,
             subscriber_email=subscriber,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
@@ -177,6 +238,8 @@ def run(
 
 
 def print_report(report: RunReport) -> None:
+    from rich.table import Table  # noqa: PLC0415 - keep --help fast
+
     table = Table("subscriber", "status", "items", "top pick", "why")
     for d in report.digests:
         table.add_row(
@@ -189,55 +252,76 @@ def print_report(report: RunReport) -> None:
     )
 
 
+def _preview_json(view: DigestView, subject: str, would_send: bool) -> dict[str, Any]:
+    return {
+        "email": view.subscriber_email,
+        "period": view.period_label,
+        "subject": subject,
+        "would_send": would_send,
+        "items": [
+            {
+                "title": i.title,
+                "key": i.key,
+                "url": i.url,
+                "score": round(i.score, 4),
+                "matched": list(i.matched),
+                "reason": i.reason,
+            }
+            for i in view.items
+        ],
+    }
+
+
 @handle_errors
 def preview(
     email: Annotated[str, typer.Argument(help="Subscriber email.")],
     html: Annotated[Path | None, typer.Option("--html", help="Write the HTML email here.")] = None,
     text: Annotated[bool, typer.Option("--text", help="Print the text part.")] = False,
-    json_out: Json = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the digest as JSON (not with --html or --text).")
+    ] = False,
     now: Now = None,
     semantic: Semantic = False,
 ) -> None:
-    """Show the next digest of a subscriber without sending or recording anything.
+    """Show the next digest of a subscriber without sending or recording anything. With
+    nothing new, it says whether a note would go out (DIGEST_SEND_EMPTY) instead of showing
+    one that would not.
 
     Example: digest preview ada@example.org --html /tmp/preview.html
     """
     from digest.render.assemble import render_preview  # noqa: PLC0415 - keep --help fast
 
+    refuse_together({"--json": json_out, "--html": html is not None})
+    refuse_together({"--json": json_out, "--text": text})
+    when = parse_now(now)
     settings = with_semantic(get_settings(), semantic)
-    view, rendered = render_preview(settings, email, now=parse_now(now))
+    view, rendered = render_preview(settings, email, now=when)
+    would_send = bool(view.items) or settings.send_empty
     if json_out:
-        print_json(
-            {
-                "email": view.subscriber_email,
-                "period": view.period_label,
-                "subject": rendered.subject,
-                "items": [
-                    {
-                        "title": i.title,
-                        "key": i.key,
-                        "url": i.url,
-                        "score": round(i.score, 4),
-                        "matched": list(i.matched),
-                        "reason": i.reason,
-                    }
-                    for i in view.items
-                ],
-            }
+        print_json(_preview_json(view, rendered.subject, would_send))
+        return
+    if not would_send:
+        say(
+            f"Nothing new for {view.subscriber_email} ({view.period_label}): no email would "
+            "be sent (DIGEST_SEND_EMPTY is false) and the feeds stay as they are."
         )
+        if html:
+            say(f"{html} not written: there is no email to show")
         return
     if html:
         html.write_text(rendered.html, encoding="utf-8")
-        console.print(f"wrote {html} ({len(view.items)} papers)")
+        say(f"wrote {html} ({len(view.items)} papers)")
     if text or not html:
-        console.print(f"Subject: {rendered.subject}\n", highlight=False, markup=False)
-        console.print(rendered.text, highlight=False, markup=False)
+        say(f"Subject: {rendered.subject}\n")
+        say(rendered.text)
 
 
 @handle_errors
 def feed(
     email: Annotated[str, typer.Argument(help="Subscriber email.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="atom, rss or json.")] = "atom",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", metavar="|".join(FEED_CHOICES), help="Feed format.")
+    ] = "atom",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File (default stdout).")
     ] = None,
@@ -248,8 +332,10 @@ def feed(
     """
     import sys  # noqa: PLC0415 - only this command writes bytes to stdout
 
-    from digest.render.assemble import subscriber_feed  # noqa: PLC0415 - keep --help fast
+    from digest.render.feed_export import subscriber_feed  # noqa: PLC0415 - keep --help fast
 
+    if fmt not in FEED_CHOICES:
+        raise UsageError(f"--format: unknown feed format {fmt!r}: use atom, rss or json")
     data = subscriber_feed(get_settings(), email, fmt=fmt)
     if output:
         output.write_bytes(data)
@@ -268,61 +354,11 @@ def demo(
 
     Example: digest demo --dir /tmp/digest-demo
     """
-    from digest.demo import run_demo  # noqa: PLC0415 - imported when the command runs: --help stays fast
+    from digest.demo import run_demo  # noqa: PLC0415 - keep --help fast
 
     result = run_demo(directory, console=err_console if json_out else console)
     if json_out:
         print_json(result)
-
-
-@handle_errors
-def config(json_out: Json = False) -> None:
-    """Show every setting, its environment variable and its current value (secrets hidden).
-
-    Example: DIGEST_DELIVERY=smtp digest config
-    """
-    from digest.config.settings import describe_settings  # noqa: PLC0415 - imported when the command runs: --help stays fast
-
-    settings = get_settings()
-    rows = []
-    for name, env, _default, description in describe_settings():
-        value = getattr(settings, name)
-        shown = (
-            "***"
-            if "secret" in name or "password" in name
-            else ("" if value is None else str(value))
-        )
-        rows.append({"name": name, "env": env, "value": shown, "description": description})
-    if json_out:
-        print_json(rows)
-        return
-    table = Table("setting", "value", "description")
-    for row in rows:
-        table.add_row(row["env"], row["value"], row["description"])
-    console.print(table)
-
-
-@db_app.command("upgrade")
-@handle_errors
-def db_upgrade() -> None:
-    """Apply pending database migrations (also done automatically on first use).
-
-    Example: DIGEST_DATABASE_URL=postgresql+psycopg://digest@db/digest digest db upgrade
-    """
-    settings = get_settings()
-    engine = db.create_db_engine(settings.resolved_database_url)
-    try:
-        before, after = db.upgrade(engine)
-    finally:
-        engine.dispose()
-    shown = ", ".join(after) or "none"
-    was = "" if before == after else f" (was {', '.join(before) or 'empty'})"
-    console.print(f"database at revision {shown}{was}")
-    if settings.queue == "procrastinate":
-        from digest.queue import ensure_schema  # noqa: PLC0415 - procrastinate only when queued
-
-        applied = ensure_schema(db.get_engine(settings))
-        console.print("queue schema " + ("applied" if applied else "already present"))
 
 
 def register(app: typer.Typer) -> None:
@@ -332,4 +368,3 @@ def register(app: typer.Typer) -> None:
     app.command("preview")(preview)
     app.command("feed")(feed)
     app.command("demo")(demo)
-    app.command("config")(config)

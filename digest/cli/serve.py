@@ -4,15 +4,45 @@ from __future__ import annotations
 
 import threading
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
-from rich.table import Table
 
-from digest.cli.common import console, get_settings, handle_errors, parse_now, print_json
-from digest.store import db
+from digest.cli.common import (
+    console,
+    get_settings,
+    handle_errors,
+    parse_now,
+    print_json,
+    print_warning,
+    refuse_together,
+)
 
 if TYPE_CHECKING:
     from digest.config.settings import Settings
+
+LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::"}  # noqa: S104 - names, not a bind
+
+
+def base_url_mismatch(base_url: str, host: str, port: int) -> str | None:
+    """Why every link mailed would be dead, or None.
+
+    Only a loopback base URL with an explicit port is judged: ``http://localhost:8000``
+    while listening on 8765 points nowhere. A base URL on another host, or without a port
+    (a proxy on 80/443 in front), is what a reverse proxy looks like and is left alone.
+    """
+    parts = urlsplit(base_url)
+    if (parts.hostname or "") not in LOOPBACK or parts.port is None:
+        return None
+    if parts.port == port:
+        return None
+    where = f"{'[' + host + ']' if ':' in host else host}:{port}"
+    fixed = f"{parts.scheme}://{parts.hostname}:{port}"
+    return (
+        f"DIGEST_BASE_URL is {base_url} but the web app listens on {where}: every link in "
+        f"mails and feeds (confirmations, unsubscribes) would be dead; set "
+        f"DIGEST_BASE_URL={fixed} (or serve on port {parts.port})"
+    )
 
 
 def _run_scheduler_only(settings: Settings) -> None:
@@ -20,7 +50,7 @@ def _run_scheduler_only(settings: Settings) -> None:
     from digest.scheduler.service import (  # noqa: PLC0415 - APScheduler only when serving
         SchedulerService,
     )
-    from digest.scheduler.signals import (  # noqa: PLC0415 - imported when the command runs: --help stays fast
+    from digest.scheduler.signals import (  # noqa: PLC0415 - keep --help fast
         install_signal_handlers,
         run_until_stopped,
     )
@@ -30,13 +60,29 @@ def _run_scheduler_only(settings: Settings) -> None:
     run_until_stopped(SchedulerService(settings), stop)
 
 
+def _serve_until(server: Any, stop: threading.Event) -> None:
+    """Run uvicorn until it exits or ``stop`` is set: a signal that arrives while the app
+    starts, before uvicorn has its own handlers, must stop it too (it was lost before)."""
+
+    def watch() -> None:
+        stop.wait()
+        server.should_exit = True
+
+    threading.Thread(target=watch, name="serve-stop", daemon=True).start()
+    server.run()
+
+
 @handle_errors
 def serve(
     host: Annotated[
-        str | None, typer.Option("--host", help="Address the web app listens on (DIGEST_WEB_HOST).")
+        str | None,
+        typer.Option(
+            "--host", metavar="ADDRESS", help="Address the web app listens on (DIGEST_WEB_HOST)."
+        ),
     ] = None,
     port: Annotated[
-        int | None, typer.Option("--port", help="Port of the web app (DIGEST_WEB_PORT).")
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="Port of the web app (DIGEST_WEB_PORT)."),
     ] = None,
     no_web: Annotated[
         bool, typer.Option("--no-web", help="Run the scheduler only, without the web app.")
@@ -46,9 +92,13 @@ def serve(
 
     Any number of these may run against one database: one holds the scheduler lease and
     runs the jobs, the others wait on standby. SIGTERM or Ctrl-C finishes the running job.
+    Warns when DIGEST_BASE_URL names this machine on another port than the one served
+    (every mailed link would be dead).
 
     Example: digest serve --host 0.0.0.0 --port 8000
     """
+    refuse_together({"--no-web": no_web, "--host": host is not None})
+    refuse_together({"--no-web": no_web, "--port": port is not None})
     settings = get_settings()
     if no_web:
         _run_scheduler_only(settings)
@@ -56,10 +106,15 @@ def serve(
     import uvicorn  # noqa: PLC0415 - only when serving the web app
 
     from digest.scheduler.service import SchedulerService  # noqa: PLC0415 - APScheduler
-    from digest.scheduler.signals import install_signal_handlers  # noqa: PLC0415 - imported when the command runs: --help stays fast
+    from digest.scheduler.signals import install_signal_handlers  # noqa: PLC0415 - keep --help fast
     from digest.web.app import create_app  # noqa: PLC0415 - FastAPI only when serving
 
-    install_signal_handlers(threading.Event())
+    listen_host, listen_port = host or settings.web_host, port or settings.web_port
+    mismatch = base_url_mismatch(settings.base_url, listen_host, listen_port)
+    if mismatch:
+        print_warning(mismatch)
+    stop = threading.Event()
+    install_signal_handlers(stop)
     service = SchedulerService(settings)
     web = create_app(settings)
     service.start()
@@ -68,13 +123,13 @@ def serve(
         # access_log off: the app logs each request itself, with tokens redacted.
         config = uvicorn.Config(
             web,
-            host=host or settings.web_host,
-            port=port or settings.web_port,
+            host=listen_host,
+            port=listen_port,
             access_log=False,
             proxy_headers=True,
             forwarded_allow_ips=settings.web_forwarded_allow_ips,
         )
-        uvicorn.Server(config).run()
+        _serve_until(uvicorn.Server(config), stop)
     finally:
         service.stop()
 
@@ -92,18 +147,23 @@ def scheduler() -> None:
 def status(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     now: Annotated[
-        str | None, typer.Option("--now", help="Pretend it is this ISO 8601 time (default: now).")
+        str | None,
+        typer.Option(
+            "--now", metavar="TIME", help="Pretend it is this ISO 8601 time (default: now)."
+        ),
     ] = None,
 ) -> None:
     """Sources, next deliveries, the scheduler, recent runs and failed deliveries.
 
     Example: digest status --json
     """
-    from digest.scheduler.status import collect_status  # noqa: PLC0415 - imported when the command runs: --help stays fast
+    from digest.scheduler.status import collect_status  # noqa: PLC0415 - keep --help fast
+    from digest.store import db  # noqa: PLC0415 - keep --help fast
 
+    when = parse_now(now)
     settings = get_settings()
-    with db.transaction(settings) as session:
-        info = collect_status(session, now=parse_now(now), settings=settings)
+    with db.reading(settings) as session:
+        info = collect_status(session, now=when, settings=settings)
     if json_out:
         print_json(info)
         return
@@ -111,6 +171,8 @@ def status(
 
 
 def _print_status(info: dict[str, Any]) -> None:
+    from rich.table import Table  # noqa: PLC0415 - keep --help fast
+
     console.print(f"papers: {info['papers']}")
     console.print("subscribers: " + ", ".join(f"{k} {v}" for k, v in info["subscribers"].items()))
     console.print("digests: " + ", ".join(f"{k} {v}" for k, v in info["digests"].items()))
@@ -159,7 +221,8 @@ def _print_status(info: dict[str, Any]) -> None:
 @handle_errors
 def worker(
     concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", min=1, help="Delivery batches at a time.")
+        int,
+        typer.Option("--concurrency", "-c", min=1, metavar="N", help="Delivery batches at a time."),
     ] = 1,
     burst: Annotated[
         bool, typer.Option("--burst", help="Exit once the queue is empty (tests, batch jobs).")

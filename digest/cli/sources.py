@@ -3,28 +3,37 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from digest.cli.common import (
     console,
-    err_console,
     get_settings,
     handle_errors,
     parse_now,
+    print_error,
     print_json,
+    print_warning,
+    say,
 )
-from digest.errors import ConfigError
-from digest.store import db
+from digest.cli.help import App
+from digest.config.formats import FORMATS
+from digest.errors import UsageError
 
-app = typer.Typer(help="Define, list and try listing sources.", no_args_is_help=True)
+KINDS = ("hf_daily", "arxiv", "feed", "file")
+app = App(help="Define, list and try listing sources.")
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Name = Annotated[str, typer.Argument(help="The source's name.")]
 Now = Annotated[
-    str | None, typer.Option("--now", help="Pretend it is this ISO 8601 time (default: now).")
+    str | None,
+    typer.Option("--now", metavar="TIME", help="Pretend it is this ISO 8601 time (default: now)."),
 ]
+NO_SOURCES = (
+    "no sources are defined: add one with digest sources add hf-daily --kind hf_daily "
+    "(or a [[sources]] table in digest.toml)"
+)
 
 
 def _when(value: datetime | None) -> str:
@@ -38,10 +47,14 @@ def list_(json_out: Json = False) -> None:
 
     Example: digest sources list --json
     """
-    from digest.sources.config import list_sources, source_states  # noqa: PLC0415 - imported when the command runs: --help stays fast
+    from rich.table import Table  # noqa: PLC0415 - keep --help fast
+    from rich.text import Text  # noqa: PLC0415 - keep --help fast
+
+    from digest.sources.config import list_sources, source_states  # noqa: PLC0415 - keep --help fast
+    from digest.store import db  # noqa: PLC0415 - keep --help fast
 
     settings = get_settings()
-    with db.transaction(settings) as session:
+    with db.reading(settings) as session:
         entries = list_sources(session, settings)
         states = source_states(session)
     rows = []
@@ -65,12 +78,12 @@ def list_(json_out: Json = False) -> None:
         print_json(rows)
         return
     if not rows:
-        console.print("no sources: add one with `digest sources add` or in digest.toml")
+        say(NO_SOURCES)
         return
     table = Table("name", "kind", "url", "from", "last success", "last error")
     for entry in entries:
         spec, state = entry.spec, states.get(entry.spec.name)
-        table.add_row(
+        cells = (
             spec.name + ("" if spec.enabled else " (disabled)"),
             spec.kind,
             spec.resolved_url,
@@ -78,6 +91,7 @@ def list_(json_out: Json = False) -> None:
             _when(state.last_success_at if state else None),
             (state.last_error or "") if state else "",
         )
+        table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
 
 
@@ -85,13 +99,23 @@ def list_(json_out: Json = False) -> None:
 @handle_errors
 def add(
     name: Name,
-    kind: Annotated[str, typer.Option("--kind", help="hf_daily, arxiv, feed or file.")],
+    kind: Annotated[
+        str, typer.Option("--kind", metavar="|".join(KINDS), help="What kind of source.")
+    ],
     url: Annotated[
         str | None,
-        typer.Option("--url", help="Endpoint, listing base, feed URL or file path."),
+        typer.Option(
+            "--url",
+            metavar="URL",
+            help="Endpoint, listing base, feed URL or file path (a relative path is stored "
+            "absolute).",
+        ),
     ] = None,
     categories: Annotated[
-        str | None, typer.Option("--categories", help="arxiv: comma-separated, e.g. cs.LG,cs.AI.")
+        str | None,
+        typer.Option(
+            "--categories", metavar="CATS", help="arxiv: comma-separated, e.g. cs.LG,cs.AI."
+        ),
     ] = None,
     lookback_days: Annotated[
         int | None, typer.Option("--lookback-days", help="hf_daily: days pulled on the first run.")
@@ -103,24 +127,31 @@ def add(
         bool, typer.Option("--enrich", help="arxiv: complete new papers from the query API.")
     ] = False,
     api_url: Annotated[
-        str | None, typer.Option("--api-url", help="arxiv: the query API endpoint.")
+        str | None,
+        typer.Option("--api-url", metavar="URL", help="arxiv: the query API endpoint."),
     ] = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", help="file: the listing format (default: detect).")
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help=f"file: the listing format, {', '.join(FORMATS)} (default: detect).",
+        ),
     ] = None,
     disabled: Annotated[
-        bool, typer.Option("--disabled", help="Skip it in `digest fetch` unless named.")
+        bool, typer.Option("--disabled", help="Skip it in digest fetch unless named.")
     ] = False,
 ) -> None:
     """Add a source to the store (digest.toml's [[sources]] are edited in the file).
 
     Example: digest sources add arxiv-ml --kind arxiv --categories cs.LG,cs.AI --cross
     """
-    from digest.config.sources import build_spec  # noqa: PLC0415 - imported when the command runs: --help stays fast
-    from digest.sources.config import add_source  # noqa: PLC0415 - imported when the command runs: --help stays fast
+    from digest.config.sources import anchored, build_spec  # noqa: PLC0415 - keep --help fast
+    from digest.sources.config import add_source  # noqa: PLC0415 - keep --help fast
+    from digest.store import db  # noqa: PLC0415 - keep --help fast
 
     settings = get_settings()
-    spec = build_spec(
+    given = build_spec(
         name=name,
         kind=kind,
         url=url,
@@ -132,9 +163,14 @@ def add(
         format=fmt,
         enabled=False if disabled else None,
     )
+    spec = anchored(given, Path.cwd())
     with db.transaction(settings) as session:
         add_source(session, settings, spec, now=datetime.now(UTC))
-    console.print(f"added {spec.kind} source {spec.name}: {spec.resolved_url}")
+    say(f"added {spec.kind} source {spec.name}: {spec.resolved_url}")
+    if spec.kind == "file" and not Path(spec.resolved_url).is_file():
+        print_warning(
+            f"{spec.resolved_url} does not exist (yet): fetching it will fail until it does"
+        )
 
 
 @app.command("remove")
@@ -144,30 +180,33 @@ def remove(name: Name) -> None:
 
     Example: digest sources remove arxiv-ml
     """
-    from digest.sources.config import remove_source  # noqa: PLC0415 - imported when the command runs: --help stays fast
+    from digest.sources.config import remove_source  # noqa: PLC0415 - keep --help fast
+    from digest.store import db  # noqa: PLC0415 - keep --help fast
 
     settings = get_settings()
     with db.transaction(settings) as session:
         remove_source(session, settings, name)
-    console.print(f"removed source {name}")
+    say(f"removed source {name}")
 
 
 @app.command("test")
 @handle_errors
 def test(name: Name, now: Now = None, json_out: Json = False) -> None:
-    """Fetch one page of a source and show what it parsed; nothing is stored.
+    """Fetch one page of a source and show what it parsed; nothing is stored. Each retry
+    (connection error, timeout, 429, 5xx) is logged with its reason and wait.
 
     Example: digest sources test hf-daily
     """
-    from digest.sources.probe import probe_source  # noqa: PLC0415 - imported when the command runs: --help stays fast
+    from digest.sources.probe import probe_source  # noqa: PLC0415 - keep --help fast
 
-    report = probe_source(get_settings(), name, now=parse_now(now))
+    when = parse_now(now)
+    report = probe_source(get_settings(), name, now=when)
     if json_out:
         print_json(report.as_dict())
         return
-    console.print(f"{report.name} ({report.kind}) {report.url}: ok, {report.label}")
+    say(f"{report.name} ({report.kind}) {report.url}: ok, {report.label}")
     for title in report.titles:
-        console.print(f"  • {title}", highlight=False)
+        say(f"  • {title}")
 
 
 def _parse_since(value: str | None) -> date | None:
@@ -176,32 +215,42 @@ def _parse_since(value: str | None) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ConfigError(f"--since: not a date (YYYY-MM-DD): {value!r}") from None
+        raise UsageError(f"--since: not a date (YYYY-MM-DD): {value!r}") from None
 
 
 @handle_errors
 def fetch(
     source: Annotated[
         list[str] | None,
-        typer.Option("--source", "-s", help="Fetch only this source (repeatable)."),
+        typer.Option("--source", "-s", metavar="NAME", help="Fetch only this source."),
     ] = None,
     since: Annotated[
-        str | None, typer.Option("--since", help="hf_daily: start at this date (YYYY-MM-DD).")
+        str | None,
+        typer.Option("--since", metavar="DATE", help="hf_daily: start at this date (YYYY-MM-DD)."),
     ] = None,
     now: Now = None,
     json_out: Json = False,
 ) -> None:
-    """Pull every enabled source into the store; exit 1 if any source failed.
+    """Pull every enabled source into the store; exit 1 if any source failed. Each retry
+    (connection error, timeout, 429, 5xx) is logged with its reason and wait.
 
     Example: digest fetch --source hf-daily --since 2026-11-16 --json
     """
-    from digest.sources.fetcher import fetch_all  # noqa: PLC0415 - imported when the command runs: --help stays fast
+    from rich.table import Table  # noqa: PLC0415 - keep --help fast
 
+    from digest.sources.fetcher import fetch_all  # noqa: PLC0415 - keep --help fast
+
+    when, start = parse_now(now), _parse_since(since)
     settings = get_settings()
-    report = fetch_all(settings, now=parse_now(now), only=source or None, since=_parse_since(since))
+    report = fetch_all(settings, now=when, only=source or None, since=start)
     for failed in report.failed:
-        err_console.print(
-            f"[bold red]error:[/] {failed.name}: {failed.error}", highlight=False, soft_wrap=True
+        print_error(f"{failed.name}: {failed.error}")
+    if not report.sources:
+        print_warning(
+            NO_SOURCES
+            if not report.disabled
+            else f"every source is disabled "
+            f"({', '.join(report.disabled)}): name one with --source, or enable it"
         )
     if json_out:
         print_json(report.as_dict())

@@ -1,8 +1,8 @@
 """``digest subscribers …``: manage subscribers and their profiles.
 
-Each command parses its options, makes one call into :mod:`digest.subscribers.admin` and
-prints; the profile and schedule options come from the preference declaration
-(:mod:`digest.cli.preferences`).
+Each command parses its options, makes one call into :mod:`digest.subscribers.admin` (export
+and import: :mod:`digest.digests.transfer`) and prints; the profile and schedule options come
+from the preference declaration (:mod:`digest.cli.preferences`).
 """
 
 from __future__ import annotations
@@ -10,17 +10,22 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from digest.cli.common import console, get_settings, handle_errors, print_json
+from digest.cli.common import console, get_settings, handle_errors, print_json, say
+from digest.cli.help import App
 from digest.cli.preferences import preference_options
-from digest.subscribers import admin
-from digest.subscribers.library import PreferenceInput
+from digest.errors import UsageError
+from digest.subscribers.fields import STATUSES
 
-app = typer.Typer(help="Manage subscribers and their profiles.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from digest.subscribers.library import PreferenceInput
+
+app = App(help="Manage subscribers and their profiles.")
 
 Email = Annotated[str, typer.Argument(help="The subscriber's email address.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -38,25 +43,31 @@ def add(email: Email, preferences: PreferenceInput, json_out: Json = False) -> N
 
     Example: digest subscribers add ada@example.org -k "reinforcement learning" -k "RLHF^2"
     """
+    from digest.subscribers import admin  # noqa: PLC0415 - keep --help fast
+
     info = admin.add(get_settings(), email, preferences, now=_now())
     if json_out:
         print_json(info)
     else:
-        console.print(
-            f"added {info['email']} ({info['frequency']}, {len(info['keywords'])} keywords)"
-        )
+        say(f"added {info['email']} ({info['frequency']}, {len(info['keywords'])} keywords)")
 
 
 @app.command("list")
 @handle_errors
 def list_(
-    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only this status.", metavar="|".join(STATUSES))
+    ] = None,
     json_out: Json = False,
 ) -> None:
     """List subscribers.
 
     Example: digest subscribers list --status active
     """
+    from rich.table import Table  # noqa: PLC0415 - keep --help fast
+
+    from digest.subscribers import admin  # noqa: PLC0415 - keep --help fast
+
     rows = admin.listing(get_settings(), status=status)
     if json_out:
         print_json(rows)
@@ -75,6 +86,9 @@ def list_(
 
 
 def _show_table(info: dict[str, Any]) -> Table:
+    from rich.table import Table  # noqa: PLC0415 - keep --help fast
+    from rich.text import Text  # noqa: PLC0415 - keep --help fast
+
     table = Table.grid(padding=(0, 2))
     for key, value in info.items():
         if isinstance(value, dict):
@@ -83,7 +97,7 @@ def _show_table(info: dict[str, Any]) -> Table:
             shown = ", ".join(value)
         else:
             shown = str(value)
-        table.add_row(f"[bold]{key}[/]", shown)
+        table.add_row(Text(key, style="bold"), Text(shown))
     return table
 
 
@@ -94,6 +108,8 @@ def show(email: Email, json_out: Json = False) -> None:
 
     Example: digest subscribers show ada@example.org --json
     """
+    from digest.subscribers import admin  # noqa: PLC0415 - keep --help fast
+
     info = admin.show(get_settings(), email)
     if json_out:
         print_json(info)
@@ -101,25 +117,54 @@ def show(email: Email, json_out: Json = False) -> None:
         console.print(_show_table(info))
 
 
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    def shown(value: Any) -> str:
+        if isinstance(value, list):
+            return ", ".join(value) or "(none)"
+        return "(none)" if value is None else str(value)
+
+    return [
+        f"{key} {shown(before[key])} → {shown(value)}"
+        for key, value in after.items()
+        if before.get(key) != value
+    ]
+
+
 @app.command("edit")
 @handle_errors
 @preference_options(edits=True)
-def edit(email: Email, preferences: PreferenceInput) -> None:
+def edit(email: Email, preferences: PreferenceInput, json_out: Json = False) -> None:
     """Change a subscriber. --keyword, --exclude, … replace those lists; --add-*/--remove-*
-    edit single entries.
+    edit single entries (matched ignoring weight and case: --remove-keyword rlhf removes
+    RLHF^2; --add-keyword "RLHF^3" changes its weight). Without any option it is refused.
 
     Example: digest subscribers edit ada@example.org --add-keyword "world models" --frequency daily
     """
-    info = admin.edit(get_settings(), email, preferences, now=_now())
-    console.print(f"updated {info['email']}: keywords {', '.join(info['keywords'])}")
+    from digest.subscribers import admin  # noqa: PLC0415 - keep --help fast
+
+    if preferences.is_empty:
+        raise UsageError(
+            "nothing to change: give at least one option (digest subscribers edit --help)"
+        )
+    before, after = admin.edit(get_settings(), email, preferences, now=_now())
+    if json_out:
+        print_json(after)
+        return
+    changes = _changes(before, after)
+    if changes:
+        say(f"updated {after['email']}: " + "; ".join(changes))
+    else:
+        say(f"nothing changed: {after['email']} already has these values")
 
 
 def _status_command(status: str, verb: str) -> None:
     @app.command(verb)
     @handle_errors
     def command(email: Email) -> None:
+        from digest.subscribers import admin  # noqa: PLC0415 - keep --help fast
+
         address, now_status = admin.change_status(get_settings(), email, status, now=_now())
-        console.print(f"{address} is {now_status}")
+        say(f"{address} is {now_status}")
 
     what = (
         "Stop sending to a subscriber (keeps the profile)."
@@ -143,11 +188,13 @@ def remove(
 
     Example: digest subscribers remove ada@example.org --yes
     """
+    from digest.subscribers import admin  # noqa: PLC0415 - keep --help fast
+
     settings = get_settings()
     if not yes:
         typer.confirm(f"Delete {email} and their history?", abort=True)
     admin.remove(settings, email)
-    console.print(f"removed {email}")
+    say(f"removed {email}")
 
 
 @app.command("export")
@@ -157,15 +204,23 @@ def export(
         Path | None, typer.Option("--output", "-o", help="File (default stdout).")
     ] = None,
 ) -> None:
-    """Export all subscribers as JSON (read back by ``import``).
+    """Export every subscriber as JSON, read back by digest subscribers import: preferences,
+    tokens (mailed feed and unsubscribe links keep working) and the digests each one already
+    received (never sent again). The format is docs/subscriber-export.md.
 
     Example: digest subscribers export -o subscribers.json
     """
-    data = admin.export(get_settings())
+    from digest.digests.transfer import export_all  # noqa: PLC0415 - keep --help fast
+
+    data = export_all(get_settings(), now=_now())
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if output:
         output.write_text(text, encoding="utf-8")
-        console.print(f"exported {len(data)} subscriber(s) to {output}")
+        digests = sum(len(s["digests"]) for s in data["subscribers"])
+        say(
+            f"exported {len(data['subscribers'])} subscriber(s), {digests} digest(s) and "
+            f"{len(data['papers'])} paper(s) to {output}"
+        )
     else:
         typer.echo(text, nl=False)
 
@@ -177,15 +232,17 @@ def import_(
     update: Annotated[bool, typer.Option(help="Update subscribers that already exist.")] = False,
     json_out: Json = False,
 ) -> None:
-    """Import subscribers from an export; all-or-nothing.
+    """Import subscribers from an export, with their tokens and history; all-or-nothing.
 
     Example: digest subscribers import subscribers.json --update
     """
-    result = admin.import_file(get_settings(), file, update=update, now=_now())
+    from digest.digests.transfer import import_file  # noqa: PLC0415 - keep --help fast
+
+    result = import_file(get_settings(), file, update=update, now=_now())
     if json_out:
         print_json(result.as_dict())
     else:
-        console.print(result.summary())
+        say(result.summary())
 
 
 @app.command("sync")
@@ -201,8 +258,10 @@ def sync(
 
     Example: digest subscribers sync subscribers/ --prune
     """
+    from digest.subscribers import admin  # noqa: PLC0415 - keep --help fast
+
     result = admin.sync(get_settings(), directory, prune=prune, now=_now())
     if json_out:
         print_json(result.as_dict())
     else:
-        console.print(result.summary(removals=True))
+        say(result.summary(removals=True))

@@ -3,7 +3,9 @@
 Sources, highest priority first: keyword arguments, environment variables ``DIGEST_*``, the
 TOML file (``DIGEST_CONFIG``, else ``./digest.toml`` when present), defaults. Every field's
 description is the documentation: ``digest config`` prints them and the README's table is
-generated from them.
+generated from them. A setting that cannot be loaded (malformed TOML, an unknown key, a
+variable that is not valid JSON, a bad value) is one :class:`~digest.errors.SettingsError`
+line naming where it is and how to fix it (:mod:`digest.config.settings_files`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,21 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as SourceError
 
 from digest.config.calendar import validate_timezone
+from digest.config.settings_files import (
+    config_file,
+    explain,
+    explain_source_error,
+    is_secret,
+    origins,
+    read_config_file,
+)
 from digest.config.sources import SourceSpec
 from digest.errors import ConfigError
 
@@ -34,23 +45,17 @@ def default_data_dir() -> Path:
     return Path(base) / "paper-digest"
 
 
-def config_file() -> Path | None:
-    """The TOML settings file: ``DIGEST_CONFIG`` if set, else ``./digest.toml`` if present."""
-    explicit = os.environ.get("DIGEST_CONFIG")
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise ConfigError(f"DIGEST_CONFIG points to {path}, which is not a file")
-        return path
-    local = Path("digest.toml")
-    return local if local.is_file() else None
-
-
 class Settings(BaseSettings):
     """All settings of paper-digest. Environment names are ``DIGEST_`` + the upper-cased name."""
 
+    # env_ignore_empty: `DIGEST_SMTP_PORT=` (a blank line of a .env file, a compose variable
+    # passed through unset) means "not set", not an empty value to validate.
     model_config = SettingsConfigDict(
-        env_prefix="DIGEST_", extra="ignore", validate_default=True, frozen=True
+        env_prefix="DIGEST_",
+        extra="ignore",
+        validate_default=True,
+        frozen=True,
+        env_ignore_empty=True,
     )
 
     environment: Literal["development", "production"] = Field(
@@ -227,9 +232,10 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Address `digest serve` listens on.")
     web_port: int = Field(8000, ge=1, le=65535, description="Port `digest serve` listens on.")
     web_forwarded_allow_ips: str = Field(
-        "127.0.0.1",
-        description="Reverse proxies trusted to set X-Forwarded-For (comma-separated IPs, "
-        "or `*`); the client IP it names feeds the subscribe rate limit.",
+        "",
+        description="Reverse proxies trusted to set X-Forwarded-For (comma-separated IPs or "
+        "networks, `*` for any); the client IP it names feeds the subscribe rate limit. Empty "
+        "(the default): no one is trusted, the connecting address counts.",
     )
     confirm_max_age: int = Field(
         172_800, ge=60, description="Seconds a confirmation link stays valid (48 hours)."
@@ -311,7 +317,8 @@ class Settings(BaseSettings):
         path = config_file()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            data = read_config_file(path, settings_cls.model_fields)
+            sources.append(InitSettingsSource(settings_cls, data))
         return tuple(sources)
 
     @field_validator("base_url")
@@ -325,7 +332,10 @@ class Settings(BaseSettings):
     @field_validator("default_timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
-        return validate_timezone(value)
+        try:
+            return validate_timezone(value)
+        except ConfigError as exc:  # a ValueError is what names the setting in the message
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _check_production(self) -> Settings:
@@ -361,13 +371,33 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings from overrides, environment and digest.toml; one-line ConfigError if bad."""
+    """Build settings from overrides, environment and digest.toml; one-line SettingsError if
+    they cannot be loaded (it names the variable or the file and key, and the fix)."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+        raise explain(exc, overrides=overrides, path=config_file()) from None
+    except SourceError as exc:
+        raise explain_source_error(exc) from None
+
+
+def setting_origins(overrides: dict[str, Any] | None = None) -> dict[str, str]:
+    """Where each setting's value comes from: option, environment, file or default."""
+    return origins(Settings.model_fields, overrides or {}, config_file())
+
+
+def setting_values(settings: Settings) -> dict[str, Any]:
+    """Every setting as JSON-ready typed data (numbers, booleans, null, lists); secrets are
+    ``"***"`` when set (``"(placeholder)"`` for the development secret key)."""
+    values = settings.model_dump(mode="json")
+    for name in values:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr) or is_secret(name):
+            secret = value.get_secret_value() if isinstance(value, SecretStr) else value
+            values[name] = (
+                None if not secret else "(placeholder)" if secret == PLACEHOLDER_SECRET else "***"
+            )
+    return values
 
 
 def describe_settings() -> list[tuple[str, str, str, str]]:

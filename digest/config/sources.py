@@ -16,7 +16,9 @@ the settings import it.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -135,6 +137,23 @@ class SourceSpec(BaseModel):
     def options(self) -> dict[str, object]:
         """The fields other than name, kind and url that differ from their defaults."""
         return self.model_dump(exclude={"name", "kind", "url"}, exclude_defaults=True)
+
+
+def absolute_location(location: str, base: Path) -> str:
+    """A file source's path made absolute against ``base`` (``~`` expanded); ``file://``
+    URLs and absolute paths are kept as they are."""
+    if location.startswith("file:"):
+        return location
+    path = Path(location).expanduser()
+    return location if path.is_absolute() else os.path.normpath(base.absolute() / path)
+
+
+def anchored(spec: SourceSpec, base: Path) -> SourceSpec:
+    """``spec`` with a relative ``file`` path resolved against ``base``, so it reads the same
+    file whatever directory a later fetch runs in."""
+    if spec.kind != "file" or not spec.url:
+        return spec
+    return spec.model_copy(update={"url": absolute_location(spec.url, base)})
 
 
 def build_spec(**fields: object) -> SourceSpec:

@@ -1,7 +1,8 @@
 """Delivery plug-point: the ``Transport`` protocol, and :class:`BaseTransport`.
 
 A transport is opened once per run (one SMTP connection reused for every message), sends
-``EmailMessage`` objects and is closed. ``send`` raises
+``EmailMessage`` objects (``send``) or prebuilt wire bytes (``send_bytes``, e.g. from
+:func:`~digest.delivery.fastmime.wire_message`) and is closed. Both raise
 :class:`~digest.errors.TransientDeliveryError` (retry later) or
 :class:`~digest.errors.PermanentDeliveryError` (flag the address).
 
@@ -39,7 +40,8 @@ class Transport(Protocol):
     def send_bytes(
         self, data: bytes, *, envelope_from: str, recipient: str, message_id: str
     ) -> None:
-        """:meth:`send` for a message already serialized (the exact wire bytes)."""
+        """Deliver ``data`` (a whole message, CRLF line ends) like ``send``; ``message_id``
+        is its Message-ID header's value (the outbox names the file after it)."""
         ...
 
 

@@ -55,15 +55,11 @@ class OutboxTransport(BaseTransport):
 
     def path_for(self, message: EmailMessage) -> Path:
         """Where ``message`` is (or would be) written; ValueError without a Message-ID."""
-        return self.directory / eml_name(self._message_id(message))
-
-    @staticmethod
-    def _message_id(message: EmailMessage) -> str:
         message_id = message["Message-ID"]
         if not message_id:
             # A composer bug, not a delivery failure: every digest carries a Message-ID.
             raise ValueError("message has no Message-ID header")
-        return str(message_id)
+        return self.directory / eml_name(str(message_id))
 
     def send(self, message: EmailMessage, *, envelope_from: str, recipient: str) -> None:
         """Write ``message`` to its ``.eml`` file, replacing an earlier copy of the same id.
@@ -71,18 +67,18 @@ class OutboxTransport(BaseTransport):
         Raises :class:`DeliveryError` when the directory cannot be written (a configuration
         problem, not a per-recipient one).
         """
-        self.send_bytes(
-            message_bytes(message),
-            envelope_from=envelope_from,
-            recipient=recipient,
-            message_id=self._message_id(message),
-        )
+        self._write(self.path_for(message), message_bytes(message))
 
     def send_bytes(
         self, data: bytes, *, envelope_from: str, recipient: str, message_id: str
     ) -> None:
-        """:meth:`send` for a message already serialized, named by its Message-ID."""
-        target = self.directory / eml_name(message_id)
+        """Write prebuilt ``data`` to the file named after ``message_id``, as ``send`` does.
+
+        ValueError for an empty ``message_id`` (a composer bug, as in :meth:`path_for`).
+        """
+        self._write(self.directory / eml_name(message_id), data)
+
+    def _write(self, target: Path, data: bytes) -> None:
         self._ensure_directory()
         try:
             _atomic_write(target, data)

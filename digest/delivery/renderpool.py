@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from digest.delivery.message import MessageOptions, add_dkim_signature, build_message
-from digest.delivery.wire import message_bytes
+from digest.delivery.fastmime import message_writer
+from digest.delivery.message import MessageOptions
 from digest.errors import DigestError
 from digest.render.batch import Batch, PaperFields, digest_view
 from digest.render.email import cached_renderer
@@ -65,28 +65,18 @@ def render_batch(
 ) -> list[Rendered | RenderFailure]:
     """Render every payload of ``batch`` (papers: the batch's own, then ``papers``)."""
     renderer = cached_renderer(setup.templates_dir, setup.site_name)
+    writer = message_writer(setup.message)
     known = {**papers, **batch.papers} if batch.papers else papers
     out: list[Rendered | RenderFailure] = []
     for payload in batch.payloads:
         try:
             view = digest_view(payload, known, base_url=setup.base_url)
-            rendered = renderer.render(view)
-            message = add_dkim_signature(
-                build_message(view, rendered, options=setup.message, sent_at=setup.sent_at),
-                setup.message,
-            )
-            data = message_bytes(message)
+            wire = writer.write(view, renderer.render(view), sent_at=setup.sent_at)
         except DigestError as exc:  # a bad address or template: this digest only
             out.append(RenderFailure(payload.digest_id, " ".join(str(exc).split())))
             continue
         out.append(
-            Rendered(
-                payload.digest_id,
-                payload.email,
-                rendered.subject,
-                str(message["Message-ID"]),
-                data,
-            )
+            Rendered(payload.digest_id, payload.email, wire.subject, wire.message_id, wire.data)
         )
     return out
 

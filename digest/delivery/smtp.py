@@ -137,17 +137,18 @@ class SmtpTransport(BaseTransport):
         Raises TransientDeliveryError after the retries are spent, PermanentDeliveryError
         on a 5xx at RCPT/DATA, DeliveryError on a configuration problem (see module doc).
         """
+        message_id = str(message["Message-ID"] or "")
         self.send_bytes(
             message_bytes(message),
             envelope_from=envelope_from,
             recipient=recipient,
-            message_id=str(message["Message-ID"] or ""),
+            message_id=message_id,
         )
 
     def send_bytes(
         self, data: bytes, *, envelope_from: str, recipient: str, message_id: str
     ) -> None:
-        """:meth:`send` for a message already serialized (CRLF wire bytes)."""
+        """Deliver prebuilt ``data`` as ``send`` does (same retries and errors)."""
         retrying = Retrying(
             stop=stop_after_attempt(self.retries + 1),
             # wait_exponential + wait_random rather than wait_exponential_jitter, whose

@@ -20,12 +20,12 @@ from rich.table import Table
 from digest.config.resources import sample_dir, subscribers_dir
 from digest.config.settings import load_settings
 from digest.errors import ConfigError
-from digest.render.assemble import ViewOptions, render_preview, write_feed_files
+from digest.render.assemble import render_preview
+from digest.render.feed_export import export_feeds
 from digest.runner import run_digests
 from digest.sources.imports import import_files
 from digest.store import db
 from digest.subscribers import admin
-from digest.subscribers.library import get_subscriber
 
 MARKER = ".paper-digest-demo"
 
@@ -78,12 +78,7 @@ def run_demo(directory: Path, *, console: Console) -> dict[str, Any]:
             report = run_digests(settings, now=now, subscriber_email=email)
             rows.extend(report.digests)
             progress.advance(task)
-    options = ViewOptions.from_settings(settings)
-    with db.transaction(settings) as session:
-        for row in rows:
-            if row.status == "sent":
-                subscriber = get_subscriber(session, row.email)
-                write_feed_files(session, subscriber, directory / "feeds", options=options)
+    export_feeds(settings, directory / "feeds")  # static copies of what `digest serve` serves
     elapsed = time.perf_counter() - started
 
     table = Table(title="paper-digest demo", show_lines=True, expand=True)

@@ -28,6 +28,7 @@ from digest.parsers.feed import parse_feed
 from digest.parsers.files import read_bytes
 from digest.parsers.hf_json import load_json, parse_hf_value
 from digest.parsers.hf_page import parse_hf_page
+from digest.parsers.limits import bound_records
 from digest.parsers.xmltree import XmlDoc, parse_xml
 from digest.store.records import PaperRecord
 
@@ -64,7 +65,8 @@ def _parse(sniffed: Sniffed, data: bytes, name: str, now: datetime) -> ParsedLis
             records, title = parse_feed(data, name)
         else:
             records, title = _XML_PARSERS[fmt](doc, name)
-    return ParsedListing(format=fmt, records=records, title=title)
+    bounded, capped = bound_records(records)
+    return ParsedListing(format=fmt, records=bounded, title=title, capped=capped)
 
 
 def parse_listing(
@@ -79,7 +81,8 @@ def parse_listing(
     ``fmt`` is one of :data:`FORMATS` or ``"auto"`` (detect by content). ``name`` (a path or
     URL) starts every error message. ``now`` (default: the current UTC time) dates the
     year-less dates of saved pages. Raises a ListingError subclass; never returns a partial
-    listing.
+    listing. Records come out within :mod:`digest.parsers.limits` (the listing's ``capped``
+    counts the cuts).
     """
     if fmt == "auto":
         sniffed = sniff(data, name)

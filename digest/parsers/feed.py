@@ -74,7 +74,7 @@ def parse_feed(data: bytes, name: str) -> tuple[list[PaperRecord], str | None]:
     """Records of an RSS/Atom feed, in feed order."""
     # A BytesIO, never the bytes themselves: feedparser treats a bytes/str argument that looks
     # like a path or URL as one and opens it.
-    parsed = feedparser.parse(io.BytesIO(data), resolve_relative_uris=False)
+    parsed = feedparser.parse(io.BytesIO(data), resolve_relative_uris=False, sanitize_html=False)
     problem = parsed.get("bozo_exception")
     if isinstance(problem, xml.sax.SAXParseException):
         raise listing_error(

@@ -35,6 +35,8 @@ def load_json(data: bytes, name: str) -> Any:
         raise listing_error(name, f"not UTF-8 text (byte {exc.start})") from exc
     except RecursionError as exc:  # [[[[…]]]] nested deeper than the decoder can follow
         raise listing_error(name, "JSON nested too deeply") from exc
+    except ValueError as exc:  # a number of more than 4,300 digits (int() refuses it)
+        raise listing_error(name, "a number with more than 4,300 digits") from exc
 
 
 def is_hf_json(value: object) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import pyexpat
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -55,9 +56,25 @@ def parse_xml(data: bytes, name: str) -> XmlDoc:
             f"refused: XML entity declarations and external references are not allowed "
             f"({type(exc).__name__})",
         ) from exc
+    except (LookupError, ValueError) as exc:
+        # expat asks Python for the declared encoding: unknown (LookupError), multi-byte or
+        # not a text codec (ValueError, UnicodeError). DefusedXmlException is caught above.
+        raise listing_error(name, _encoding_problem(data)) from exc
     if root is None:  # iterparse ended without a root: cannot happen after a clean parse
         raise listing_error(name, "malformed XML: no root element")
     return XmlDoc(root=root, namespaces=frozenset(namespaces))
+
+
+_DECLARED_ENCODING = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([^"']{0,60})""")
+
+
+def _encoding_problem(data: bytes) -> str:
+    found = _DECLARED_ENCODING.search(data[:1024])
+    declared = found.group(1).decode("ascii", "replace") if found else "?"
+    return (
+        f"unsupported character encoding {declared!r} in the XML declaration "
+        "(save the file as UTF-8)"
+    )
 
 
 def local(tag: str) -> str:

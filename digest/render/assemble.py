@@ -1,18 +1,17 @@
-"""Store rows → view objects for the renderers: recorded digests, previews, feeds.
+"""Store rows → view objects for the renderers: recorded digests and previews.
 
-The renderers (:mod:`~digest.render.email`, :mod:`~digest.render.feeds`) are pure functions of
-the views built here. Functions take a session and never commit.
+Feeds are built in :mod:`~digest.render.feed_views`. The renderers (:mod:`~digest.render.email`,
+:mod:`~digest.render.feeds`) are pure functions of the views built here. Functions take a
+session and never commit.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import quote_plus
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -20,11 +19,9 @@ from sqlmodel import Session, col
 from digest.digests.due import DueOptions, find_due
 from digest.digests.ledger import digest_key
 from digest.digests.selection import Selection, select_papers
-from digest.errors import DigestError
 from digest.ranking.base import Ranker
 from digest.render.email import RenderedEmail, cached_renderer
-from digest.render.feeds import FEED_FORMATS
-from digest.render.views import DigestView, FeedView, ItemView
+from digest.render.views import DigestView, ItemView
 from digest.store import db
 from digest.store.models import Digest, DigestItem, Paper, Subscriber
 from digest.subscribers.library import get_subscriber, interests_of, spec_of
@@ -32,8 +29,6 @@ from digest.subscribers.links import links_for
 
 if TYPE_CHECKING:
     from digest.config.settings import Settings
-
-FEED_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)  # "updated" of a feed with no items yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,18 +68,22 @@ class PaperLike(Protocol):
     @property
     def published_at(self) -> datetime | None: ...
     @property
+    def listed_at(self) -> datetime | None: ...
+    @property
     def upvotes(self) -> int | None: ...
 
 
-def paper_url(paper: PaperLike) -> str:
-    """The paper's landing page; a title search when no source gave a link."""
+def paper_url(paper: PaperLike) -> str | None:
+    """The paper's landing page: its source's link (the Hugging Face paper page, an entry's
+    link), else the arXiv abstract by id, else the DOI; None when no source gave any of them
+    (a saved listing page names no link): the email says so rather than guess a search."""
     if paper.url:
         return paper.url
     if paper.arxiv_id:
         return f"https://arxiv.org/abs/{paper.arxiv_id}"
     if paper.doi:
-        return f"https://doi.org/{paper.doi}"
-    return f"https://arxiv.org/search/?searchtype=title&query={quote_plus(paper.title)}"
+        return f"https://doi.org/{quote(paper.doi, safe='/:;()._-')}"
+    return None
 
 
 def item_view(
@@ -102,6 +101,7 @@ def item_view(
         abstract=paper.abstract,
         authors=tuple(paper.authors),
         published=paper.published_at,
+        listed=paper.listed_at,
         upvotes=paper.upvotes,
         code_url=paper.github_repo,
         pdf_url=paper.pdf_url,
@@ -169,51 +169,6 @@ def selection_view(
     )
 
 
-def feed_self_url(options: ViewOptions, subscriber: Subscriber, fmt: str) -> str:
-    """The URL of the subscriber's feed in ``fmt`` (atom, rss or json)."""
-    links = links_for(options.base_url, subscriber.token)
-    return {"atom": links.atom_url, "rss": links.rss_url, "json": links.json_url}[fmt]
-
-
-def feed_view(
-    session: Session, subscriber: Subscriber, *, options: ViewOptions, fmt: str
-) -> FeedView:
-    """The subscriber's delivered items, newest digest first, at most ``feed_items``."""
-    rows = session.execute(
-        select(DigestItem, Paper, Digest)
-        .join(Paper, col(DigestItem.paper_id) == col(Paper.id))
-        .join(Digest, col(DigestItem.digest_id) == col(Digest.id))
-        .where(col(DigestItem.subscriber_id) == subscriber.id, col(Digest.status) == "sent")
-        .order_by(col(Digest.sent_at).desc(), col(DigestItem.rank))
-        .limit(options.feed_items)
-    ).all()
-    items = tuple(
-        item_view(
-            paper,
-            reason=item.reason,
-            matched=item.matched,
-            score=item.score,
-            delivered_at=digest.sent_at,
-        )
-        for item, paper, digest in rows
-    )
-    links = links_for(options.base_url, subscriber.token)
-    self_url = feed_self_url(options, subscriber, fmt)
-    updated = max((i.delivered_at for i in items if i.delivered_at), default=FEED_EPOCH)
-    who = subscriber.name or subscriber.email.split("@", 1)[0]
-    return FeedView(
-        feed_id=f"{links.site_url}feeds/{subscriber.id}",
-        title=f"{options.site_name} for {who}",
-        subtitle="New papers picked for your interests: "
-        + ", ".join(_interests(session, subscriber)),
-        self_url=self_url,
-        site_url=links.site_url,
-        author_name=options.site_name,
-        items=items,
-        updated=updated,
-    )
-
-
 def preview_digest(
     session: Session,
     email: str,
@@ -231,38 +186,13 @@ def preview_digest(
     return selection_view(session, selections[0], now=now, options=views)
 
 
-def public_feed_view(session: Session, *, options: ViewOptions, fmt: str) -> FeedView:
-    """Every paper the service has seen, newest first: the public ``/feeds/all.*`` feed."""
-    papers = session.execute(
-        select(Paper)
-        .order_by(col(Paper.first_seen_at).desc(), col(Paper.id).desc())
-        .limit(options.feed_items)
-    ).scalars()
-    items = tuple(
-        item_view(paper, reason="", matched=(), score=0.0, delivered_at=paper.first_seen_at)
-        for paper in papers
-    )
-    site = f"{options.base_url}/"
-    return FeedView(
-        feed_id=f"{site}feeds/all",
-        title=f"{options.site_name}: new papers",
-        subtitle="Every new paper, newest first, before any personal ranking.",
-        self_url=f"{options.base_url}/feeds/all.{fmt}",
-        site_url=site,
-        author_name=options.site_name,
-        items=items,
-        updated=max((i.delivered_at for i in items if i.delivered_at), default=FEED_EPOCH),
-    )
-
-
 def render_preview(
     settings: Settings, email: str, *, now: datetime
 ) -> tuple[DigestView, RenderedEmail]:
     """``digest preview``: the next digest of ``email`` and its email, read-only."""
     from digest.ranking import get_ranker  # noqa: PLC0415 - the ranker's imports are heavy
 
-    engine = db.get_engine(settings)
-    with Session(engine) as session:
+    with db.reading(settings) as session:  # a preview records nothing
         view = preview_digest(
             session,
             email,
@@ -272,30 +202,4 @@ def render_preview(
             max_items=settings.max_items,
             ranker=get_ranker(settings.ranker),
         )
-        session.rollback()  # a preview records nothing
     return view, cached_renderer(settings.templates_dir, settings.site_name).render(view)
-
-
-def subscriber_feed(settings: Settings, email: str, *, fmt: str) -> bytes:
-    """``digest feed``: a subscriber's personal feed in ``fmt`` (atom, rss or json)."""
-    if fmt not in FEED_FORMATS:
-        raise DigestError(f"unknown feed format {fmt!r}: use atom, rss or json")
-    options = ViewOptions.from_settings(settings)
-    with db.transaction(settings) as session:
-        subscriber = get_subscriber(session, email)
-        return FEED_FORMATS[fmt](feed_view(session, subscriber, options=options, fmt=fmt))
-
-
-def write_feed_files(
-    session: Session, subscriber: Subscriber, directory: Path, *, options: ViewOptions
-) -> None:
-    """Write the subscriber's Atom, RSS and JSON feeds into ``directory`` (atomically)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    # One query for the three formats: they differ only in their own URL.
-    view = feed_view(session, subscriber, options=options, fmt="atom")
-    for fmt, render in FEED_FORMATS.items():
-        data = render(dataclasses.replace(view, self_url=feed_self_url(options, subscriber, fmt)))
-        target = directory / f"{subscriber.token}.{fmt}"
-        tmp = target.with_suffix(f".{fmt}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(target)

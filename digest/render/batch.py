@@ -46,6 +46,7 @@ class PaperFields:
     pdf_url: str | None
     github_repo: str | None
     published_at: datetime | None
+    listed_at: datetime | None
     upvotes: int | None
 
     @classmethod
@@ -63,6 +64,7 @@ class PaperFields:
             paper.pdf_url,
             paper.github_repo,
             paper.published_at,
+            paper.listed_at,
             paper.upvotes,
         )
 

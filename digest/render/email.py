@@ -23,15 +23,43 @@ from jinja2 import (
     Template,
     TemplateError,
 )
+from jinja2.filters import do_indent
 
 from digest.config.resources import templates_dir as shipped_templates_dir
 from digest.errors import RenderError
-from digest.render.display import item_context, shorten, single_line, subject_line, wrap
+from digest.render.display import (
+    PAPER_CACHE_SIZE,
+    interest_label,
+    item_context,
+    shorten,
+    single_line,
+    subject_line,
+    wrap,
+)
 from digest.render.views import DigestView
 
 HTML_TEMPLATE = "email/digest.mjml"
 TEXT_TEMPLATE = "email/digest.txt"
 PREHEADER_CHARS = 140
+HTML_BUDGET = 100_000  # bytes of HTML; Gmail clips a message's HTML beyond about 102 KB
+
+# The text part wraps and indents each paper's snippet: the same words in every digest that
+# shows the paper, so both filters remember their results (the values are plain strings).
+_cached_wrap = functools.lru_cache(maxsize=PAPER_CACHE_SIZE)(wrap)
+_cached_indent = functools.lru_cache(maxsize=PAPER_CACHE_SIZE)(do_indent)
+
+
+def _indent(s: str, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
+    """Jinja's ``indent`` filter, remembered for plain strings (Markup keeps its type)."""
+    if type(s) is str:
+        return _cached_indent(s, width, first, blank)
+    return do_indent(s, width, first, blank)
+
+
+def clear_filter_caches() -> None:
+    """Forget the remembered filter results (benchmarks and tests start cold with it)."""
+    _cached_wrap.cache_clear()
+    _cached_indent.cache_clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +95,8 @@ def _text_env(loader: BaseLoader) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["wrap"] = wrap
+    env.filters["wrap"] = _cached_wrap
+    env.filters["indent"] = _indent
     return env
 
 
@@ -140,16 +169,28 @@ class EmailRenderer:
             "period_label": period,
             "is_empty": view.is_empty,
             "items": items,
+            "left_out": 0,  # items left out of this email to keep it under HTML_BUDGET
             "links": view.links,
             "recipient": single_line(view.subscriber_email),
-            "interests": [s for s in (single_line(i) for i in view.interests) if s],
+            "interests": [s for s in (interest_label(i) for i in view.interests) if s],
         }
 
     def render(self, view: DigestView) -> RenderedEmail:
-        """Render one subscriber's digest (a pure function of ``view``)."""
+        """Render one subscriber's digest (a pure function of ``view``).
+
+        Gmail clips HTML over about 102 KB, and the unsubscribe link is at the end: when the
+        items do not fit in :data:`HTML_BUDGET` (only listings at the field limits come near
+        it), the last ones are left out of this email and it says how many (``left_out``);
+        the subject still counts them all, and every one of them is in the feeds.
+        """
         context = self.context(view)
+        items = context["items"]
         try:
             html = self._html.render(context)
+            while len(html.encode("utf-8")) > HTML_BUDGET and len(context["items"]) > 1:
+                context["items"] = context["items"][:-1]
+                context["left_out"] = len(items) - len(context["items"])
+                html = self._html.render(context)
             text = self._text.render(context)
         except TemplateError as exc:
             raise RenderError(f"rendering digest {view.key} failed: {exc}") from exc

@@ -18,10 +18,11 @@ class ItemView:
 
     key: str  # canonical key, also the feed entry id's stable part
     title: str
-    url: str  # landing page (arXiv abs, HF paper page, entry link)
+    url: str | None  # landing page (HF paper page, entry link, arXiv abs, DOI); None: none known
     abstract: str = ""
     authors: tuple[str, ...] = ()
-    published: datetime | None = None
+    published: datetime | None = None  # the paper's own date (arXiv v1, the entry's date)
+    listed: datetime | None = None  # when a listing featured it (Hugging Face Daily Papers)
     upvotes: int | None = None
     code_url: str | None = None
     pdf_url: str | None = None

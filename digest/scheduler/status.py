@@ -110,6 +110,7 @@ def collect_status(
                 "new": r.new_count,
                 "seen": r.seen_count,
                 "error": r.error,
+                "details": r.details,  # e.g. an import's format, records and capped fields
             }
             for r in runs
         ],

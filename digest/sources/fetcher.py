@@ -95,6 +95,7 @@ class FetchReport:
     """Every source's outcome, in fetch order."""
 
     sources: list[SourceReport] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)  # defined, skipped: not enabled
 
     @property
     def new(self) -> int:
@@ -114,6 +115,7 @@ class FetchReport:
             "seen": self.seen,
             "failed": len(self.failed),
             "sources": {source.name: source.as_dict() for source in self.sources},
+            "disabled": self.disabled,
         }
 
 
@@ -148,6 +150,7 @@ def _fetch_one(engine: Engine, entry: SourceEntry, ctx: FetchContext) -> SourceR
     spec = entry.spec
     report = SourceReport(name=spec.name, kind=spec.kind)
     details = {"kind": spec.kind, "url": spec.resolved_url}
+    log.info("fetching %s (%s): %s", spec.name, spec.kind, spec.resolved_url)
     with recorded_run(
         engine, kind="fetch", source=spec.name, started_at=ctx.now, details=details
     ) as run:
@@ -239,8 +242,11 @@ def fetch_all(
         raise ConfigError(f"--since {since} is after today ({today})")
     engine = db.get_engine(settings)
     with db.transaction(engine) as session:
-        entries = select_sources(list_sources(session, settings), only)
+        defined = list_sources(session, settings)
+    entries = select_sources(defined, only)
     report = FetchReport()
+    if not only:
+        report.disabled = [entry.spec.name for entry in defined if not entry.spec.enabled]
     owned = client is None
     http_client = make_client(settings) if client is None else client
     try:

@@ -1,8 +1,10 @@
 """A listing file on disk as a source (a mirror's drop directory, a saved page).
 
-The path may be plain or a ``file://`` URL; relative paths are taken from the working
-directory. The format is detected unless the source names one. Re-reading an unchanged
-file is harmless: the diff reports its papers as seen.
+The path may be plain or a ``file://`` URL. ``digest sources add`` and digest.toml store it
+absolute (relative to the working directory, or to digest.toml's directory); a relative path
+stored by an older version is still taken from the working directory. The format is detected
+unless the source names one. Re-reading an unchanged file is harmless: the diff reports its
+papers as seen.
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 - Timeouts are explicit on every request (an injected client gets them too).
 - Retries are declared with tenacity: connection errors, timeouts, 429 and 5xx are retried
-  with exponential backoff and jitter; a 429/503 that says how long to wait (``Retry-After``,
-  or ``t=``/``reset=`` in the ``RateLimit`` header) is waited out exactly, unless that is
-  longer than ``http_max_wait``, in which case we give up rather than hammer the host.
+  with exponential backoff and jitter, each one logged (a warning: what failed, which retry,
+  how long the wait) so a slow or unreachable host is never silent. A 429/503 that says how
+  long to wait (``Retry-After``, or ``t=``/``reset=`` in the ``RateLimit`` header) is waited
+  out exactly, unless that is longer than ``http_max_wait``, in which case we give up
+  rather than hammer the host.
 - Bodies are read while streaming and refused once over ``max_listing_bytes`` (counted after
   content decoding, so a gzip bomb is refused too).
 - :class:`Spacing` serialises requests to one host group (arXiv: one connection at a time,
@@ -18,6 +20,7 @@ source to interpret (a 400 means different things to different APIs).
 from __future__ import annotations
 
 import email.utils
+import logging
 import re
 import threading
 import time
@@ -36,6 +39,7 @@ from digest.config.settings import Settings
 from digest.errors import ListingTooLargeError, SourceFetchError
 from digest.parsers.common import one_line
 
+log = logging.getLogger(__name__)
 Sleep = Callable[[float], None]
 _RATELIMIT_WAIT = re.compile(r"(?:^|[\s;,])(?:t|reset)\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 _CHUNK = 1 << 16
@@ -209,6 +213,7 @@ class Http:
             stop=self._stop,
             wait=self._wait,
             sleep=self._sleep,
+            before_sleep=self._announce,
             reraise=True,
         )
         try:
@@ -246,6 +251,24 @@ class Http:
         if retry_after is not None and retry_after > self.policy.max_wait:
             return True  # waiting less than asked would only earn another 429
         return state.attempt_number > self.policy.retries
+
+    def _announce(self, state: _State) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _RetryableStatus):
+            reason = str(exc)
+        elif exc is not None:
+            reason = one_line(f"{type(exc).__name__}: {exc or 'no answer'}", 200)
+        else:
+            reason = "no answer"
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "GET %s failed (%s); retry %d of %d in %.1f s",
+            state.args[0] if state.args else "?",
+            reason,
+            state.attempt_number,
+            self.policy.retries,
+            wait,
+        )
 
     def _wait(self, state: _State) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -6,6 +6,7 @@ conditional GET, file reads its file. Failures raise, so the CLI prints the one-
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,11 +15,14 @@ from typing import Any
 import httpx
 
 from digest.config.settings import Settings
+from digest.errors import StoreMissingError
 from digest.sources.base import Cursor
-from digest.sources.config import find_source
+from digest.sources.config import SourceEntry, find_source
 from digest.sources.fetcher import SOURCE_TYPES, make_context
 from digest.sources.http import Sleep, make_client
 from digest.store import db
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -45,6 +49,18 @@ class ProbeReport:
         }
 
 
+def _find(settings: Settings, name: str) -> SourceEntry:
+    """The source ``name``; without a store, digest.toml's sources still can be tried."""
+    try:
+        with db.reading(settings) as session:
+            return find_source(session, settings, name)
+    except StoreMissingError:
+        for spec in settings.sources:
+            if spec.name == name:
+                return SourceEntry(spec, "config")
+        raise
+
+
 def probe_source(
     settings: Settings,
     name: str,
@@ -55,10 +71,10 @@ def probe_source(
     sample: int = 5,
 ) -> ProbeReport:
     """Fetch and parse the first payload of source ``name``; store nothing."""
-    with db.transaction(settings) as session:
-        entry = find_source(session, settings, name)
+    entry = _find(settings, name)
     spec = entry.spec
     report = ProbeReport(spec.name, spec.kind, spec.resolved_url, entry.origin)
+    log.info("testing %s (%s): %s", spec.name, spec.kind, spec.resolved_url)
     http_client = make_client(settings) if client is None else client
     try:
         ctx = make_context(settings, http_client, now=now, probe=True, sleep=sleep)

@@ -4,16 +4,27 @@ Every other module takes a ``session`` and never commits; entry points (a CLI co
 request, a scheduled job) open a transaction here and commit at their boundary.
 
 SQLite (the embedded default) runs in WAL mode with foreign keys on; PostgreSQL is used
-through psycopg 3. Alembic migrations are applied on first use and by ``digest db upgrade``.
+through psycopg 3. Alembic migrations are applied by the first write (:func:`get_engine`),
+``digest init`` and ``digest db upgrade``.
+
+Read-only commands use :func:`read_engine` / :func:`reading`: they never create a store or
+its schema (a typo in ``DIGEST_DATA_DIR`` or a PostgreSQL database that has no store is a
+:class:`~digest.errors.StoreMissingError`), and a SQLite store they cannot write (a
+read-only file, directory or file system) is opened read-only: ``mode=ro`` when its WAL
+index exists or can be created, else ``immutable=1`` (nothing can be pending in a WAL
+without an index, so nothing is missed).
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
@@ -26,7 +37,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
 from digest.config.settings import Settings
-from digest.errors import ConfigError
+from digest.errors import ConfigError, StoreMissingError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Values per ``IN (...)`` list: every value is a bind parameter, and a statement may have at
@@ -44,7 +55,9 @@ def chunks(values: Sequence[T], size: int | None = None) -> Iterator[Sequence[T]
 
 
 _engines: dict[str, Engine] = {}
+_migrated: set[str] = set()  # engines (by cache key) brought to the head revision here
 _lock = threading.Lock()
+CREATES = '"digest init" or any write command creates one'
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -105,22 +118,99 @@ def upgrade(engine: Engine) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return before, current_revisions(engine)
 
 
+def _open_error(url: str, exc: OperationalError) -> ConfigError:
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    return ConfigError(f"cannot open database {_safe(url)}: {reason}")
+
+
 def get_engine(settings: Settings, *, migrate: bool = True) -> Engine:
-    """The process-wide engine for the configured database, migrated on first use."""
+    """The process-wide engine for the configured database, created and migrated on first
+    use: what write commands use."""
     url = settings.resolved_database_url
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = create_db_engine(url)
-            if migrate:
-                try:
-                    upgrade(engine)
-                except OperationalError as exc:
-                    engine.dispose()
-                    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-                    raise ConfigError(f"cannot open database {_safe(url)}: {reason}") from None
-            _engines[url] = engine
+            engine = _engines[url] = create_db_engine(url)
+        if migrate and url not in _migrated:
+            try:
+                upgrade(engine)
+            except OperationalError as exc:
+                raise _open_error(url, exc) from None
+            _migrated.add(url)
         return engine
+
+
+def store_location(settings: Settings) -> str:
+    """The store as a person would name it: the SQLite file, else the URL (no password)."""
+    parsed = make_url(settings.resolved_database_url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return str(Path(parsed.database).absolute())
+    return _safe(settings.resolved_database_url)
+
+
+def _sqlite_read_only(path: Path) -> Engine:
+    """An engine that never writes the file: ``mode=ro``, or ``immutable=1`` when SQLite
+    could not create the WAL index beside the file (see the module docstring)."""
+    shm = Path(f"{path}-shm")
+    flag = "mode=ro" if shm.exists() or os.access(path.parent, os.W_OK) else "immutable=1"
+    uri = f"file:{quote(str(path.absolute()))}?{flag}"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+
+    engine = create_engine("sqlite://", creator=connect)
+    event.listen(engine, "connect", _sqlite_read_pragmas)
+    return engine
+
+
+def _sqlite_read_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def read_engine(settings: Settings) -> Engine:
+    """The engine of an existing store at the head revision, for commands that only read.
+
+    Never creates a file, a directory or a table; StoreMissingError says what to run.
+    """
+    url = settings.resolved_database_url
+    parsed = make_url(url)
+    where = store_location(settings)
+    key = url
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(str(parsed.database))
+        if not path.is_file() or path.stat().st_size == 0:
+            raise StoreMissingError(f"no store at {where}; {CREATES}")
+        if not _writable(path):
+            key = f"{url}#read-only"
+    with _lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = create_db_engine(url) if key == url else _sqlite_read_only(path)
+            _engines[key] = engine
+    if key in _migrated:
+        return engine
+    try:
+        current = current_revisions(engine)
+    except OperationalError as exc:
+        raise _open_error(url, exc) from None
+    if not current:
+        raise StoreMissingError(f"no store at {where} (no paper-digest tables there); {CREATES}")
+    if current != head_revisions():
+        raise StoreMissingError(
+            f"the store at {where} is at revision {', '.join(current)} and this version of "
+            f"paper-digest needs {', '.join(head_revisions())}: run `digest db upgrade` "
+            "(or any write command)"
+        )
+    with _lock:
+        _migrated.add(key)  # checked: at the head, nothing to do
+    return engine
 
 
 def dispose_engines() -> None:
@@ -129,6 +219,7 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+        _migrated.clear()
 
 
 @contextmanager
@@ -149,6 +240,16 @@ def transaction(settings_or_engine: Settings | Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def reading(settings: Settings) -> Iterator[Session]:
+    """A session on :func:`read_engine` for commands that only read; never commits."""
+    with Session(read_engine(settings), expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
 
 
 def _safe(url: str) -> str:

@@ -22,6 +22,7 @@ _ARXIV_ANCHORED = re.compile(
     re.IGNORECASE,
 )
 _DOI_RE = re.compile(r"^(?:doi:|https?://(?:dx\.)?doi\.org/)?(10\.\d{4,9}/\S+)$", re.IGNORECASE)
+_VERSION_DIGITS = 4
 _WS = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[^\w]+")
 
@@ -38,9 +39,9 @@ def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
     if not match:
         return None
     version = match.group("version")
-    return match.group("id").lower() if "/" in match.group("id") else match.group("id"), (
-        int(version) if version else None
-    )
+    bare = match.group("id").lower() if "/" in match.group("id") else match.group("id")
+    # arXiv versions run to a few dozen; a longer number is garbage, not a version.
+    return bare, int(version) if version and len(version) <= _VERSION_DIGITS else None
 
 
 def normalize_doi(text: str) -> str | None:

@@ -156,6 +156,8 @@ class Digest(SQLModel, table=True):
         Index("ix_digest_status", "status"),
         # each subscriber's last window end (find_due) without reading every digest row
         Index("ix_digest_subscriber_window", "subscriber_id", "window_end"),
+        # A feed's window in feed order without a sort (digest/render/feed_state.py).
+        Index("ix_digest_feed", "subscriber_id", "status", "sent_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -183,6 +185,8 @@ class DigestItem(SQLModel, table=True):
     __tablename__ = "digest_item"
     __table_args__ = (
         UniqueConstraint("subscriber_id", "paper_id", name="uq_digest_item_subscriber_paper"),
+        # Covers a feed window's items in rank order (digest/render/feed_state.py).
+        Index("ix_digest_item_feed", "digest_id", "rank", "paper_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

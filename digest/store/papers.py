@@ -8,7 +8,7 @@ again. Functions here take a session and never commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
@@ -132,12 +132,25 @@ def _refresh(paper: Paper, record: PaperRecord, now: datetime) -> bool:
     return changed
 
 
+Progress = Callable[[int, int], None]  # (steps done, steps in all)
+
+
 def upsert_records(
-    session: Session, records: Sequence[PaperRecord], *, source: str, now: datetime
+    session: Session,
+    records: Sequence[PaperRecord],
+    *,
+    source: str,
+    now: datetime,
+    on_progress: Progress | None = None,
 ) -> UpsertResult:
-    """Store a listing's records: insert new papers, refresh known ones, record sightings."""
+    """Store a listing's records: insert new papers, refresh known ones, record sightings.
+
+    ``on_progress`` hears about every batch: two steps per distinct paper (stored, sighted).
+    """
     result = UpsertResult()
     merged = merge_records(records)
+    steps = 2 * len(merged)
+    report = on_progress or (lambda _done, _total: None)
     result.seen = len(records) - len(merged)  # repeats inside the batch
     insert = dialect_insert(session)
     keys = list(merged)
@@ -157,13 +170,25 @@ def upsert_records(
             rows = session.execute(select(Paper).where(col(Paper.key).in_(known))).scalars()
             for paper in rows:
                 result.updated += _refresh(paper, merged[paper.key], now)
+        report(start + len(chunk), steps)
     session.flush()
-    _record_sightings(session, merged, source=source, now=now)
+    _record_sightings(
+        session,
+        merged,
+        source=source,
+        now=now,
+        on_batch=lambda done: report(len(merged) + done, steps),
+    )
     return result
 
 
 def _record_sightings(
-    session: Session, merged: dict[str, PaperRecord], *, source: str, now: datetime
+    session: Session,
+    merged: dict[str, PaperRecord],
+    *,
+    source: str,
+    now: datetime,
+    on_batch: Callable[[int], None],
 ) -> None:
     insert = dialect_insert(session)
     keys = list(merged)
@@ -198,6 +223,7 @@ def _record_sightings(
             },
         )
         session.execute(statement)
+        on_batch(start + len(chunk))
 
 
 def count_papers(session: Session) -> int:

@@ -1,26 +1,20 @@
 """The administrator's operations on subscribers, each one call that owns its transaction.
 
 ``digest subscribers …`` commands are one call each into this module (parse options, call,
-print), and so is anything else that manages subscribers from Python. A refused change
-raises a :class:`~digest.errors.SubscriberError` and writes nothing.
+print), and so is anything else that manages subscribers from Python (``export`` and
+``import`` carry history too: :mod:`digest.digests.transfer`). A refused change raises a
+:class:`~digest.errors.SubscriberError` and writes nothing.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from digest.config.settings import Settings
-from digest.errors import ProfileError
 from digest.store import db
-from digest.subscribers.files import (
-    SyncResult,
-    export_subscribers,
-    import_subscribers,
-    sync_directory,
-)
+from digest.subscribers.files import SyncResult, sync_directory
 from digest.subscribers.library import (
     PreferenceInput,
     add_subscriber,
@@ -52,23 +46,25 @@ def add(
 
 def edit(
     settings: Settings, email: str, preferences: PreferenceInput, *, now: datetime
-) -> dict[str, Any]:
-    """Change a subscriber's preferences; what ``show`` says about them afterwards."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Change a subscriber's preferences; what ``show`` says about them before and after."""
     with db.transaction(settings) as session:
+        subscriber = get_subscriber(session, email)
+        before = describe(subscriber, interests_of(session, subscriber), settings)
         subscriber = change_preferences(session, email, preferences, now=now)
-        return describe(subscriber, interests_of(session, subscriber), settings)
+        return before, describe(subscriber, interests_of(session, subscriber), settings)
 
 
 def show(settings: Settings, email: str) -> dict[str, Any]:
     """Everything about one subscriber as plain data."""
-    with db.transaction(settings) as session:
+    with db.reading(settings) as session:
         subscriber = get_subscriber(session, email)
         return describe(subscriber, interests_of(session, subscriber), settings)
 
 
 def listing(settings: Settings, *, status: str | None = None) -> list[dict[str, Any]]:
     """Every subscriber (or those with ``status``), by address."""
-    with db.transaction(settings) as session:
+    with db.reading(settings) as session:
         return [
             describe(s, interests_of(session, s), settings)
             for s in list_subscribers(session, status=status)
@@ -86,26 +82,6 @@ def remove(settings: Settings, email: str) -> None:
     """Delete a subscriber with their profile, digests and ledger."""
     with db.transaction(settings) as session:
         remove_subscriber(session, email)
-
-
-def export(settings: Settings) -> list[dict[str, Any]]:
-    """Every subscriber in the format :func:`import_file` reads back."""
-    with db.transaction(settings) as session:
-        return export_subscribers(session, settings=settings)
-
-
-def import_file(settings: Settings, path: Path, *, update: bool, now: datetime) -> SyncResult:
-    """Import an export file; all entries are validated before anything is written."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ProfileError(f"{path}: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    with db.transaction(settings) as session:
-        return import_subscribers(
-            session, data, settings=settings, now=now, where=str(path), update=update
-        )
 
 
 def sync(settings: Settings, directory: Path, *, prune: bool, now: datetime) -> SyncResult:

@@ -1,4 +1,4 @@
-"""Subscribers in files: JSON export/import (round-trip) and TOML profile directories (sync).
+"""Subscribers in files: TOML profile directories (sync) and the entries of an export.
 
 A profile file (``subscribers/*.toml``) describes one subscriber::
 
@@ -10,10 +10,16 @@ A profile file (``subscribers/*.toml``) describes one subscriber::
     timezone = "Europe/London"
     max_items = 10
     keywords = ["reinforcement learning^2", "offline RL", "robot learning"]
-    exclude = ["medical imaging"]
+    excludes = ["medical imaging"]
 
-Files are all read and validated before anything is written: one broken file is a one-line
-error naming it, and the store stays as it was.
+Keys are the preference names of :mod:`.fields` (``show --json`` and the export use the same;
+the older ``exclude`` and ``require`` are still read). Values are checked strictly by the one
+preference model (:mod:`.validation`): ``hour = "8"`` is refused, as is a bare string where a
+list belongs. Files are all read and validated before anything is written: one broken file
+is a one-line error naming it and the key, and the store stays as it was.
+
+The export document around these entries (tokens, history, its version) is
+:mod:`digest.digests.transfer`.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from sqlalchemy import select
+from sqlmodel import Session, col
 
 from digest.config.settings import Settings
 from digest.errors import (
@@ -49,11 +57,24 @@ from digest.subscribers.library import (
     remove_subscriber,
     spec_of,
 )
+from digest.subscribers.validation import validate_preferences
 
 PROFILE_NAMES = {p.name for p in PROFILE_FIELDS}
-# The export writes these lists under their singular file keys (what profile files use).
-EXPORT_KEYS = {"excludes": "exclude", "required": "require"}
-_IGNORED = {"feed_urls", "unsubscribe_url", "manage_url", "bounce_count", "created_at", "token"}
+# What ``show --json`` adds that an import ignores (its output may be fed back).
+_IGNORED = {"feed_urls", "unsubscribe_url", "manage_url"}
+ACCOUNT_KEYS = ("token", "created_at", "confirmed_at", "unsubscribed_at", "bounce_count")
+
+
+class Account(BaseModel):
+    """What an export keeps of a subscriber's account besides preferences."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{16,64}$")
+    created_at: datetime | None = None
+    confirmed_at: datetime | None = None
+    unsubscribed_at: datetime | None = None
+    bounce_count: StrictInt | None = Field(None, ge=0)
 
 
 @dataclass(slots=True)
@@ -65,42 +86,60 @@ class Entry:
     profile: ProfileSpec
     fields: SubscriberFields
     origin_name: str
+    account: Account = field(default_factory=Account)
+    given_lists: frozenset[str] = frozenset()  # the lists the entry names (others: empty)
 
 
-def parse_entry(data: Mapping[str, Any], where: str) -> Entry:
-    """Validate one subscriber mapping; ProfileError names ``where`` and the bad key."""
-    unknown = set(data) - set(FILE_KEYS) - _IGNORED - {"email", "status"}
+def _account(data: Mapping[str, Any]) -> Account:
+    given = {key: data[key] for key in ACCOUNT_KEYS if key in data}
+    try:
+        return Account.model_validate(given)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0])
+        problem = {
+            "token": "must be a subscriber token (16-64 letters, digits, - or _)",
+            "bounce_count": "must be a whole number of at least 0",
+        }.get(key, "must be an ISO 8601 time, e.g. 2026-11-23T09:00:00+00:00")
+        raise ProfileError(f"{key}: {problem}, not {error.get('input')!r}") from None
+
+
+def parse_entry(
+    data: Mapping[str, Any], where: str, *, extra: Iterable[str] = (), account: bool = False
+) -> Entry:
+    """Validate one subscriber mapping; ProfileError names ``where`` and the bad key.
+
+    ``account`` accepts the export's account keys (token, dates, bounces); ``extra`` names
+    keys the caller reads itself.
+    """
+    allowed = set(FILE_KEYS) | _IGNORED | {"email", "status"} | set(extra)
+    allowed |= set(ACCOUNT_KEYS) if account else set()
+    unknown = set(data) - allowed
     if unknown:
         raise ProfileError(f"{where}: unknown key {sorted(unknown)[0]!r}")
     if "email" not in data or not isinstance(data["email"], str):
         raise ProfileError(f"{where}: missing 'email'")
     try:
         email = normalize_email(data["email"])
-        spec = ProfileSpec()
-        scalars: dict[str, Any] = {}
-        for key, name in FILE_KEYS.items():
-            if key not in data:
-                continue
-            if name not in PROFILE_NAMES:
-                scalars[name] = data[key]
-                continue
-            value = data[key]
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ProfileError(f"{key!r} must be a list of strings")
-            getattr(spec, name).extend(value)
+        checked = validate_preferences({k: v for k, v in data.items() if k in FILE_KEYS})
+        spec = ProfileSpec(**{k: list(v) for k, v in checked.items() if k in PROFILE_NAMES})
         spec.validate()
-        fields = SubscriberFields(**scalars)
-        fields.apply(Subscriber(email=email, token="validation"))  # noqa: S106 - dry run
+        fields = SubscriberFields(**{k: v for k, v in checked.items() if k not in PROFILE_NAMES})
         status = data.get("status")
         if status is not None and status not in STATUSES:
-            raise ProfileError(f"status must be one of {', '.join(STATUSES)}")
+            raise ProfileError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        details = _account(data) if account else Account()
     except DigestError as exc:
         raise ProfileError(f"{where}: {exc}") from None
-    except TypeError as exc:
-        raise ProfileError(f"{where}: {exc}") from None
-    return Entry(email=email, status=status, profile=spec, fields=fields, origin_name=where)
+    return Entry(
+        email=email,
+        status=status,
+        profile=spec,
+        fields=fields,
+        origin_name=where,
+        account=details,
+        given_lists=frozenset(k for k in checked if k in PROFILE_NAMES),
+    )
 
 
 def read_profile_dir(directory: Path) -> list[Entry]:
@@ -156,15 +195,17 @@ def apply_entries(
     origin: str,
     update: bool = True,
 ) -> SyncResult:
-    """Create or update subscribers so the store matches ``entries``."""
+    """Create or update subscribers so the store matches ``entries`` (an entry's account
+    keys, when it has them, too: its token keeps mailed links working)."""
     result = SyncResult()
     for entry in entries:
         try:
             existing = get_subscriber(session, entry.email)
         except UnknownSubscriberError:
             existing = None
+        _check_token(session, entry, existing)
         if existing is None:
-            add_subscriber(
+            subscriber = add_subscriber(
                 session,
                 email=entry.email,
                 profile=entry.profile,
@@ -173,7 +214,9 @@ def apply_entries(
                 now=now,
                 status=entry.status or "active",
                 origin=origin,
+                token=entry.account.token,
             )
+            _apply_account(subscriber, entry.account)
             result.added.append(entry.email)
             continue
         if not update:
@@ -184,9 +227,33 @@ def apply_entries(
         edit_subscriber(session, entry.email, fields=entry.fields, profile=entry.profile, now=now)
         if entry.status and entry.status != existing.status:
             existing.status = entry.status
+        _apply_account(existing, entry.account)
         after = describe(existing, interests_of(session, existing), settings)
         (result.updated if before != after else result.unchanged).append(entry.email)
     return result
+
+
+def _check_token(session: Session, entry: Entry, existing: Subscriber | None) -> None:
+    token = entry.account.token
+    if token is None:
+        return
+    holder = session.execute(
+        select(col(Subscriber.email)).where(col(Subscriber.token) == token)
+    ).scalar()
+    if holder is not None and (existing is None or holder != existing.email):
+        raise ProfileError(f"{entry.origin_name}: its token already belongs to subscriber {holder}")
+
+
+def _apply_account(subscriber: Subscriber, account: Account) -> None:
+    if account.token is not None:
+        subscriber.token = account.token
+    for name in ("created_at", "confirmed_at", "unsubscribed_at", "bounce_count"):
+        value = getattr(account, name)
+        if value is not None:
+            setattr(subscriber, name, value)
+    session = Session.object_session(subscriber)
+    if session is not None:
+        session.flush()
 
 
 def sync_directory(
@@ -204,39 +271,44 @@ def sync_directory(
     return result
 
 
-def export_subscribers(session: Session, *, settings: Settings) -> list[dict[str, Any]]:
-    """All subscribers as plain data, the format ``import`` reads back."""
-    rows = []
-    for subscriber in list_subscribers(session):
-        spec = spec_of(interests_of(session, subscriber))
-        row: dict[str, Any] = {
-            "email": subscriber.email,
-            "name": subscriber.name,
-            "status": subscriber.status,
-        }
-        row.update({p.name: getattr(subscriber, p.name) for p in SCHEDULE_FIELDS})
-        row.update({EXPORT_KEYS.get(k, k): v for k, v in spec.as_dict().items()})
-        rows.append(row)
-    return [{k: v for k, v in row.items() if v is not None} for row in rows]
+def export_entry(session: Session, subscriber: Subscriber) -> dict[str, Any]:
+    """One subscriber as an export entry: the keys of ``show --json`` for the preferences
+    (``weekday`` by name), the status and the account (token, dates, bounces). Unset
+    values are left out."""
+    from digest.config.calendar import WEEKDAYS  # noqa: PLC0415 - only the export needs it
+
+    spec = spec_of(interests_of(session, subscriber))
+    row: dict[str, Any] = {"email": subscriber.email, "status": subscriber.status}
+    row.update({p.name: getattr(subscriber, p.name) for p in SCHEDULE_FIELDS})
+    row["weekday"] = WEEKDAYS[subscriber.weekday]
+    row.update(spec.as_dict())
+    row.update(
+        token=subscriber.token,
+        created_at=subscriber.created_at.isoformat(),
+        confirmed_at=subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else None,
+        unsubscribed_at=(
+            subscriber.unsubscribed_at.isoformat() if subscriber.unsubscribed_at else None
+        ),
+        bounce_count=subscriber.bounce_count,
+    )
+    return {k: v for k, v in row.items() if v is not None}
 
 
-def import_subscribers(
-    session: Session,
-    data: Any,
-    *,
-    settings: Settings,
-    now: datetime,
-    where: str,
-    update: bool = False,
-) -> SyncResult:
-    """Import an ``export`` document (a JSON list); all entries validated first."""
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+def read_entries(
+    items: Any, where: str, *, extra: Iterable[str] = (), account: bool = True
+) -> list[Entry]:
+    """A JSON list of subscriber entries, every one validated; an address twice is refused."""
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise ProfileError(f"{where}: expected a JSON list of subscriber objects")
-    entries = [parse_entry(item, f"{where}[{index}]") for index, item in enumerate(data)]
+    entries = [
+        parse_entry(item, f"{where}[{index}]", extra=extra, account=account)
+        for index, item in enumerate(items)
+    ]
     emails = [entry.email for entry in entries]
     duplicates = {e for e in emails if emails.count(e) > 1}
     if duplicates:
         raise ProfileError(f"{where}: {sorted(duplicates)[0]} appears more than once")
-    return apply_entries(
-        session, entries, settings=settings, now=now, origin="import", update=update
-    )
+    tokens = [entry.account.token for entry in entries if entry.account.token]
+    if len(tokens) != len(set(tokens)):
+        raise ProfileError(f"{where}: two subscribers have the same token")
+    return entries

@@ -16,7 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select
 from sqlmodel import Session, col
 
-from digest.config.calendar import WEEKDAYS, parse_weekday, validate_timezone
+from digest.config.calendar import WEEKDAYS
 from digest.config.settings import Settings
 from digest.errors import (
     DuplicateSubscriberError,
@@ -28,8 +28,9 @@ from digest.errors import (
 from digest.ranking.base import Profile
 from digest.ranking.profile_text import build_profile, parse_interest
 from digest.store.models import Interest, Subscriber
-from digest.subscribers.fields import FREQUENCIES, PROFILE_FIELDS, SCHEDULE_FIELDS, STATUSES
+from digest.subscribers.fields import BY_NAME, PROFILE_FIELDS, SCHEDULE_FIELDS, STATUSES
 from digest.subscribers.links import links_for, new_token
+from digest.subscribers.validation import validate_preferences
 
 
 def normalize_email(text: str) -> str:
@@ -187,7 +188,11 @@ def _interest(subscriber: Subscriber, kind: str, text: str, weight: float, pos: 
 
 @dataclass(slots=True)
 class SubscriberFields:
-    """Scalar settings of a subscriber; None leaves a value unchanged (or takes the default)."""
+    """Scalar settings of a subscriber; None leaves a value unchanged (or takes the default).
+
+    Checked when made, by the one preference model (:mod:`.validation`): a wrong type or
+    value is a PreferenceError naming the field; ``weekday`` is kept as 0-6.
+    """
 
     name: str | None = None
     frequency: str | None = None
@@ -198,29 +203,25 @@ class SubscriberFields:
     min_score: float | None = None
     popularity_weight: float | None = None
 
+    def __post_init__(self) -> None:
+        given = {p.name: getattr(self, p.name) for p in SCHEDULE_FIELDS}
+        for name, value in validate_preferences(given).items():
+            setattr(self, name, value)
+
+    def given(self) -> dict[str, Any]:
+        """The values that were given (not None), by preference name."""
+        return {
+            p.name: getattr(self, p.name)
+            for p in SCHEDULE_FIELDS
+            if getattr(self, p.name) is not None
+        }
+
     def apply(self, subscriber: Subscriber) -> None:
-        if self.name is not None:
-            subscriber.name = " ".join(self.name.split()) or None  # no CR/LF in headers
-        if self.frequency is not None:
-            subscriber.frequency = _check_choice(self.frequency, FREQUENCIES, "frequency")
-        if self.weekday is not None:
-            subscriber.weekday = parse_weekday(self.weekday)
-        if self.hour is not None:
-            if not 0 <= self.hour <= 23:
-                raise SubscriberError(f"hour must be 0-23, not {self.hour}")
-            subscriber.hour = self.hour
-        if self.timezone is not None:
-            subscriber.timezone = validate_timezone(self.timezone)
-        if self.max_items is not None:
-            if not 1 <= self.max_items <= 100:
-                raise SubscriberError(f"max items must be 1-100, not {self.max_items}")
-            subscriber.max_items = self.max_items
-        if self.min_score is not None:
-            subscriber.min_score = self.min_score
-        if self.popularity_weight is not None:
-            if not 0 <= self.popularity_weight <= 10:
-                raise SubscriberError("popularity weight must be between 0 and 10")
-            subscriber.popularity_weight = self.popularity_weight
+        for name, value in self.given().items():
+            # a name goes into headers: no CR/LF, no runs of spaces
+            setattr(
+                subscriber, name, (" ".join(value.split()) or None) if name == "name" else value
+            )
 
 
 @dataclass(slots=True)
@@ -244,11 +245,11 @@ class PreferenceInput:
         add: dict[str, list[str]] | None = None,
         remove: dict[str, list[str]] | None = None,
     ) -> PreferenceInput:
-        """From ``{preference name: value or None}`` (lists: a list or None)."""
-        lists = {
-            p.name: list(values[p.name]) for p in PROFILE_FIELDS if values.get(p.name) is not None
-        }
-        scalars = {p.name: values.get(p.name) for p in SCHEDULE_FIELDS}
+        """From ``{preference name: value or None}`` (lists: a list or None), checked by the
+        preference model (PreferenceError names the field)."""
+        checked = validate_preferences(values)
+        lists = {p.name: list(checked[p.name]) for p in PROFILE_FIELDS if p.name in checked}
+        scalars = {p.name: checked.get(p.name) for p in SCHEDULE_FIELDS}
         return cls(
             SubscriberFields(**scalars),
             lists,
@@ -264,6 +265,11 @@ class PreferenceInput:
     def edits_profile(self) -> bool:
         return bool(self.lists or self.add or self.remove)
 
+    @property
+    def is_empty(self) -> bool:
+        """Nothing was given: an edit would change nothing."""
+        return not (self.edits_profile or self.fields.given())
+
 
 def add_subscriber(
     session: Session,
@@ -275,8 +281,11 @@ def add_subscriber(
     now: datetime,
     status: str = "active",
     origin: str = "cli",
+    token: str | None = None,
 ) -> Subscriber:
-    """Create a subscriber; admin-added ones are active (no double opt-in) unless told."""
+    """Create a subscriber; admin-added ones are active (no double opt-in) unless told.
+
+    ``token`` keeps an imported subscriber's links (the caller checks it is free)."""
     address = normalize_email(email)
     _check_choice(status, STATUSES, "status")
     if session.execute(select(col(Subscriber.id)).where(col(Subscriber.email) == address)).first():
@@ -289,7 +298,7 @@ def add_subscriber(
         weekday=settings.default_weekday,
         hour=settings.default_hour,
         timezone=settings.default_timezone,
-        token=new_token(),
+        token=token or new_token(),
         origin=origin,
         created_at=now,
         updated_at=now,
@@ -333,16 +342,37 @@ def change_preferences(
             setattr(profile, name, list(texts))
         for name, texts in preferences.add.items():
             current = getattr(profile, name)
-            current.extend(t for t in texts if t not in current)
+            for text in texts:  # the same phrase again replaces it (a new weight, say)
+                same = [i for i, t in enumerate(current) if same_entry(t, text, name)]
+                if same:
+                    current[same[0]] = text
+                else:
+                    current.append(text)
         for name, texts in preferences.remove.items():
             current = getattr(profile, name)
-            gone = {t.casefold() for t in texts}
-            missing = gone - {t.casefold() for t in current}
-            if missing:
-                kind = next(p.kind for p in PROFILE_FIELDS if p.name == name)
-                raise ProfileError(f"{kind} {sorted(missing)[0]!r} is not in the profile")
-            current[:] = [t for t in current if t.casefold() not in gone]
+            for text in texts:
+                if not any(same_entry(t, text, name) for t in current):
+                    kind = BY_NAME[name].kind
+                    listed = ", ".join(repr(t) for t in current) or "none"
+                    raise ProfileError(f"{kind} {text!r} is not in the profile ({listed})")
+                current[:] = [t for t in current if not same_entry(t, text, name)]
     return edit_subscriber(session, email, fields=preferences.fields, now=now, profile=profile)
+
+
+def entry_key(text: str, name: str) -> tuple[str, str]:
+    """What identifies a profile entry: its kind and phrase, ignoring weight, case and
+    spacing (``RLHF^2`` and ``rlhf`` are one keyword)."""
+    if name == "keywords":
+        try:
+            interest = parse_interest(text)
+        except ProfileError:
+            return ("text", " ".join(text.split()).casefold())
+        return (interest.kind, " ".join(interest.text.split()).casefold())
+    return (name, " ".join(text.split()).casefold())
+
+
+def same_entry(stored: str, given: str, name: str) -> bool:
+    return entry_key(stored, name) == entry_key(given, name)
 
 
 def set_status(session: Session, email: str, status: str, *, now: datetime) -> Subscriber:

@@ -4,6 +4,11 @@
 ``digest.web.access`` logger with :func:`redact_path` applied; run uvicorn with
 ``access_log=False`` so that this is the only access log. :class:`RedactUvicornAccess`
 is a logging filter for ``uvicorn.access`` in case its access log is left on anyway.
+
+Redaction does not trust the request to be well formed: a path that merely resembles a
+token route (``/MANAGE/…``, ``//manage/…``, ``/manage//…``, ``/feeds/….atom/``) is
+redacted like the route itself, and so is any run of 16 or more token characters anywhere
+in a path (tokens are 32 of them; a mistyped or truncated link is still mostly a token).
 """
 
 from __future__ import annotations
@@ -17,15 +22,39 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("digest.web.access")
 
 REDACTED = "[redacted]"
-_TOKEN_SEGMENT = re.compile(r"^/(manage|unsubscribe|confirm)/[^/]+")
-_FEED_SEGMENT = re.compile(r"^/feeds/(?!all\.)[^/]+?(?=\.[a-z]+$|$)")
+# The routes whose next path segment is a secret (a token or a signed confirmation).
+_TOKEN_ROUTES = frozenset({"manage", "unsubscribe", "confirm", "feeds"})
+_PUBLIC_FEED = re.compile(r"all\.[a-z]{1,8}")
+_FEED_SUFFIX = re.compile(r"\.[a-z]{1,8}/*$")
+# As long as half a token, in the URL-safe alphabet tokens are drawn from.
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_-]{16,}")
+
+
+def _redact_segment(route: str, segment: str) -> str:
+    if route == "feeds":
+        if _PUBLIC_FEED.fullmatch(segment):
+            return segment
+        suffix = _FEED_SUFFIX.search(segment)
+        return REDACTED + (suffix.group() if suffix else "")
+    return REDACTED
 
 
 def redact_path(path: str) -> str:
-    """``/manage/<token>/pause?x`` → ``/manage/[redacted]/pause``; other paths unchanged."""
+    """``/manage/<token>/pause?x`` → ``/manage/[redacted]/pause``; other paths unchanged.
+
+    The segment after ``manage``, ``unsubscribe``, ``confirm`` or ``feeds`` (in any case,
+    after any number of slashes) is redacted, a feed's ``.atom``/``.rss``/``.json`` kept.
+    """
     path = path.split("?", 1)[0].split("#", 1)[0]
-    path = _TOKEN_SEGMENT.sub(lambda m: f"/{m.group(1)}/{REDACTED}", path)
-    return _FEED_SEGMENT.sub(f"/feeds/{REDACTED}", path)
+    segments = path.split("/")
+    route = ""
+    for index, segment in enumerate(segments):
+        if route and segment:
+            segments[index] = _redact_segment(route, segment)
+            route = ""
+        elif segment.lower() in _TOKEN_ROUTES:
+            route = segment.lower()
+    return _TOKEN_LIKE.sub(REDACTED, "/".join(segments))
 
 
 class AccessLog:

@@ -1,23 +1,32 @@
 """The subscriber web app: ``create_app(settings)`` builds the FastAPI application.
 
 Run it with uvicorn (``digest serve``): ``access_log=False`` (the app writes its own access
-log with tokens redacted), ``proxy_headers=True`` and ``forwarded_allow_ips`` set to the
-reverse proxy, so rate limits see the real client address.
+log with tokens redacted), ``proxy_headers=True`` and ``forwarded_allow_ips`` from
+``DIGEST_WEB_FORWARDED_ALLOW_IPS``: empty by default, so a client's own X-Forwarded-For is
+ignored; set to the reverse proxy, the rate limits see the address the proxy reports.
 
 Errors are translated here: an unknown page or token is a 404 page, a stale form a 403, a
 busy client a 429, an expected core failure (:class:`~digest.errors.DigestError`) a 400 —
 or a 503 when mail could not be sent. No route shows a traceback.
+
+A GET or HEAD of a route's path with a trailing slash or doubled slashes
+(``/feeds/<token>.atom/``, ``//manage/<token>``) is redirected (308) to the route's own
+URL under ``DIGEST_BASE_URL``, never to a host taken from the request (a ``Host:
+evil.example`` header must not send a token there); Starlette's own slash redirect, which
+builds its URL from the Host header, is off.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from digest.config.settings import Settings, load_settings
 from digest.errors import DeliveryError, DigestError, RenderError
@@ -64,10 +73,15 @@ def create_app(
         pages=page_environment(settings),
     )
     app = FastAPI(
-        title=settings.site_name, docs_url=None, redoc_url=None, openapi_url=None
-    )  # no API docs: they need scripts from a CDN, and there is no public API
+        title=settings.site_name,
+        docs_url=None,  # no API docs: they need scripts from a CDN, and there is no public API
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,  # it builds Location from the Host header: see canonical_url
+    )
     app.state.web = web
-    for module in (pages, subscribe, unsubscribe, feeds):
+    app.router.routes.append(feeds.route)  # first: the hottest route (see web/feeds.py)
+    for module in (pages, subscribe, unsubscribe):
         app.include_router(module.router)
     _install_error_pages(app, web)
     # Outermost last: the access log sees the final status, headers cover error pages too.
@@ -75,6 +89,27 @@ def create_app(
     app.add_middleware(AccessLog)
     install_uvicorn_redaction()
     return app
+
+
+_SLASHES = re.compile(r"//+")
+
+
+def canonical_url(request: Request, web: WebContext) -> str | None:
+    """For a GET/HEAD whose path is a route's path with a trailing or doubled slash, that
+    route's URL under the base URL (with the query); else None."""
+    if request.method not in ("GET", "HEAD"):
+        return None
+    root = request.scope.get("root_path", "")
+    path = request.scope["path"]
+    path = path[len(root) :] if root and path.startswith(root) else path
+    canonical = _SLASHES.sub("/", path).rstrip("/") or "/"
+    if canonical == path:
+        return None
+    scope = {**request.scope, "path": canonical, "root_path": ""}
+    if all(route.matches(scope)[0] == Match.NONE for route in request.app.router.routes):
+        return None
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return web.url(canonical) + (f"?{query}" if query else "")
 
 
 def _install_error_pages(app: FastAPI, web: WebContext) -> None:
@@ -89,7 +124,9 @@ def _install_error_pages(app: FastAPI, web: WebContext) -> None:
         return response
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and (location := canonical_url(request, web)):
+            return RedirectResponse(location, status_code=308)
         if exc.status_code == 404:
             message = NOT_FOUND
         elif (

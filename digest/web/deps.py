@@ -26,6 +26,7 @@ from digest.digests.due import DueOptions
 from digest.render.assemble import ViewOptions
 from digest.render.email import EmailRenderer, template_loader
 from digest.store import db
+from digest.web.feed_cache import FeedService
 from digest.web.ratelimit import RateLimiter
 from digest.web.security import ConfirmSigner, Csrf
 
@@ -59,6 +60,11 @@ class WebContext:
     @functools.cached_property
     def views(self) -> ViewOptions:
         return ViewOptions.from_settings(self.settings)
+
+    @functools.cached_property
+    def feeds(self) -> FeedService:
+        """Feed heads and rendered feeds (cached per process)."""
+        return FeedService(self.engine, self.views)
 
     @functools.cached_property
     def due(self) -> DueOptions:

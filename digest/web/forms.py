@@ -1,8 +1,10 @@
 """Web form input → the subscriber service's types, checked before anything is written.
 
-Everything arrives as text. A bad value raises a one-line :class:`~digest.errors.DigestError`
-(``SubscriberError``, ``ProfileError`` or ``ConfigError``) that the page shows next to the
-form; nothing is stored until the whole form is valid.
+Everything arrives as text: each field is turned into the value the one preference model
+expects (:func:`~digest.subscribers.validation.from_text`) and checked by it, as the CLI and
+profile files are. A bad value raises a one-line :class:`~digest.errors.DigestError` naming
+the field as the form labels it ("Hour must be a whole number from 0 to 23, not 25") that the
+page shows next to the form; nothing is stored until the whole form is valid.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from fastapi import Depends, Request
 
 from digest.config.calendar import WEEKDAYS
 from digest.config.settings import Settings
-from digest.errors import ProfileError, SubscriberError
+from digest.errors import PreferenceError, ProfileError, SubscriberError
 from digest.ranking.profile_text import parse_interest
 from digest.store.models import Interest, Subscriber
-from digest.subscribers.fields import FREQUENCIES, SIGNUP_FIELDS, WEB_FIELDS
+from digest.subscribers.fields import BY_NAME, FREQUENCIES, SIGNUP_FIELDS, WEB_FIELDS
 from digest.subscribers.library import ProfileSpec, SubscriberFields, normalize_email
+from digest.subscribers.validation import from_text
 
 MAX_LINES = 50  # interests per list: more is a paste accident or abuse
 MAX_LINE_CHARS = 200
@@ -71,13 +74,6 @@ def _unique_interests(lines: list[str]) -> list[str]:
             seen.add(key)
             kept.append(line)
     return kept
-
-
-def _integer(value: str, what: str, low: int, high: int) -> int:
-    text = value.strip()
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise SubscriberError(f"{what} must be a whole number from {low} to {high}")
-    return int(text)
 
 
 FormValues = Mapping[str, str]
@@ -140,17 +136,18 @@ def parse_preferences(
         required=list(required or []),
     )
     profile.validate()
-    max_items = values.get("max_items", "").strip()
-    fields = SubscriberFields(
-        frequency=frequency,
-        weekday=values.get("weekday", "").strip() or None,
-        hour=_integer(values.get("hour", ""), "Hour", 0, 23),
-        timezone=values.get("timezone", "").strip() or "UTC",
-        max_items=_integer(max_items, "Papers per digest", 1, 100) if max_items else None,
-    )
-    # Apply to a scratch row: weekday and time zone errors surface now, not halfway through
-    # an update.
-    fields.apply(Subscriber(email="check@example.invalid", token=""))
+    scalars = {
+        name: from_text(BY_NAME[name], values.get(name, ""))
+        for name in WEB_FIELDS
+        if not BY_NAME[name].is_list
+    }
+    if scalars.get("hour") is None:
+        raise SubscriberError("Hour must be a whole number from 0 to 23")
+    scalars["timezone"] = scalars.get("timezone") or "UTC"
+    try:
+        fields = SubscriberFields(**scalars)
+    except PreferenceError as exc:  # the form's own words for the field
+        raise SubscriberError(f"{BY_NAME[exc.field].title} {exc.problem}") from None
     return Preferences(profile=profile, fields=fields)
 
 
