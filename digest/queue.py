@@ -128,7 +128,7 @@ def deliver_batch(digest_ids: list[int], now: str) -> dict[str, Any]:
     with (
         ClaimantLease(engine, kind="worker") as claimant,
         RenderPool(setup, {}, processes=1) as pool,
-        make_sender(settings) as sender,
+        make_sender(settings, engine=engine) as sender,
     ):
         assert claimant.id is not None
         result = Delivery(

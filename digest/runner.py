@@ -205,7 +205,7 @@ def deliver(
     with (
         ClaimantLease(engine, kind="run") as claimant,
         RenderPool(setup, papers_of(recorded), processes=processes) as pool,
-        make_sender(settings, transport) as sender,
+        make_sender(settings, transport, engine=engine) as sender,
     ):
         assert claimant.id is not None
         return Delivery(

@@ -48,6 +48,7 @@ def smtp_settings(backend: str, make_settings: Callable[..., Settings], sink: Sm
         smtp_host=sink.host,
         smtp_port=sink.port,
         smtp_retries=1,
+        smtp_connections=1,  # messages in the run's order, on one connection (asserted)
         bounce_address="bounces@digest.example.org",
         unsubscribe_mailto="unsubscribe@digest.example.org",
     )

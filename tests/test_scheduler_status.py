@@ -29,6 +29,7 @@ def test_status_json_reports_sources_next_deliveries_runs_and_failures(
             smtp_host=sink.host,
             smtp_port=sink.port,
             smtp_retries=0,
+            smtp_connections=1,  # in order: the first RCPT is ada's
             sources=[
                 {"name": "hf-drop", "kind": "file", "url": str(LISTING)},
                 {"name": "gone", "kind": "file", "url": str(tmp_path / "missing.json")},

@@ -125,6 +125,10 @@ class Sender(Protocol):
 
     def collect(self, *, wait: bool = False) -> list[Outcome]: ...
 
+    def stop(self, reason: str) -> None:
+        """Hand over nothing more: what is queued and not yet attempted becomes deferred."""
+        ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(

@@ -162,6 +162,9 @@ class Delivery:
             while queue:
                 self._send(*queue.popleft())
             self._flush(wait=True)
+        except BaseException as exc:  # the lease lost, a crash of our own: stop, hand back
+            self.sender.stop(f"the run stopped: {type(exc).__name__}")
+            raise
         finally:
             for _, future in queue:
                 future.cancel()

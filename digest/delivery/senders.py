@@ -6,8 +6,8 @@ files are renamed into ``<outbox>/`` (an atomic rename on the same filesystem) a
 directory is synced; only then are the messages reported ``sent``, so the ledger never
 says ``sent`` for a file a crash could still lose. Readers never see a half-written file.
 
-:class:`TransportSender` adapts a :class:`~digest.delivery.base.Transport` (the SMTP
-transport, a test double, the scheduler's fenced transport): each message is sent when
+:class:`TransportSender` adapts a one-message-at-a-time :class:`~digest.delivery.base.Transport`
+(a test double, a custom transport): each message is sent when
 submitted and its outcome is known at once.
 """
 
@@ -90,6 +90,9 @@ class OutboxSender:
             return
         self._written.append((message.key, Path(name), final))
 
+    def stop(self, reason: str) -> None:
+        """Nothing is queued here: a submitted message is written at once."""
+
     def collect(self, *, wait: bool = False) -> list[Outcome]:
         outcomes, self._failed = self._failed, []
         if self._written and (wait or len(self._written) >= self.batch):
@@ -153,6 +156,9 @@ class TransportSender:
             self._outcomes.append(Outcome(message.key, "deferred", str(exc)))
         else:
             self._outcomes.append(Outcome(message.key, "sent"))
+
+    def stop(self, reason: str) -> None:
+        """Each message is sent when submitted: nothing is left to defer."""
 
     def collect(self, *, wait: bool = False) -> list[Outcome]:
         outcomes, self._outcomes = self._outcomes, []

@@ -402,3 +402,15 @@ def _count_bounces(session: Session, digest_ids: list[int]) -> None:
         )
     ).all():
         log.warning("hard bounce %d for subscriber %d", count, subscriber_id)
+
+
+def sent_ages(session: Session, *, within: timedelta = timedelta(hours=1)) -> list[float]:
+    """Seconds since each message of the last ``within`` was sent (database clock): what an
+    hourly rate limit has already used up."""
+    now = db_now(session)
+    sent = session.execute(
+        select(col(Digest.sent_at)).where(
+            col(Digest.status) == "sent", col(Digest.sent_at) > now - within
+        )
+    ).scalars()
+    return [max((now - at).total_seconds(), 0.0) for at in sent if at is not None]
