@@ -94,6 +94,7 @@ def explain(code: int) -> tuple[tuple[Field, ...], Evidence]:
 
 
 _FIRST = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
 _NONE: tuple[Match] = (Match("", (), 0.0),)  # placeholder of a match not built yet
 # Up to this many possible matches (8 bytes each), Match objects are shared run-wide.
 MATCH_CACHE = 4_000_000
@@ -233,18 +234,35 @@ class _Explanations:
         self._built = np.zeros(size, dtype=np.bool_)
         self._said: dict[tuple[int, int], tuple[str, ...]] = {}  # (interest, units) -> words
 
-    def _match(self, text: int, code: int, amount: float, row: int, mask: int) -> Match:
+    def _made(self, arrays: ChunkPicks, fresh: IntArray) -> Iterator[Match]:
+        """The Match objects of the matches at ``fresh`` (built in C by ``map``; only partial
+        evidence needs Python, to name the words the paper holds)."""
         plan = self._plan
-        fields, evidence = _EXPLAIN[code]
-        if text < 0:  # a paper rated up
-            return Match(plan.feedback.titles[-1 - text], fields, amount, evidence)
-        words: tuple[str, ...] = ()
-        if evidence == "partial":
-            words = self._said.get((row, mask)) or self._said.setdefault(
-                (row, mask),
-                tuple(w for k, w in enumerate(plan.unit_words[row]) if mask >> k & 1),
-            )
-        return Match(plan.texts[text], fields, amount, evidence, words)
+        texts = arrays.match_texts[fresh]
+        # Rated papers' titles follow the interests' texts (negative ids, see ChunkPicks).
+        texts = np.where(texts < 0, len(plan.texts) - 1 - texts, texts)
+        names = plan.texts + plan.feedback.titles
+        explained = list(map(_EXPLAIN.__getitem__, arrays.match_fields[fresh].tolist()))
+        fields = list(map(_FIRST, explained))
+        evidence = list(map(_SECOND, explained))
+        words: list[tuple[str, ...]] = [()] * fresh.size
+        partial = (arrays.match_fields[fresh] >> GRADE_SHIFT) == GRADES.index("partial")
+        partial &= arrays.match_fields[fresh] & 4 == 0
+        for at in np.flatnonzero(partial).tolist():
+            key = (int(arrays.match_rows[fresh[at]]), int(arrays.match_masks[fresh[at]]))
+            said = self._said.get(key)
+            if said is None:
+                units = plan.unit_words[key[0]]
+                said = self._said[key] = tuple(w for k, w in enumerate(units) if key[1] >> k & 1)
+            words[at] = said
+        return map(
+            Match,
+            list(map(names.__getitem__, texts.tolist())),
+            fields,
+            arrays.match_amounts[fresh].tolist(),
+            evidence,
+            words,
+        )
 
     def picks(self, arrays: ChunkPicks) -> list[list[Pick]]:
         """The chunk's rows of picks, best first."""
@@ -268,14 +286,7 @@ class _Explanations:
             ids, fresh, refs = np.unique(refs, return_index=True, return_inverse=True)
             ids = np.arange(ids.size)
             single = [_NONE] * ids.size
-        made = map(
-            self._match,
-            arrays.match_texts[fresh].tolist(),
-            arrays.match_fields[fresh].tolist(),
-            arrays.match_amounts[fresh].tolist(),
-            arrays.match_rows[fresh].tolist(),
-            arrays.match_masks[fresh].tolist(),
-        )
+        made = self._made(arrays, fresh)
         _run(map(single.__setitem__, ids.tolist(), zip(made, strict=True)))
         bounds = arrays.match_bounds
         counts = np.diff(bounds)

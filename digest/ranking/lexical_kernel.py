@@ -19,6 +19,7 @@ histogram cuts, sorts), 1.7 s; this loop touches each candidate once (docs/bench
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -217,6 +218,8 @@ def rank_rows(  # noqa: C901, PLR0912, PLR0913, PLR0915  # one loop on purpose: 
                 elif v >= knobs.substantial:
                     rest[d] += v
         v_begin, v_end = votes.indptr[p], votes.indptr[p + 1]
+        if popular_only[p]:  # nothing to learn against: ranked by upvotes alone
+            v_end = v_begin
         cap = 0
         if v_end > v_begin:  # the reader's ratings: closest paper rated up, and down
             cap = min(liked[p], max(1, k // 4))
@@ -266,13 +269,14 @@ def rank_rows(  # noqa: C901, PLR0912, PLR0913, PLR0915  # one loop on purpose: 
             own = best[d]
             v = own
             if rest[d] > 0.0 and knobs.bonus > 0.0:
-                v += knobs.bonus * -np.expm1(-rest[d] / knobs.bonus)
+                v += knobs.bonus * -math.expm1(-rest[d] / knobs.bonus)
             alone = False
             if v_end > v_begin and rated[d] == stamp:
                 span = knobs.like_full - knobs.like_from
                 up_part = min(max((like[d] - knobs.like_from) / span, 0.0), 1.0)
                 down_part = min(max((unlike[d] - knobs.like_from) / span, 0.0), 1.0)
-                v += knobs.like_weight * up_part - knobs.dislike_weight * down_part
+                v += knobs.like_weight * up_part
+                v -= knobs.dislike_weight * down_part
                 alone = own == 0.0
             if v <= 0.0 and not popular_only[p]:
                 continue

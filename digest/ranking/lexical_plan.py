@@ -221,11 +221,9 @@ class _Table:
         usable = bool(compiled.score) if scoring else compiled.complete
         uid = None
         if usable:
-            key = (
-                (compiled.kind, compiled.score, compiled.unit_feats)
-                if scoring
-                else (compiled.kind, compiled.needed)
-            )
+            # Spellings that score the same features are one interest ("GNN", "graph
+            # neural networks"), compiled as the first one seen spells it.
+            key = (compiled.kind, compiled.score if scoring else compiled.needed)
             uid = self._by_key.setdefault(key, len(self.compiled))
             if uid == len(self.compiled):
                 self.compiled.append(compiled)
