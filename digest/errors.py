@@ -13,6 +13,7 @@ app into an HTTP status. Anything else escaping is a bug and keeps its traceback
     │   └── ListingTooLargeError    over the size limit
     ├── SourceFetchError            a network source failed (after retries)
     ├── ProfileError                invalid profile text or profile file
+    ├── UnknownPaperError           no paper with this key in the store
     ├── SubscriberError             invalid, duplicate or unknown subscriber
     │   ├── InvalidEmailError
     │   ├── DuplicateSubscriberError
@@ -57,6 +58,10 @@ class SourceFetchError(DigestError):
 
 class ProfileError(DigestError):
     """Profile text or a profile file is invalid."""
+
+
+class UnknownPaperError(DigestError):
+    """No paper with this key is in the store."""
 
 
 class SubscriberError(DigestError):

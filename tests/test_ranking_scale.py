@@ -10,6 +10,7 @@ import json
 import math
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -142,11 +143,12 @@ def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarr
     likeness, the top and the explanations."""
     plan = build_plan(index, many)
     params = index.params
-    contrib, likeness, votes = plan.contrib, plan.feedback.likeness, plan.feedback.votes
+    contrib, likeness, votes = plan.contrib, plan.ratings.likeness, plan.ratings.votes
 
-    def row(matrix: object, i: int) -> list[tuple[int, float, int]]:  # (doc, value, position)
-        a, b = matrix.indptr[i], matrix.indptr[i + 1]  # type: ignore[attr-defined]  # scipy
-        return list(zip(matrix.indices[a:b].tolist(), matrix.data[a:b].tolist(), range(a, b)))  # type: ignore[attr-defined]  # scipy
+    def row(matrix: Any, i: int) -> list[tuple[int, float, int]]:  # (doc, value, position)
+        a, b = int(matrix.indptr[i]), int(matrix.indptr[i + 1])
+        docs, values = matrix.indices[a:b].tolist(), matrix.data[a:b].tolist()
+        return list(zip(docs, values, range(a, b), strict=True))
 
     def graded(x: float) -> float:
         span = params.like_full - params.like_from
@@ -203,22 +205,19 @@ def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarr
                 and score >= plan.threshold[p]
             ):
                 (extra if ratings and own == 0.0 else kept).append((-score, d))
-        cap = min(plan.feedback.liked[p], max(1, top // 4)) if ratings else 0
+        cap = min(plan.ratings.liked[p], max(1, top // 4)) if ratings else 0
         ranked = sorted(kept + sorted(extra)[:cap])
         keywords = [e for e in entries if bag_max[plan.weights.indices[e]] > 0]
         if entries and params.bag_weight > 0:  # re-rank the best by whole-profile words
             block, after = ranked[: params.rerank_depth], ranked[params.rerank_depth :]
             scale = 1 + params.bag_spread * max(len(keywords) - 1, 0)
-
-            def words(d: int) -> float:
-                shares = [
-                    float(plan.bag[i, d]) / bag_max[i]
-                    for i in (plan.weights.indices[e] for e in keywords)
-                ]
+            rows = [plan.weights.indices[e] for e in keywords]
+            words = {}
+            for _, d in block:
+                shares = [float(plan.bag[i, d]) / bag_max[i] for i in rows]
                 largest = max(shares, default=0.0)
-                return (largest + params.bag_spread * (sum(shares) - largest)) / scale
-
-            block = sorted((negative - params.bag_weight * words(d), d) for negative, d in block)
+                words[d] = (largest + params.bag_spread * (sum(shares) - largest)) / scale
+            block = sorted((negative - params.bag_weight * words[d], d) for negative, d in block)
             ranked = block + after
         picks = []
         for negative, d in ranked[:top]:
@@ -228,9 +227,11 @@ def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarr
                     if doc == d:
                         fields, evidence = lexical.explain(int(plan.fields[q]))
                         units = plan.unit_words[plan.weights.indices[e]]
-                        said = tuple(
-                            w for k, w in enumerate(units) if plan.masks[q] >> k & 1
-                        ) if evidence == "partial" else ()
+                        said = (
+                            tuple(w for k, w in enumerate(units) if plan.masks[q] >> k & 1)
+                            if evidence == "partial"
+                            else ()
+                        )
                         match = (plan.texts[plan.spellings[e]], fields, c * plan.weights.data[e],
                                  evidence, said)  # fmt: skip
                         found.append((-match[2], plan.slots[e], match))
@@ -238,7 +239,7 @@ def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarr
                 if votes.data[e] > 0:
                     for doc, c, _ in row(likeness, votes.indices[e]):
                         if doc == d:
-                            title = plan.feedback.titles[votes.indices[e]]
+                            title = plan.ratings.titles[votes.indices[e]]
                             amount = params.like_weight * c
                             found.append((-amount, 1_000_000 + n, (title, (), amount, "liked", ())))
             picks.append((d, -negative, tuple(m for _, _, m in sorted(found))))

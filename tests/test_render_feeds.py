@@ -152,6 +152,8 @@ def test_entry_without_safe_link_still_renders() -> None:
         code_url=None,
         pdf_url=None,
         published=None,
+        more_url=None,
+        less_url=None,
     )
     root = ET.fromstring(render_atom(feed_view(items=(item,))))
     entry = root.find(f"{ATOM}entry")

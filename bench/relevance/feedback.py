@@ -26,7 +26,7 @@ from typing import Any
 from evaluate import HERE, load, ndcg, precision
 from methods import excluded
 
-from digest.ranking import LexicalRanker, Rated, RankDoc
+from digest.ranking import LexicalRanker, RankDoc, Rated
 
 K = 10
 

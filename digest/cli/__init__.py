@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from digest import __version__
-from digest.cli import commands, serve, sources, subscribers
+from digest.cli import commands, feedback, serve, sources, subscribers
 from digest.cli.common import set_overrides
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(commands.db_app, name="db")
 commands.register(app)
 serve.register(app)  # serve, scheduler, status
 sources.register(app)  # sources list|add|remove|test, fetch
+feedback.register(app)  # feedback
 
 
 def _version(value: bool) -> None:

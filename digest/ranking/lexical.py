@@ -167,7 +167,7 @@ class LexicalRanker:
                 for start in range(0, len(profiles), chunk_size)
             ]
             explanations = _Explanations(
-                plan, context.n_matches + plan.feedback.likeness.nnz, len(prepared.docs)
+                plan, context.n_matches + plan.ratings.likeness.nnz, len(prepared.docs)
             )
             results: list[list[Pick]] = []
             for arrays in self._chunks(context, bounds):
@@ -241,7 +241,7 @@ class _Explanations:
         texts = arrays.match_texts[fresh]
         # Rated papers' titles follow the interests' texts (negative ids, see ChunkPicks).
         texts = np.where(texts < 0, len(plan.texts) - 1 - texts, texts)
-        names = plan.texts + plan.feedback.titles
+        names = plan.texts + plan.ratings.titles
         explained = list(map(_EXPLAIN.__getitem__, arrays.match_fields[fresh].tolist()))
         fields = list(map(_FIRST, explained))
         evidence = list(map(_SECOND, explained))

@@ -45,7 +45,7 @@ class RunContext:
     bag_indices: npt.NDArray[np.int32]
     bag_dense: npt.NDArray[np.float32]  # plan.bag as a dense table, or (0, 0) when too big
     bag_max: FloatArray  # per interest, its best paper's bag score
-    votes: Csr  # plan.feedback's matrices
+    votes: Csr  # plan.ratings' matrices
     likeness: Csr
     knobs: Knobs
     # A match is an (interest, spelling, weight) label on a contrib entry of its interest:
@@ -96,8 +96,8 @@ class RunContext:
             np.ascontiguousarray(plan.bag.indices, dtype=np.int32),
             _dense_or_empty(plan.bag),
             _row_max(plan.bag),
-            Csr.of(plan.feedback.votes),
-            Csr.of(plan.feedback.likeness),
+            Csr.of(plan.ratings.votes),
+            Csr.of(plan.ratings.likeness),
             knobs,
             base,
             int(size.sum()),
@@ -178,7 +178,7 @@ def chunk_picks(context: RunContext, start: int, stop: int) -> ChunkPicks:
         context.bag_max,
         context.votes,
         context.likeness,
-        plan.feedback.liked,
+        plan.ratings.liked,
         context.knobs,
     )
     # Profiles share interests: the same (interest, weight, paper) is one Match object.
@@ -201,7 +201,7 @@ def chunk_picks(context: RunContext, start: int, stop: int) -> ChunkPicks:
     e, q = entry[own], pos[own]
     ids = context.n_matches + pos
     ids[own] = context.label_base[plan.labels[e]] + q
-    texts = -1 - plan.feedback.votes.indices[np.where(liked, -1 - entry, 0)].astype(np.int64)
+    texts = -1 - plan.ratings.votes.indices[np.where(liked, -1 - entry, 0)].astype(np.int64)
     texts[own] = plan.spellings[e]
     codes = np.full(entry.size, LIKED_CODE, dtype=np.int64)
     codes[own] = plan.fields[q]

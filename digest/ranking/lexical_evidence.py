@@ -27,12 +27,15 @@ The per-candidate work is a loop compiled with Numba (:func:`grade_kernel`), run
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+
+from digest.ranking.base import Evidence
 
 if TYPE_CHECKING:
     from digest.ranking.analyzer import Analyzer
@@ -43,7 +46,7 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 MAX_UNITS = 62  # unit masks are int64 bit sets
 CLAUSE_GAP = 3  # positions skipped at a clause boundary: near across one, not across two
-GRADES = ("phrase", "near", "apart", "partial")
+GRADES: tuple[Evidence, ...] = ("phrase", "near", "apart", "partial")
 GRADE_SHIFT = 3  # explanation code = field bits (title 1, abstract 2) + grade << 3
 
 
@@ -69,7 +72,7 @@ class Units:
         for k, (_, terms) in enumerate(typed):
             for term in terms:
                 self._unit_of.setdefault(term, k)
-            names = list(terms) + [pair_key(a, b) for a, b in zip(terms, terms[1:], strict=False)]
+            names = list(terms) + [pair_key(a, b) for a, b in itertools.pairwise(terms)]
             feats.append(tuple(vocab.get(name, -1) for name in names))
             rarest = max(terms, key=idf)
             keys.append(vocab.get(rarest, -1))
@@ -160,11 +163,15 @@ def grade_input(compiled: Sequence[Any]) -> GradeInput:
         out["needed_ptr"].append(len(out["needed_loc"]))
         out["unit_ptr"].append(len(out["unit_key"]))
         out["pair_locs_ptr"].append(len(out["pair_locs"]))
-    dtypes = {"score_val": np.float64, "cover_val": np.float64}
-    dtypes.update(dict.fromkeys(("unit_distinct", "multiword", "whole", "complete"), np.bool_))
-    return GradeInput(
-        **{name: np.asarray(out[name], dtype=dtypes.get(name, np.int64)) for name in out}
-    )
+    floats = ("score_val", "cover_val")
+    flags = ("unit_distinct", "multiword", "whole", "complete")
+    arrays: dict[str, Any] = {
+        name: np.asarray(
+            values, dtype=np.float64 if name in floats else np.bool_ if name in flags else np.int64
+        )
+        for name, values in out.items()
+    }
+    return GradeInput(**arrays)
 
 
 class Graded(NamedTuple):
@@ -175,7 +182,7 @@ class Graded(NamedTuple):
     mask: IntArray
 
 
-def grade_kernel(  # noqa: C901, PLR0912, PLR0913, PLR0915  # one compiled loop on purpose
+def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
     cand_i: IntArray,
     cand_d: IntArray,
     g: GradeInput,

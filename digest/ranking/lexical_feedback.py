@@ -26,8 +26,9 @@ no ratings adds nothing to the plan and costs nothing in the kernel.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,7 +46,7 @@ TITLE_CHARS = 60  # a rated paper's title in explanations is cut here
 
 
 @dataclass(frozen=True, eq=False)
-class Feedback:
+class Ratings:
     """The run's rated papers, compiled. Row ``r`` of ``likeness`` is rated paper ``r``."""
 
     votes: Matrix  # profiles x rated papers: +1 rated up, -1 rated down
@@ -64,7 +65,7 @@ def short_title(title: str) -> str:
     return cut + "\u2026"
 
 
-def build_feedback(index: LexicalIndex, views: Views, profiles: Sequence[Profile]) -> Feedback:
+def build_ratings(index: LexicalIndex, views: Views, profiles: Sequence[Profile]) -> Ratings:
     """Compile every profile's rated papers (see the module docstring)."""
     n = len(profiles)
     row_of: dict[str, int] = {}
@@ -93,7 +94,7 @@ def build_feedback(index: LexicalIndex, views: Views, profiles: Sequence[Profile
     share.data[share.data < SHARE_FLOOR] = 0.0
     share.eliminate_zeros()
     share.sort_indices()
-    return Feedback(
+    return Ratings(
         votes=vote_matrix,
         likeness=share,
         docs=docs,
@@ -107,12 +108,12 @@ def _row(index: LexicalIndex, doc: RankDoc) -> list[tuple[int, float]]:
     p = index.params
     analyzer = index.analyzer
     generic = analyzer.generic_terms
-    counts: Counter[str] = Counter()
+    counts: defaultdict[str, float] = defaultdict(float)
     for boost, text in ((p.title_boost, doc.title), (1.0, doc.abstract)):
         for clause in analyzer.segments(text):
             for term in clause:
                 counts[term] += boost
-            for a, b in zip(clause, clause[1:], strict=False):
+            for a, b in itertools.pairwise(clause):
                 if a not in generic or b not in generic:
                     counts[pair_key(a, b)] += boost
     weights = {

@@ -204,7 +204,9 @@ class LexicalIndex:
         segments = self.analyzer.segments(text, query=True)
         words = list(dict.fromkeys(itertools.chain.from_iterable(segments)))
         pairs = list(
-            dict.fromkeys(pair_key(a, b) for terms in segments for a, b in itertools.pairwise(terms))
+            dict.fromkeys(
+                pair_key(a, b) for terms in segments for a, b in itertools.pairwise(terms)
+            )
         )
         units = Units(self.analyzer, self.vocab, self.feature_idf, text)
         word_idf = [self.feature_idf(w) for w in words]

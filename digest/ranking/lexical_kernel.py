@@ -82,7 +82,7 @@ class Knobs(NamedTuple):
     like_mean: bool
 
 
-def rank_rows(  # noqa: C901, PLR0912, PLR0913, PLR0915  # one loop on purpose: module docstring
+def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstring
     start: int,
     stop: int,
     n_docs: int,
@@ -244,9 +244,7 @@ def rank_rows(  # noqa: C901, PLR0912, PLR0913, PLR0915  # one loop on purpose: 
                             touched[n_touched] = d
                             n_touched += 1
                     else:
-                        unlike[d] = (
-                            unlike[d] + c / n_down if knobs.like_mean else max(unlike[d], c)
-                        )
+                        unlike[d] = unlike[d] + c / n_down if knobs.like_mean else max(unlike[d], c)
         pw = popularity_weight[p]
         if popular_only[p]:  # no interests, only the upvote prior: every upvoted paper
             n_touched = 0

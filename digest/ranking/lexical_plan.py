@@ -21,8 +21,8 @@ import scipy.sparse as sp
 
 from digest.ranking.base import InterestKind, Profile
 from digest.ranking.lexical_evidence import grade_input
-from digest.ranking.lexical_feedback import Feedback, build_feedback
 from digest.ranking.lexical_evidence import kernel as grading_kernel
+from digest.ranking.lexical_feedback import Ratings, build_ratings
 from digest.ranking.lexical_index import (
     Compiled,
     LexicalIndex,
@@ -71,7 +71,7 @@ class Plan:
     blocked: BoolArray  # a required phrase occurs in no paper: nothing can qualify
     kinds: IntArray  # per interest (row of contrib): KIND_CODE, for rankers that add to contrib
     bag: Matrix  # interests x docs (float32): idf x BM25F weight over the interest's words
-    feedback: Feedback  # the profiles' rated papers (lexical_feedback)
+    ratings: Ratings  # the profiles' rated papers (lexical_feedback)
 
 
 def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
@@ -139,7 +139,7 @@ def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
         blocked=blocked,
         kinds=np.array([KIND_CODE[c.kind] for c in interests.compiled], dtype=np.int64),
         bag=_bag_rows(index, interests.compiled),
-        feedback=build_feedback(index, views, profiles),
+        ratings=build_ratings(index, views, profiles),
     )
 
 

@@ -6,7 +6,7 @@ the views built here. Functions take a session and never commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -26,7 +26,7 @@ from digest.render.views import DigestView, FeedView, ItemView
 from digest.store import db
 from digest.store.models import Digest, DigestItem, Paper, Subscriber
 from digest.subscribers.library import get_subscriber, interests_of, spec_of
-from digest.subscribers.links import links_for
+from digest.subscribers.links import VoteSigner, links_for, vote_urls
 
 if TYPE_CHECKING:
     from digest.config.settings import Settings
@@ -36,15 +36,26 @@ FEED_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)  # "updated" of a feed with no ite
 
 @dataclass(frozen=True, slots=True)
 class ViewOptions:
-    """The settings views are built with."""
+    """The settings views are built with. ``secret_key`` signs each item's "more like this"
+    and "less like this" links; without one, items carry none."""
 
     base_url: str
     site_name: str = "Paper digest"
     feed_items: int = 50
+    secret_key: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ViewOptions:
-        return cls(settings.base_url, settings.site_name, settings.feed_items)
+        secret = settings.secret_key.get_secret_value()
+        return cls(settings.base_url, settings.site_name, settings.feed_items, secret)
+
+    def votes(self, subscriber: Subscriber) -> Callable[[str], tuple[str | None, str | None]]:
+        """Paper key -> the subscriber's (more, less) feedback URLs (None, None: no key)."""
+        if not self.secret_key or subscriber.id is None:
+            return lambda _key: (None, None)
+        signer = VoteSigner(self.secret_key)
+        ident, token = subscriber.id, subscriber.token
+        return lambda key: vote_urls(self.base_url, signer.sign(ident, token, key))
 
 
 def paper_url(paper: Paper) -> str:
@@ -65,6 +76,7 @@ def item_view(
     matched: Sequence[str],
     score: float,
     delivered_at: datetime | None = None,
+    votes: tuple[str | None, str | None] = (None, None),
 ) -> ItemView:
     return ItemView(
         key=paper.key,
@@ -80,6 +92,8 @@ def item_view(
         matched=tuple(matched),
         score=score,
         delivered_at=delivered_at,
+        more_url=votes[0],
+        less_url=votes[1],
     )
 
 
@@ -97,8 +111,15 @@ def digest_view(
         .where(col(DigestItem.digest_id) == digest.id)
         .order_by(col(DigestItem.rank))
     ).all()
+    votes = options.votes(subscriber)
     items = tuple(
-        item_view(paper, reason=item.reason, matched=item.matched, score=item.score)
+        item_view(
+            paper,
+            reason=item.reason,
+            matched=item.matched,
+            score=item.score,
+            votes=votes(paper.key),
+        )
         for item, paper in rows
     )
     assert subscriber.id is not None
@@ -120,6 +141,7 @@ def selection_view(
     """The view of a digest that has not been recorded (``digest preview``)."""
     subscriber = selection.due.subscriber
     assert subscriber.id is not None
+    votes = options.votes(subscriber)
     return DigestView(
         key=digest_key(subscriber.id, selection.due.period.key),
         subscriber_email=subscriber.email,
@@ -132,6 +154,7 @@ def selection_view(
                 reason=pick.reason(),
                 matched=[m.interest for m in pick.matches],
                 score=pick.score,
+                votes=votes(paper.key),
             )
             for paper, pick in selection.picks
         ),
@@ -158,6 +181,7 @@ def feed_view(
         .order_by(col(Digest.sent_at).desc(), col(DigestItem.rank))
         .limit(options.feed_items)
     ).all()
+    votes = options.votes(subscriber)
     items = tuple(
         item_view(
             paper,
@@ -165,6 +189,7 @@ def feed_view(
             matched=item.matched,
             score=item.score,
             delivered_at=digest.sent_at,
+            votes=votes(paper.key),
         )
         for item, paper, digest in rows
     )

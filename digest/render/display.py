@@ -140,6 +140,8 @@ class ItemContext:
     pdf_url: str | None
     snippet: str
     matched: tuple[str, ...]
+    more_url: str | None = None  # "more like this" / "less like this" (the reader's feedback)
+    less_url: str | None = None
 
 
 def item_context(item: ItemView, number: int) -> ItemContext:
@@ -157,6 +159,8 @@ def item_context(item: ItemView, number: int) -> ItemContext:
         pdf_url=safe_url(item.pdf_url),
         snippet=shorten(item.abstract, SNIPPET_CHARS),
         matched=tuple(single_line(m) for m in item.matched if single_line(m)),
+        more_url=safe_url(item.more_url),
+        less_url=safe_url(item.less_url),
     )
 
 

@@ -18,6 +18,7 @@ error naming it, and the store stays as it was.
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from digest.errors import (
     UnknownSubscriberError,
 )
 from digest.store.models import Subscriber
+from digest.subscribers.feedback import parse_ratings, ratings_of, replace_ratings
 from digest.subscribers.fields import FILE_KEYS, PROFILE_FIELDS, SCHEDULE_FIELDS, STATUSES
 from digest.subscribers.library import (
     ProfileSpec,
@@ -50,10 +52,12 @@ from digest.subscribers.library import (
     spec_of,
 )
 
+log = logging.getLogger(__name__)
 PROFILE_NAMES = {p.name for p in PROFILE_FIELDS}
 # The export writes these lists under their singular file keys (what profile files use).
 EXPORT_KEYS = {"excludes": "exclude", "required": "require"}
 _IGNORED = {"feed_urls", "unsubscribe_url", "manage_url", "bounce_count", "created_at", "token"}
+_IGNORED.add("ratings")  # read by import_subscribers itself (_read_ratings)
 
 
 @dataclass(slots=True)
@@ -216,6 +220,8 @@ def export_subscribers(session: Session, *, settings: Settings) -> list[dict[str
         }
         row.update({p.name: getattr(subscriber, p.name) for p in SCHEDULE_FIELDS})
         row.update({EXPORT_KEYS.get(k, k): v for k, v in spec.as_dict().items()})
+        if ratings := ratings_of(session, subscriber):  # the reader's feedback, by paper key
+            row["ratings"] = [r.as_dict() for r in ratings]
         rows.append(row)
     return [{k: v for k, v in row.items() if v is not None} for row in rows]
 
@@ -237,6 +243,41 @@ def import_subscribers(
     duplicates = {e for e in emails if emails.count(e) > 1}
     if duplicates:
         raise ProfileError(f"{where}: {sorted(duplicates)[0]} appears more than once")
-    return apply_entries(
+    ratings = _read_ratings(data, entries, where)
+    result = apply_entries(
         session, entries, settings=settings, now=now, origin="import", update=update
     )
+    _store_ratings(session, ratings, where=where, now=now)
+    return result
+
+
+# The reader's ratings in exports: ``"ratings": [{"key", "vote", "rated_at"}, …]`` per
+# subscriber (digest/subscribers/feedback.py); an entry without the key keeps its ratings.
+Ratings = dict[str, list[tuple[str, int, datetime | None]]]
+
+
+def _read_ratings(data: list[dict[str, Any]], entries: list[Entry], where: str) -> Ratings:
+    """Every entry's ratings, checked before anything is written."""
+    out: Ratings = {}
+    for index, (item, entry) in enumerate(zip(data, entries, strict=True)):
+        if "ratings" in item:
+            try:
+                out[entry.email] = parse_ratings(item["ratings"])
+            except ProfileError as exc:
+                raise ProfileError(f"{where}[{index}]: {exc}") from None
+    return out
+
+
+def _store_ratings(session: Session, ratings: Ratings, *, where: str, now: datetime) -> None:
+    """Replace each listed subscriber's ratings; ratings of papers this store does not have
+    are left out with a warning."""
+    for email, rated in ratings.items():
+        missing = replace_ratings(session, get_subscriber(session, email), rated, now=now)
+        if missing:
+            log.warning(
+                "%s: %s: %d rated paper(s) not in this store, left out (e.g. %s)",
+                where,
+                email,
+                len(missing),
+                missing[0],
+            )

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from digest.config.settings import Settings, load_settings
 from digest.errors import DeliveryError, DigestError, RenderError
 from digest.store import db
-from digest.web import feeds, pages, subscribe, unsubscribe
+from digest.web import feedback, feeds, pages, subscribe, unsubscribe
 from digest.web.access_log import AccessLog, install_uvicorn_redaction
 from digest.web.deps import WebContext, page_environment
 from digest.web.ratelimit import RateLimiter
@@ -67,7 +67,7 @@ def create_app(
         title=settings.site_name, docs_url=None, redoc_url=None, openapi_url=None
     )  # no API docs: they need scripts from a CDN, and there is no public API
     app.state.web = web
-    for module in (pages, subscribe, unsubscribe, feeds):
+    for module in (pages, subscribe, unsubscribe, feeds, feedback):
         app.include_router(module.router)
     _install_error_pages(app, web)
     # Outermost last: the access log sees the final status, headers cover error pages too.
