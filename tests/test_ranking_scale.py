@@ -156,7 +156,7 @@ def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarr
 
     banned = (plan.excl @ plan.excl_match).toarray() > 0
     have = (plan.req @ plan.req_match).toarray()
-    bag_max = plan.bag.toarray().max(axis=1, initial=0.0).astype(np.float64)
+    bag_max = plan.bag_full
     out = []
     for p in range(len(many)):
         entries = list(range(plan.weights.indptr[p], plan.weights.indptr[p + 1]))

@@ -44,7 +44,7 @@ class RunContext:
     bag_indptr: IntArray  # plan.bag's CSR arrays in the kernel's dtypes
     bag_indices: npt.NDArray[np.int32]
     bag_dense: npt.NDArray[np.float32]  # plan.bag as a dense table, or (0, 0) when too big
-    bag_max: FloatArray  # per interest, its best paper's bag score
+    bag_max: FloatArray  # per interest, its full bag score (plan.bag_full)
     votes: Csr  # plan.ratings' matrices
     likeness: Csr
     knobs: Knobs
@@ -95,7 +95,7 @@ class RunContext:
             np.ascontiguousarray(plan.bag.indptr, dtype=np.int64),
             np.ascontiguousarray(plan.bag.indices, dtype=np.int32),
             _dense_or_empty(plan.bag),
-            _row_max(plan.bag),
+            plan.bag_full,
             Csr.of(plan.ratings.votes),
             Csr.of(plan.ratings.likeness),
             knobs,
@@ -111,15 +111,6 @@ def _dense_or_empty(matrix: Matrix) -> npt.NDArray[np.float32]:
     if not matrix.nnz or matrix.shape[0] * matrix.shape[1] > DENSE_BAG:
         return np.zeros((0, 0), dtype=np.float32)
     return np.asarray(matrix.toarray(), dtype=np.float32)
-
-
-def _row_max(matrix: Matrix) -> FloatArray:
-    """The largest stored value of each row of a CSR matrix (0 for an empty row)."""
-    out = np.zeros(matrix.shape[0], dtype=np.float64)
-    filled = np.flatnonzero(np.diff(matrix.indptr))
-    if filled.size:
-        out[filled] = np.maximum.reduceat(matrix.data, matrix.indptr[filled])
-    return out
 
 
 def entry_keys(matrix: Matrix) -> IntArray:

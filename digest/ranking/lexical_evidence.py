@@ -11,9 +11,10 @@ paper gives for an interest is graded, best first:
    "learning") within ``window`` terms of the others in the title or in one stretch of the
    abstract, but not as the phrase (``near``);
 2. **apart** — every distinctive unit, but never close together (``scattered``);
-3. **partial** — only some of the units, e.g. the interest's rarest word alone; counted by
-   its idf share of the interest (coverage) and by ``scattered`` when no two of its words
-   stand together.
+3. **partial** — only some of the units: counted by their idf share of the interest
+   (coverage) and by ``scattered`` when no two of its words stand together; or, when that
+   is more, one distinctive unit alone (the interest's rarest word, say): its own BM25F
+   times ``partial`` times its share of the interest's distinctive idf, squared.
 
 Within a grade, strength is BM25F (idf-weighted, the title counted ``title_boost`` times,
 saturating with repetition), times the share of the interest the paper states,
@@ -68,7 +69,7 @@ class Units:
         typed = analyzer.units(text)[:MAX_UNITS]
         generic = analyzer.generic_terms
         self._unit_of: dict[str, int] = {}
-        feats, keys, distinct = [], [], []
+        feats, keys, distinct, masses = [], [], [], []
         for k, (_, terms) in enumerate(typed):
             for term in terms:
                 self._unit_of.setdefault(term, k)
@@ -77,10 +78,12 @@ class Units:
             rarest = max(terms, key=idf)
             keys.append(vocab.get(rarest, -1))
             distinct.append(not all(term in generic for term in terms))
+            masses.append(sum(map(idf, terms)))
         self.typed = tuple(surface for surface, _ in typed)
         self.feats = tuple(feats)
         self.keys = tuple(keys)
         self.distinct = tuple(distinct)
+        self.idf = tuple(masses)
 
     def of_word(self, term: str) -> int:
         """Bit mask of the unit a term belongs to (0: none, always counted)."""
@@ -114,6 +117,7 @@ class GradeInput(NamedTuple):
     unit_feat_loc: IntArray  # -1: a feature no paper has
     unit_key: IntArray  # local index of the rarest term, -1 when no paper has it
     unit_distinct: npt.NDArray[np.bool_]
+    unit_idf: FloatArray  # the idf of its terms, summed
     multiword: npt.NDArray[np.bool_]
     whole: npt.NDArray[np.bool_]
     complete: npt.NDArray[np.bool_]  # every word and pair occurs in some paper
@@ -149,11 +153,13 @@ def grade_input(compiled: Sequence[Any]) -> GradeInput:
             out["cover_mask"].append(m)
         out["needed_loc"].extend(loc(f) for f in c.needed)
         out["pair_locs"].extend(loc(f) for f in c.pairs)
-        for feats, key, distinct in zip(c.unit_feats, c.unit_keys, c.unit_distinct, strict=True):
+        units = zip(c.unit_feats, c.unit_keys, c.unit_distinct, c.unit_idf, strict=True)
+        for feats, key, distinct, mass in units:
             out["unit_feat_loc"].extend(loc(f) for f in feats)
             out["unit_feat_ptr"].append(len(out["unit_feat_loc"]))
             out["unit_key"].append(loc(key))
             out["unit_distinct"].append(distinct)
+            out["unit_idf"].append(mass)
         out["multiword"].append(c.multiword)
         out["whole"].append(c.whole)
         out["complete"].append(c.complete)
@@ -163,7 +169,7 @@ def grade_input(compiled: Sequence[Any]) -> GradeInput:
         out["needed_ptr"].append(len(out["needed_loc"]))
         out["unit_ptr"].append(len(out["unit_key"]))
         out["pair_locs_ptr"].append(len(out["pair_locs"]))
-    floats = ("score_val", "cover_val")
+    floats = ("score_val", "cover_val", "unit_idf")
     flags = ("unit_distinct", "multiword", "whole", "complete")
     arrays: dict[str, Any] = {
         name: np.asarray(
@@ -198,6 +204,7 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
     near: float,
     scattered: float,
     window: int,
+    partial: float,
 ) -> Graded:
     """Grade every candidate (interest ``cand_i[j]``, paper ``cand_d[j]``); see the module
     docstring for the grades. Plain typed Python, compiled by :func:`kernel`."""
@@ -342,6 +349,25 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
                     if x >= 0 and w[x] > 0.0:
                         paired = True
                 factor = 1.0 if paired else scattered
+                # Or one distinctive word alone: its own BM25F, times its share of the
+                # interest's distinctive idf, squared ("skill" of "skill learning": all of
+                # it; "protein" of "protein structure determination": a third).
+                mass = 0.0
+                for k in range(nu):
+                    if g.unit_distinct[u0 + k]:
+                        mass += g.unit_idf[u0 + k]
+                for k in range(nu):
+                    if not (present[k] and g.unit_distinct[u0 + k]) or mass <= 0.0:
+                        continue
+                    alone = 0.0
+                    for q in range(g.score_ptr[i], g.score_ptr[i + 1]):
+                        x = g.score_loc[q]
+                        if g.score_mask[q] == 1 << k and x >= 0:
+                            alone += g.score_val[q] * w[x]
+                    alone *= partial * (g.unit_idf[u0 + k] / mass) ** 2
+                    if alone > s * factor:
+                        s = alone
+                        factor = 1.0
             if grade >= 2:  # where the units that are there were said
                 for k in range(nu):
                     key = g.unit_key[u0 + k]

@@ -72,6 +72,7 @@ class LexicalParams:
     near: float = 0.75
     window: int = 8
     scattered: float = 0.5
+    partial: float = 0.5  # the rarest words alone: BM25F x this x (their idf share) ** 2
     prior_docs: float = 100.0
     prior_idf: float = 3.0
     generic_idf: float = 0.5
@@ -85,7 +86,7 @@ class LexicalParams:
     # Across interests: the strongest counts whole, the others (each at least
     # ``substantial``) add a bonus that saturates at ``bonus`` (see lexical_kernel).
     bonus: float = 0.15
-    substantial: float = 0.2
+    substantial: float = 0.35
     # The reader's ratings (lexical_feedback): likeness to a paper rated up adds at most
     # ``like_weight``, to one rated down takes at most ``dislike_weight``.
     like_weight: float = 0.6
@@ -122,6 +123,7 @@ class Compiled:
     unit_keys: tuple[int, ...] = ()
     unit_distinct: tuple[bool, ...] = ()
     unit_words: tuple[str, ...] = ()
+    unit_idf: tuple[float, ...] = ()
     score_units: tuple[int, ...] = ()
     coverage_units: tuple[int, ...] = ()
 
@@ -246,6 +248,7 @@ class LexicalIndex:
             unit_keys=units.keys,
             unit_distinct=units.distinct,
             unit_words=units.typed,
+            unit_idf=units.idf,
             score_units=tuple(m for _, _, m in score),
             coverage_units=tuple(m for _, _, m in coverage),
         )

@@ -29,10 +29,12 @@ from digest.ranking.lexical_index import (
     Matrix,
     Views,
     compiled_matrix,
+    positions,
 )
 from digest.ranking.profile_text import split_prefix
 
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 KIND_CODE = {"keyword": 0, "author": 1, "category": 2}
 _KINDS: tuple[InterestKind, ...] = ("keyword", "author", "category")
@@ -72,6 +74,9 @@ class Plan:
     kinds: IntArray  # per interest (row of contrib): KIND_CODE, for rankers that add to contrib
     bag: Matrix  # interests x docs (float32): idf x BM25F weight over the interest's words
     ratings: Ratings  # the profiles' rated papers (lexical_feedback)
+    # Per interest, the bag score that counts as all of it: a paper saying each of its words
+    # once in the title and once in the abstract (or its best paper, if that is more).
+    bag_full: npt.NDArray[np.float64]
 
 
 def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
@@ -116,6 +121,7 @@ def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
     req, n_required, blocked, requires = _phrase_rows(index, list(map(_REQUIRED, profiles)))
     popularity_weight = np.fromiter(map(_POPULARITY, profiles), np.float64, n)
     contrib, fields, masks = _contributions(index, views, interests.compiled)
+    bag = _bag_rows(index, interests.compiled)
     return Plan(
         weights=weight_matrix,
         slots=entry_slots,
@@ -138,7 +144,8 @@ def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
         popular_only=(counts == 0) & (popularity_weight > 0),
         blocked=blocked,
         kinds=np.array([KIND_CODE[c.kind] for c in interests.compiled], dtype=np.int64),
-        bag=_bag_rows(index, interests.compiled),
+        bag=bag,
+        bag_full=_bag_full(index, interests.compiled, bag),
         ratings=build_ratings(index, views, profiles),
     )
 
@@ -251,8 +258,8 @@ def _contributions(
         index.token_pos,
     )
     # Units only take features away and no grade factor exceeds ``bound``, so BM25F x
-    # coverage ** power x bound bounds the graded strength: what cannot reach the floor is
-    # dropped before the per-candidate work.
+    # coverage ** power x bound, or BM25F x partial for one word alone, bounds the graded
+    # strength: what cannot reach the floor is dropped before the per-candidate work.
     bound = max(1.0, p.abstract_phrase, p.near, p.scattered)
     blocks = [sp.csr_matrix((0, len(index.docs)))]
     codes = [np.zeros(0, dtype=np.int64)]
@@ -261,10 +268,13 @@ def _contributions(
         part = compiled[start : start + _BLOCK]
         raw = compiled_matrix([c.score for c in part], n_features) @ index.weights_t
         cover = compiled_matrix([c.coverage for c in part], n_features) @ views.held
+        raw = sp.csr_matrix(raw)
+        raw.sort_indices()
         s = _scaled(raw, cover, p.coverage_power)
-        s.data[s.data * bound < p.floor] = 0.0
-        s.eliminate_zeros()
         s.sort_indices()
+        hopeless = (s.data * bound < p.floor) & (_raw_at(raw, s) * p.partial < p.floor)
+        s.data[hopeless] = 0.0
+        s.eliminate_zeros()
         rows = np.repeat(np.arange(len(part), dtype=np.int64), np.diff(s.indptr))
         cols = s.indices.astype(np.int64)
         kinds = np.array([KIND_CODE[c.kind] for c in part], dtype=np.int64)
@@ -286,6 +296,7 @@ def _contributions(
                 p.near,
                 p.scattered,
                 p.window,
+                p.partial,
             )
             value[at], code[at], mask[at] = graded.value, graded.code, graded.mask
         keep = value >= p.floor
@@ -304,6 +315,31 @@ def _contributions(
         np.concatenate(codes),
         np.concatenate(masks),
     )
+
+
+def _bag_full(index: LexicalIndex, compiled: Sequence[Compiled], bag: Matrix) -> FloatArray:
+    """Each interest's full bag score (see ``Plan.bag_full``): re-ranking shares are
+    relative to what the interest could get, not to the best paper of the batch, so a
+    passing mention of a rare interest is not taken for all of it."""
+    p = index.params
+    both = p.title_boost + 1.0  # one mention in each field, before saturation
+    once = both * (p.k1 + 1) / (both + p.k1)
+    generic = index.analyzer.generic_terms
+    names = list(index.vocab)
+    full = np.array(
+        [
+            sum(float(index.idf[f]) for f in c.words if names[f] not in generic) * once
+            if c.kind == "keyword"
+            else 0.0
+            for c in compiled
+        ],
+        dtype=np.float64,
+    )
+    best = np.zeros(bag.shape[0], dtype=np.float64)
+    filled = np.flatnonzero(np.diff(bag.indptr))
+    if filled.size:
+        best[filled] = np.maximum.reduceat(bag.data, bag.indptr[filled])
+    return np.maximum(full, best) if bag.nnz else np.zeros(len(compiled))
 
 
 def _bag_rows(index: LexicalIndex, compiled: Sequence[Compiled]) -> Matrix:
@@ -325,6 +361,15 @@ def _bag_rows(index: LexicalIndex, compiled: Sequence[Compiled]) -> Matrix:
     bag.sort_indices()
     # float32: only a bonus in [0, 1] is made of it, and the kernel may hold it dense.
     return sp.csr_matrix(bag, dtype=np.float32)
+
+
+def _raw_at(raw: Matrix, s: Matrix) -> npt.NDArray[np.float64]:
+    """``raw``'s value at each stored entry of ``s`` (both sorted; usually one pattern)."""
+    if np.array_equal(raw.indptr, s.indptr) and np.array_equal(raw.indices, s.indices):
+        return np.asarray(raw.data, dtype=np.float64)
+    rows = np.repeat(np.arange(s.shape[0], dtype=np.int64), np.diff(s.indptr))
+    at = positions(raw, rows, s.indices.astype(np.int64))
+    return np.where(at >= 0, raw.data[np.maximum(at, 0)], 0.0)
 
 
 def _scaled(raw: Matrix, cover: Matrix, power: float) -> Matrix:
