@@ -88,7 +88,7 @@ def test_each_evidence_grade_ranks_below_the_one_before() -> None:
 
 
 def test_the_rarest_word_alone_is_the_weakest_evidence() -> None:
-    """"Skill learning" finds "Skill Expansion and Composition" (the word in the title:
+    """ "Skill learning" finds "Skill Expansion and Composition" (the word in the title:
     weighted like any title word), below the phrase in the title; said to be partial,
     naming the word it found. The word alone in an abstract is too little."""
     docs = [
@@ -140,7 +140,9 @@ def test_one_interest_squarely_met_beats_two_mentioned_in_passing() -> None:
             "autoencoder. Grasp success is measured on a real arm.",
         ),
     ]
-    profile = build_profile(["self-supervised learning", "contrastive learning", "masked autoencoder"])
+    profile = build_profile(
+        ["self-supervised learning", "contrastive learning", "masked autoencoder"]
+    )
     [picks] = ranked(docs, profile)
     assert keys(docs, picks) == ["strong", "scattered"]
     scattered = picks[1]
@@ -153,7 +155,7 @@ def test_one_interest_squarely_met_beats_two_mentioned_in_passing() -> None:
 
 
 def test_a_typed_word_counts_only_whole_inside_a_phrase() -> None:
-    """"VLM reward": a paper on reward models that never says vision-language model is
+    """ "VLM reward": a paper on reward models that never says vision-language model is
     not evidence of the VLM half."""
     docs = [
         RankDoc("vlm", "VLM rewards for robots", "A vision-language model scores each step."),
