@@ -240,8 +240,10 @@ def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarr
                     for doc, c, _ in row(likeness, votes.indices[e]):
                         if doc == d:
                             title = plan.ratings.titles[votes.indices[e]]
-                            amount = params.like_weight * c
-                            found.append((-amount, 1_000_000 + n, (title, (), amount, "liked", ())))
+                            amount = params.like_weight * graded(c)
+                            if amount > 0:
+                                match = (title, (), amount, "liked", ())
+                                found.append((-amount, 1_000_000 + n, match))
             picks.append((d, -negative, tuple(m for _, _, m in sorted(found))))
         out.append(picks)
     return out

@@ -1,33 +1,47 @@
 """The lexical ranker: BM25F over title and abstract, phrase-aware, all profiles at once.
 
-How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_index`):
+How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_index` and
+:mod:`digest.ranking.lexical_evidence`):
 
-- each interest that *matches* the paper adds ``weight * (1 - exp(-s / 10))`` where ``s`` is
-  its BM25F score (idf-weighted, title counted 1.5 times, phrase credit for neighbouring
-  words, scaled down when only some of its words and pairs occur or they are never close
-  together). An interest matches when ``s >= 1.5``: roughly one mention of a word found in at
-  most a fifth of the papers. A matching interest therefore adds between ``0.14 * weight``
-  and ``weight`` (a phrase in the title and said again in the abstract: about half its
-  weight); an author match adds ``0.63 * weight``, a category ``0.39 * weight``;
+- each interest's evidence in the paper is graded: its phrase in the title, in the abstract,
+  all its distinctive words near each other, the same words apart, or only some of them
+  (its rarest word alone, say). A typed word counts only where it is said whole ("VLM" is
+  "vision-language model", never just "model"). The grade scales the interest's BM25F
+  score ``s`` (idf-weighted, title counted 1.5 times, phrase credit for neighbouring words,
+  scaled down when only some of its words occur). An interest matches when ``s >= 1.5``:
+  roughly one mention of a word found in at most a fifth of the papers; it then contributes
+  ``weight * (1 - exp(-s / 10))``: between ``0.14 * weight`` and ``weight`` (a phrase in
+  the title and said again in the abstract: about half its weight); an author match
+  ``0.63 * weight``, a category ``0.39 * weight``;
+- the interests are alternatives: the paper's score is its *strongest* interest's
+  contribution, plus a bonus for the others that are themselves substantial (each at least
+  ``substantial``, 0.35, about a phrase in a title) which saturates at ``bonus`` (0.15).
+  One interest squarely met beats two mentioned in passing;
+- the reader's ratings (:mod:`digest.ranking.lexical_feedback`) add up to ``like_weight``
+  for likeness to a paper rated up and take up to ``dislike_weight`` for likeness to one
+  rated down; at most ``max(1, top // 4)`` picks (and one per paper rated up) may come from
+  likeness alone;
 - with ``popularity_weight > 0`` the paper also gets
   ``popularity_weight * log1p(upvotes) / log1p(100)`` (100 upvotes add exactly the weight);
-- the score of a paper no interest matches is zero: it is never picked, except for a
-  profile with no interests and a popularity weight, which gets the most upvoted papers.
+- the score of a paper no interest matches (nor likeness brings) is zero: it is never
+  picked, except for a profile with no interests and a popularity weight, which gets the
+  most upvoted papers.
 
 A paper is picked when at least one interest matches and, if the profile sets
-``min_score``, the score (popularity included) reaches it; a paper matching an exclusion, or
-missing a required phrase, is never picked. Ties are broken by paper index.
+``min_score``, the score (popularity and ratings included) reaches it; a paper matching an
+exclusion, or missing a required phrase, is never picked, whatever the ratings say. Ties are
+broken by paper index.
 
 The best ``rerank_depth`` (30) picks by that score are then re-ranked by the profile's words
-as one bag: plain BM25F of all its interests' words (generic ones left out) wherever they
-occur in the paper, with no phrase or proximity condition. Each gets ``bag_weight`` (1.0)
-times its share of the largest such score the profile could reach (the sum of its
-interests' best papers), so the bonus is in [0, 1], depends only on the profile, the paper
-and the run's word statistics, and never lifts a paper below the depth above one inside it.
-Phrase matching decides *whether* a paper is relevant (and says why); the bag breaks the
-many near-ties among matches by how much of the whole profile the paper talks about.
-Measured on 38 labelled profiles (docs/benchmarks.md, "Relevance"), it is what lets the
-ranker beat BM25 on profiles it was not tuned on. ``Pick.score`` includes the bonus.
+as one bag: for each interest, BM25F of its words (generic ones left out) wherever they
+occur in the paper, as a share of what a paper saying all of them in its title and abstract
+gets; the largest share counts whole, the others at ``bag_spread`` (0.3), and the result,
+scaled into [0, 1], times ``bag_weight`` (1.0) is added. It depends only on the profile, the
+paper and the run's word statistics, and never lifts a paper below the depth above one
+inside it. Evidence decides *whether* a paper is relevant (and says why); the bag breaks the
+many near-ties among matches by how much of the profile the paper talks about. Measured on
+labelled profiles (docs/benchmarks.md, "Relevance"), it is what lets the ranker beat BM25 on
+profiles it was not tuned on. ``Pick.score`` includes the bonus.
 
 Profiles are scored in chunks (:mod:`digest.ranking.lexical_chunk`), so memory is bounded
 by the chunk size; every chunk is computed from the whole-run plan alone, so results are

@@ -79,7 +79,6 @@ class RunContext:
             p.dislike_weight,
             p.like_from,
             p.like_full,
-            p.like_mean,
         )
         return cls(
             index,

