@@ -1,6 +1,6 @@
 """Feedback benchmark: does rating papers make the next digests better?
 
-    .venv/bin/python bench/relevance/feedback.py [--json] [--history N] [--rate N]
+    .venv/bin/python bench/relevance/feedback.py [--json] [--history N] [--rate N] [--semantic]
 
 A simulated reader, per labelled profile of ``profiles.toml``: the papers of the first
 listing pages (``page`` < ``--history``, default 2, in ``papers.json``; pages 0-1 hold 131
@@ -26,7 +26,7 @@ from typing import Any
 from evaluate import HERE, load, ndcg, precision
 from methods import excluded
 
-from digest.ranking import LexicalRanker, RankDoc, Rated
+from digest.ranking import LexicalRanker, RankDoc, Ranker, Rated, get_ranker
 
 K = 10
 
@@ -36,16 +36,15 @@ def pages() -> list[int]:
     return [int(p["page"]) for p in papers]
 
 
-def run(history_pages: int = 2, rate: int = 20) -> dict[str, Any]:
+def run(history_pages: int = 2, rate: int = 20, *, semantic: bool = False) -> dict[str, Any]:
     """Every labelled profile's later-page numbers with and without the simulated ratings."""
     docs, profiles = load()
     page = pages()
     early = [i for i, p in enumerate(page) if p < history_pages]
     later = [i for i, p in enumerate(page) if p >= history_pages]
-    ranker = LexicalRanker()
+    ranker: Ranker = get_ranker("semantic") if semantic else LexicalRanker()
     early_index = ranker.prepare([docs[i] for i in early])
-    later_docs = [docs[i] for i in later]
-    later_index = ranker.prepare(later_docs)
+    later_index = ranker.prepare([docs[i] for i in later])
     rows = []
     for bp in profiles:
         profile = bp.profile()
@@ -57,7 +56,7 @@ def run(history_pages: int = 2, rate: int = 20) -> dict[str, Any]:
         rated_profile = replace(profile, rated=rated)
         plain, learned = ranker.rank(later_index, [profile, rated_profile], top_n=K)
         grades = {j: bp.grades[i] for j, i in enumerate(later) if i in bp.grades}
-        eligible = set(range(len(later))) - excluded(later_index, profile)
+        eligible = set(range(len(later))) - excluded(_lexical(later_index), profile)
         row: dict[str, Any] = {
             "profile": bp.id,
             "split": bp.split,
@@ -77,7 +76,12 @@ def run(history_pages: int = 2, rate: int = 20) -> dict[str, Any]:
                 ),
             }
         rows.append(row)
-    return {"history_pages": history_pages, "rate": rate, "rows": rows}
+    return {"history_pages": history_pages, "rate": rate, "ranker": ranker.name, "rows": rows}
+
+
+def _lexical(prepared: Any) -> Any:
+    """The lexical index (the semantic ranker's is inside its own)."""
+    return getattr(prepared, "lexical", prepared)
 
 
 def _plain(doc: RankDoc) -> RankDoc:
@@ -138,9 +142,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the raw numbers as JSON")
     parser.add_argument("--history", type=int, default=2, help="pages rated (default 2)")
     parser.add_argument("--rate", type=int, default=20, help="papers rated (default 20)")
+    parser.add_argument("--semantic", action="store_true", help="the semantic ranker (extra)")
     args = parser.parse_args()
     started = time.perf_counter()
-    result = run(args.history, args.rate)
+    result = run(args.history, args.rate, semantic=args.semantic)
     if args.json:
         json.dump(result, sys.stdout, indent=1)
         print()

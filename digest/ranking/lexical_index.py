@@ -91,8 +91,8 @@ class LexicalParams:
     # at most ``like_weight``, to the closest rated down takes at most ``dislike_weight``;
     # likeness (a rated paper's features' share) counts from ``like_from``, fully at
     # ``like_full``.
-    like_weight: float = 0.6
-    dislike_weight: float = 0.3
+    like_weight: float = 0.45
+    dislike_weight: float = 0.15
     like_from: float = 0.15
     like_full: float = 0.6
     bag_weight: float = 1.0  # re-ranking by whole-profile word evidence (0: off)

@@ -257,35 +257,34 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
         rerank = bag_weight > 0 and w_end > w_begin
         keep = min(max(k, depth), n_docs) if rerank else k
         n_top = 0
-        n_extra = 0
         limit = threshold[p]
+        has_ratings = v_end > v_begin
+        span = knobs.like_full - knobs.like_from
+        bonus = knobs.bonus
+        n_alone = 0
         for t in range(n_touched):
             d = touched[t]
-            own = best[d]
-            v = own
-            if rest[d] > 0.0 and knobs.bonus > 0.0:
-                v += knobs.bonus * -math.expm1(-rest[d] / knobs.bonus)
-            alone = False
-            if v_end > v_begin and rated[d] == stamp:
-                span = knobs.like_full - knobs.like_from
+            v = best[d]
+            if rest[d] > 0.0 and bonus > 0.0:
+                v += bonus * -math.expm1(-rest[d] / bonus)
+            if has_ratings and rated[d] == stamp:
                 up_part = min(max((like[d] - knobs.like_from) / span, 0.0), 1.0)
                 down_part = min(max((unlike[d] - knobs.like_from) / span, 0.0), 1.0)
                 v += knobs.like_weight * up_part
                 v -= knobs.dislike_weight * down_part
-                alone = own == 0.0
+                if best[d] == 0.0:  # brought by likeness alone: ranked apart, below
+                    if cap > 0 and v > 0.0:
+                        extra_doc[n_alone] = d
+                        extra_val[n_alone] = v
+                        n_alone += 1
+                    continue
             if v <= 0.0 and not popular_only[p]:
-                continue
-            if alone and cap == 0:
                 continue
             if pw > 0:
                 v = v + pw * popularity[d]
-            size = cap if alone else keep
-            count = n_extra if alone else n_top
-            vals_ = extra_val if alone else top_val
-            docs_ = extra_doc if alone else top_doc
-            # Cheapest test first: most candidates cannot beat the current last one kept.
-            last = size - 1
-            if count == size and (v < vals_[last] or (v == vals_[last] and d > docs_[last])):
+            # Cheapest test first: most candidates cannot beat the current k-th best.
+            last = keep - 1
+            if n_top == keep and (v < top_val[last] or (v == top_val[last] and d > top_doc[last])):
                 continue
             if v < limit or banned[d] == stamp:
                 continue
@@ -293,18 +292,46 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
                 continue
             if use_mask and not allowed[r, d]:
                 continue
-            j = count if count < size else size - 1
-            while j > 0 and (v > vals_[j - 1] or (v == vals_[j - 1] and d < docs_[j - 1])):
-                vals_[j] = vals_[j - 1]
-                docs_[j] = docs_[j - 1]
+            j = n_top if n_top < keep else keep - 1
+            while j > 0 and (v > top_val[j - 1] or (v == top_val[j - 1] and d < top_doc[j - 1])):
+                top_val[j] = top_val[j - 1]
+                top_doc[j] = top_doc[j - 1]
                 j -= 1
-            vals_[j] = v
-            docs_[j] = d
-            if count < size:
-                if alone:
-                    n_extra += 1
-                else:
-                    n_top += 1
+            top_val[j] = v
+            top_doc[j] = d
+            if n_top < keep:
+                n_top += 1
+        # The best ``cap`` of those brought by likeness alone, kept sorted the same way at
+        # the head of extra_doc / extra_val, where they were listed: the head never grows
+        # past the entry being read (n_extra <= a), so nothing unread is overwritten.
+        n_extra = 0
+        for a in range(n_alone):
+            d = extra_doc[a]
+            v = extra_val[a]
+            if pw > 0:
+                v = v + pw * popularity[d]
+            if v < limit or banned[d] == stamp:
+                continue
+            if needs > 0 and (seen_req[d] != stamp or found[d] != needs):
+                continue
+            if use_mask and not allowed[r, d]:
+                continue
+            last = cap - 1
+            if n_extra == cap and (
+                v < extra_val[last] or (v == extra_val[last] and d > extra_doc[last])
+            ):
+                continue
+            j = n_extra if n_extra < cap else cap - 1
+            while j > 0 and (
+                v > extra_val[j - 1] or (v == extra_val[j - 1] and d < extra_doc[j - 1])
+            ):
+                extra_val[j] = extra_val[j - 1]
+                extra_doc[j] = extra_doc[j - 1]
+                j -= 1
+            extra_val[j] = v
+            extra_doc[j] = d
+            if n_extra < cap:
+                n_extra += 1
         for t in range(n_extra):  # merge the few brought by ratings alone
             v = extra_val[t]
             d = extra_doc[t]
