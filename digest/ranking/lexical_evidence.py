@@ -335,13 +335,13 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
                             left += 1
                         if found & (1 << field):
                             break
-                if found:
-                    grade = 1
-                    fields = found
-                    factor = near
-                else:
-                    grade = 2
-                    factor = scattered if g.multiword[i] else 1.0
+            if found:
+                grade = 1
+                fields = found
+                factor = near
+            elif all_units or (n_distinct >= 2 and distinct_there == n_distinct):
+                grade = 2  # every (distinctive) word, but not together
+                factor = scattered if g.multiword[i] else 1.0
             else:
                 paired = not g.multiword[i]
                 for q in range(g.pair_locs_ptr[i], g.pair_locs_ptr[i + 1]):
@@ -349,25 +349,26 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
                     if x >= 0 and w[x] > 0.0:
                         paired = True
                 factor = 1.0 if paired else scattered
-                # Or one distinctive word alone: its own BM25F, times its share of the
-                # interest's distinctive idf, squared ("skill" of "skill learning": all of
-                # it; "protein" of "protein structure determination": a third).
-                mass = 0.0
-                for k in range(nu):
-                    if g.unit_distinct[u0 + k]:
-                        mass += g.unit_idf[u0 + k]
-                for k in range(nu):
-                    if not (present[k] and g.unit_distinct[u0 + k]) or mass <= 0.0:
-                        continue
-                    alone = 0.0
-                    for q in range(g.score_ptr[i], g.score_ptr[i + 1]):
-                        x = g.score_loc[q]
-                        if g.score_mask[q] == 1 << k and x >= 0:
-                            alone += g.score_val[q] * w[x]
-                    alone *= partial * (g.unit_idf[u0 + k] / mass) ** 2
-                    if alone > s * factor:
-                        s = alone
-                        factor = 1.0
+            # Or one distinctive word alone, if that is more: its own BM25F, times its
+            # share of the interest's distinctive idf, squared ("skill" of "skill
+            # learning": all of it; "protein" of "protein structure determination": a
+            # third).
+            mass = 0.0
+            for k in range(nu):
+                if g.unit_distinct[u0 + k]:
+                    mass += g.unit_idf[u0 + k]
+            for k in range(nu):
+                if not (present[k] and g.unit_distinct[u0 + k]) or mass <= 0.0:
+                    continue
+                alone = 0.0
+                for q in range(g.score_ptr[i], g.score_ptr[i + 1]):
+                    x = g.score_loc[q]
+                    if g.score_mask[q] == 1 << k and x >= 0:
+                        alone += g.score_val[q] * w[x]
+                alone *= partial * (g.unit_idf[u0 + k] / mass) ** 2
+                if alone > s * factor:
+                    s = alone
+                    factor = 1.0
             if grade >= 2:  # where the units that are there were said
                 for k in range(nu):
                     key = g.unit_key[u0 + k]
