@@ -203,6 +203,9 @@ def test_a_vote_changes_the_next_preview_and_exclusions_still_win(
         before = preview_of(client, ada)
         assert "Diffusion for weather maps" in before
         assert "Designing proteins with generative models" not in before
+        # The preview's items carry the same signed links as the email.
+        assert re.search(r'href="https://digest\.example\.org/feedback/[^"/]+/up"', before)
+        assert re.search(r'href="https://digest\.example\.org/feedback/[^"/]+/down"', before)
         # Ada asks for more like the protein paper of her last digest, from its email link.
         more = urlsplit(email_links_for(settings, ada.email)["More"][0]).path
         page = client.get(more)
