@@ -114,11 +114,12 @@ def test_paper_vectors_are_cached_in_the_store(
 
 @needs_extra
 def test_a_paper_close_in_meaning_to_one_rated_up_rises() -> None:
-    """The rated paper shares almost no words with the "cars" paper, but its meaning."""
+    """The rated paper shares a few words with the "cars" paper and most of its meaning:
+    the semantic ranker lifts it much more than the words alone do."""
     liked = RankDoc(
-        "rated:robotaxi",
-        "Spotting cyclists around a robotaxi",
-        "Laser scans let a driverless taxi notice bikes and walkers near it in town.",
+        "rated:pedestrians",
+        "Pedestrian detection for self-driving cars",
+        "Spotting people who cross the street from laser scans on a driving car, quickly.",
     )
     profile = build_profile(["autonomous vehicles"])
     rated = dataclasses.replace(profile, rated=(Rated(liked, 1),))
