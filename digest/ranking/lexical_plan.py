@@ -268,13 +268,11 @@ def _contributions(
         part = compiled[start : start + _BLOCK]
         raw = compiled_matrix([c.score for c in part], n_features) @ index.weights_t
         cover = compiled_matrix([c.coverage for c in part], n_features) @ views.held
-        raw = sp.csr_matrix(raw)
-        raw.sort_indices()
         s = _scaled(raw, cover, p.coverage_power)
-        s.sort_indices()
         hopeless = (s.data * bound < p.floor) & (_raw_at(raw, s) * p.partial < p.floor)
         s.data[hopeless] = 0.0
         s.eliminate_zeros()
+        s.sort_indices()
         rows = np.repeat(np.arange(len(part), dtype=np.int64), np.diff(s.indptr))
         cols = s.indices.astype(np.int64)
         kinds = np.array([KIND_CODE[c.kind] for c in part], dtype=np.int64)
@@ -364,9 +362,14 @@ def _bag_rows(index: LexicalIndex, compiled: Sequence[Compiled]) -> Matrix:
 
 
 def _raw_at(raw: Matrix, s: Matrix) -> npt.NDArray[np.float64]:
-    """``raw``'s value at each stored entry of ``s`` (both sorted; usually one pattern)."""
-    if np.array_equal(raw.indptr, s.indptr) and np.array_equal(raw.indices, s.indices):
+    """``raw``'s value at each stored entry of ``s``: its data when ``s`` has its pattern
+    (what :func:`_scaled` usually returns), else looked up (sorting both in place)."""
+    if s.indices is raw.indices or (
+        np.array_equal(raw.indptr, s.indptr) and np.array_equal(raw.indices, s.indices)
+    ):
         return np.asarray(raw.data, dtype=np.float64)
+    raw.sort_indices()
+    s.sort_indices()
     rows = np.repeat(np.arange(s.shape[0], dtype=np.int64), np.diff(s.indptr))
     at = positions(raw, rows, s.indices.astype(np.int64))
     return np.where(at >= 0, raw.data[np.maximum(at, 0)], 0.0)
