@@ -19,6 +19,7 @@ escaping is a bug and keeps its traceback.
     ├── SourceFetchError            a network source failed (after retries)
     ├── ProfileError                invalid profile text or profile file
     │   └── PreferenceError         one preference has a wrong type or value (names it)
+    ├── UnknownPaperError           no paper with this key in the store
     ├── SubscriberError             invalid, duplicate or unknown subscriber
     │   ├── InvalidEmailError
     │   ├── DuplicateSubscriberError
@@ -89,6 +90,10 @@ class PreferenceError(ProfileError):
     def __init__(self, field: str, problem: str, *, key: str | None = None) -> None:
         self.field, self.problem, self.key = field, problem, key or field
         super().__init__(f"{self.key}: {problem}")
+
+
+class UnknownPaperError(DigestError):
+    """No paper with this key is in the store."""
 
 
 class SubscriberError(DigestError):

@@ -42,6 +42,7 @@ from digest.delivery.pipeline import Delivery
 from digest.delivery.renderpool import RenderPool, RenderSetup
 from digest.digests.claims import ClaimantLease
 from digest.errors import ConfigError
+from digest.render.assemble import ViewOptions
 from digest.store import db
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def deliver_batch(digest_ids: list[int], now: str) -> dict[str, Any]:
     setup = RenderSetup(
         templates_dir=settings.templates_dir,
         site_name=settings.site_name,
-        base_url=settings.base_url,
+        views=ViewOptions.from_settings(settings),
         message=MessageOptions.from_settings(settings),
         sent_at=moment,
     )

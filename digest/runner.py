@@ -44,6 +44,7 @@ from digest.digests.ledger import Recorded
 from digest.digests.selection import select_papers
 from digest.ranking import get_ranker
 from digest.ranking.base import Ranker
+from digest.render.assemble import ViewOptions
 from digest.render.batch import papers_of, payloads_from_recorded
 from digest.store import db
 from digest.store.runs import recorded_run
@@ -172,7 +173,7 @@ def _render_setup(settings: Settings, now: datetime) -> RenderSetup:
     return RenderSetup(
         templates_dir=settings.templates_dir,
         site_name=settings.site_name,
-        base_url=settings.base_url,
+        views=ViewOptions.from_settings(settings),
         message=MessageOptions.from_settings(settings),
         sent_at=now,
     )

@@ -19,6 +19,12 @@ BASE = "https://digest.example.org"
 TOKEN = "tok_3q2VnY8JxF0aLmZ"
 DELIVERED = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
+# A feedback link's signed value as VoteSigner makes them (subscriber 42, arxiv:2410.17243).
+SIGNED = (
+    "WzQyLCJhN2MzZjE5YjBkMmU0ZjVhIiwiYXJ4aXY6MjQxMC4xNzI0MyJd"
+    ".p3Q9rZ0uYb7cN2fVxW1kLmS8tHqJdEaGoRiUyTnBvCw"
+)
+
 LINKS = LinksView(
     manage_url=f"{BASE}/manage/{TOKEN}",
     unsubscribe_url=f"{BASE}/unsubscribe/{TOKEN}",
@@ -52,6 +58,8 @@ NORMAL = ItemView(
     matched=("contrastive learning",),
     score=12.5,
     delivered_at=DELIVERED,
+    more_url=f"{BASE}/feedback/{SIGNED}/up",
+    less_url=f"{BASE}/feedback/{SIGNED}/down",
 )
 
 HOSTILE = ItemView(
@@ -68,6 +76,8 @@ HOSTILE = ItemView(
     matched=("attention",),
     score=3.0,
     delivered_at=DELIVERED - timedelta(days=7),
+    more_url=f"{BASE}/feedback/a&b=c/up",  # escaped wherever it is shown
+    less_url=f"{BASE}/feedback/a&b=c/down",
 )
 
 BARE = ItemView(
@@ -142,6 +152,8 @@ def long_item(n: int) -> ItemView:
         reason='matched "mixture of experts" (title, abstract), "scaling laws" (title), '
         '"sparse models" (abstract)',
         delivered_at=DELIVERED,
+        more_url=f"{BASE}/feedback/{SIGNED}/up",
+        less_url=f"{BASE}/feedback/{SIGNED}/down",
     )
 
 

@@ -28,6 +28,7 @@ ARGS: dict[str, list[str]] = {
     "preview": [EMAIL],
     "feed": [EMAIL],
     "feeds export": ["feeds-out"],
+    "feedback": [EMAIL, "arxiv:2410.17243", "--up"],
     "demo": ["--dir", "demo-out"],
     "serve": [],
     "scheduler": [],

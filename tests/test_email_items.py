@@ -30,7 +30,7 @@ from digest.subscribers.library import ProfileSpec, SubscriberFields, add_subscr
 LISTINGS = Path(__file__).parent / "data" / "listings"
 IMPORTED = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 RUN_AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-URL_LINE = re.compile(r"^\s*(?:Code: |PDF: )?https?://\S+$")
+URL_LINE = re.compile(r"^\s*(?:Code: |PDF: |More like this: |Less like this: )?https?://\S+$")
 
 
 def _paper(**fields: object) -> Paper:

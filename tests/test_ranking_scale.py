@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from digest.ranking import (
     Pick,
     Profile,
     RankDoc,
+    Rated,
     lexical,
     lexical_chunk,
     lexical_kernel,
@@ -53,10 +56,20 @@ def index() -> LexicalIndex:
     return LexicalRanker().prepare(docs)
 
 
+def rated_papers() -> list[RankDoc]:
+    """Papers a reader could have rated: some of the seed papers, the others invented."""
+    papers = json.loads((DATA / "seed_papers.json").read_text(encoding="utf-8"))
+    return [RankDoc(f"rated:{i}", p["title"], p["abstract"]) for i, p in enumerate(papers[::7])] + [
+        RankDoc("rated:x", "Offline RL for robots", "Offline reinforcement learning on robots."),
+        RankDoc("rated:y", "Protein folding", "Structure prediction for proteins."),
+    ]
+
+
 def profiles(n: int, seed: int = 11) -> list[Profile]:
     """Varied profiles: weights, exclusions, requirements, thresholds, authors, categories,
-    the popularity prior, and profiles with nothing that can match."""
+    the popularity prior, ratings, and profiles with nothing that can match."""
     rng = random.Random(seed)
+    rateable = rated_papers()
     out = []
     for i in range(n):
         interests = [
@@ -67,6 +80,12 @@ def profiles(n: int, seed: int = 11) -> list[Profile]:
             interests.append(Interest("Smith", 1.0, "author"))
         if i % 11 == 0:
             interests.append(Interest("cs.RO", 0.5, "category"))
+        rated = ()
+        if i % 5 == 0:
+            rated = tuple(
+                Rated(paper, rng.choice([1, 1, -1]))
+                for paper in rng.sample(rateable, rng.randint(1, 4))
+            )
         out.append(
             Profile(
                 tuple(interests),
@@ -74,6 +93,7 @@ def profiles(n: int, seed: int = 11) -> list[Profile]:
                 required=(rng.choice(PHRASES),) if i % 13 == 0 else (),
                 min_score=0.6 if i % 6 == 0 else None,
                 popularity_weight=0.3 if i % 7 == 0 else 0.0,
+                rated=rated,
             )
         )
     return out
@@ -87,8 +107,9 @@ def eligible_for(n_docs: int, n_profiles: int) -> np.ndarray:
 
 def explained(results: list[list[Pick]]) -> list[list[tuple[object, ...]]]:
     return [
-        [(p.index, p.score, tuple((m.interest, m.fields, m.contribution) for m in p.matches))
-         for p in row]
+        [(p.index, p.score, tuple(
+            (m.interest, m.fields, m.contribution, m.evidence, m.words) for m in p.matches
+         )) for p in row]
         for row in results
     ]  # fmt: skip
 
@@ -118,30 +139,64 @@ def test_chunked_equals_unchunked(index: LexicalIndex, chunk_size: int, threads:
 
 def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarray) -> list:
     """The ranking rule written out plainly from the compiled plan, one profile at a time:
-    sparse row products for the scores, Python sorts for the top and the explanations."""
+    Python loops and sorts over the plan's sparse rows, for the scores, the rated papers'
+    likeness, the top and the explanations."""
     plan = build_plan(index, many)
-    contrib = plan.contrib.tocsr()
-    position = {
-        (i, int(d)): q
-        for i in range(contrib.shape[0])
-        for q, d in zip(
-            range(contrib.indptr[i], contrib.indptr[i + 1]),
-            contrib.indices[contrib.indptr[i] : contrib.indptr[i + 1]],
-            strict=True,
-        )
-    }
+    params = index.params
+    contrib, likeness, votes = plan.contrib, plan.ratings.likeness, plan.ratings.votes
+
+    def row(matrix: Any, i: int) -> list[tuple[int, float, int]]:  # (doc, value, position)
+        a, b = int(matrix.indptr[i]), int(matrix.indptr[i + 1])
+        docs, values = matrix.indices[a:b].tolist(), matrix.data[a:b].tolist()
+        return list(zip(docs, values, range(a, b), strict=True))
+
+    def graded(x: float) -> float:
+        span = params.like_full - params.like_from
+        return min(max((x - params.like_from) / span, 0.0), 1.0)
+
     banned = (plan.excl @ plan.excl_match).toarray() > 0
     have = (plan.req @ plan.req_match).toarray()
+    bag_max = plan.bag_full
     out = []
     for p in range(len(many)):
-        row = plan.weights[p] @ contrib
-        scores = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
+        entries = list(range(plan.weights.indptr[p], plan.weights.indptr[p + 1]))
+        best: dict[int, float] = {}
+        rest: dict[int, float] = {}
+        for e in entries:  # the strongest interest, and the other substantial ones
+            for d, c, _ in row(contrib, plan.weights.indices[e]):
+                v = plan.weights.data[e] * c
+                if d not in best:
+                    best[d], rest[d] = v, 0.0
+                elif v > best[d]:
+                    rest[d] += best[d] if best[d] >= params.substantial else 0.0
+                    best[d] = v
+                elif v >= params.substantial:
+                    rest[d] += v
+        like: dict[int, float] = {}
+        unlike: dict[int, float] = {}
+        ratings = [] if plan.popular_only[p] else list(range(votes.indptr[p], votes.indptr[p + 1]))
+        for e in ratings:
+            for d, c, _ in row(likeness, votes.indices[e]):
+                side = like if votes.data[e] > 0 else unlike
+                side[d] = max(side.get(d, 0.0), c)
+                if votes.data[e] > 0:
+                    best.setdefault(d, 0.0)
+                    rest.setdefault(d, 0.0)
         if plan.popular_only[p]:
-            scores = {int(d): 0.0 for d in np.flatnonzero(index.popularity > 0)}
+            best = {int(d): 0.0 for d in np.flatnonzero(index.popularity > 0)}
+            rest = dict.fromkeys(best, 0.0)
         weight = plan.popularity_weight[p]
-        candidates = []
-        for d, v in scores.items():
-            score = v + weight * index.popularity[d] if weight > 0 else v
+        kept, extra = [], []
+        for d, own in best.items():
+            score = own
+            if rest[d] > 0:
+                score += params.bonus * -math.expm1(-rest[d] / params.bonus)
+            if ratings and (d in like or d in unlike):
+                score += params.like_weight * graded(like.get(d, 0.0))
+                score -= params.dislike_weight * graded(unlike.get(d, 0.0))
+            if score <= 0 and not plan.popular_only[p]:
+                continue
+            score = score + weight * index.popularity[d] if weight > 0 else score
             if (
                 mask[p, d]
                 and not banned[p, d]
@@ -149,32 +204,47 @@ def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarr
                 and have[p, d] == plan.n_required[p]
                 and score >= plan.threshold[p]
             ):
-                candidates.append((-score, d))
-        picks = []
-        entries = range(plan.weights.indptr[p], plan.weights.indptr[p + 1])
-        best = sorted(candidates)
-        params = index.params
+                (extra if ratings and own == 0.0 else kept).append((-score, d))
+        cap = min(plan.ratings.liked[p], max(1, top // 4)) if ratings else 0
+        ranked = sorted(kept + sorted(extra)[:cap])
+        keywords = [e for e in entries if bag_max[plan.weights.indices[e]] > 0]
         if entries and params.bag_weight > 0:  # re-rank the best by whole-profile words
-            block, rest = best[: params.rerank_depth], best[params.rerank_depth :]
-            interests = plan.weights.indices[list(entries)]
-            words = {d: sum(float(plan.bag[i, d]) for i in interests) for _, d in block}
-            most = sum(float(plan.bag[i].max()) for i in interests)
-            block = sorted(
-                (negative - (params.bag_weight * words[d] / most if most > 0 else 0.0), d)
-                for negative, d in block
-            )
-            best = block + rest
-        for negative, d in best[:top]:
+            block, after = ranked[: params.rerank_depth], ranked[params.rerank_depth :]
+            scale = 1 + params.bag_spread * max(len(keywords) - 1, 0)
+            rows = [plan.weights.indices[e] for e in keywords]
+            words = {}
+            for _, d in block:
+                shares = [float(plan.bag[i, d]) / bag_max[i] for i in rows]
+                largest = max(shares, default=0.0)
+                words[d] = (largest + params.bag_spread * (sum(shares) - largest)) / scale
+            block = sorted((negative - params.bag_weight * words[d], d) for negative, d in block)
+            ranked = block + after
+        picks = []
+        for negative, d in ranked[:top]:
             found = []
             for e in entries:
-                q = position.get((int(plan.weights.indices[e]), d))
-                if q is not None:
-                    found.append((-contrib.data[q] * plan.weights.data[e], plan.slots[e], e, q))
-            matches = tuple(
-                (plan.texts[plan.spellings[e]], lexical._FIELDS[plan.fields[q]], -amount)
-                for amount, _, e, q in sorted(found)
-            )
-            picks.append((d, -negative, matches))
+                for doc, c, q in row(contrib, plan.weights.indices[e]):
+                    if doc == d:
+                        fields, evidence = lexical.explain(int(plan.fields[q]))
+                        units = plan.unit_words[plan.weights.indices[e]]
+                        said = (
+                            tuple(w for k, w in enumerate(units) if plan.masks[q] >> k & 1)
+                            if evidence == "partial"
+                            else ()
+                        )
+                        match = (plan.texts[plan.spellings[e]], fields, c * plan.weights.data[e],
+                                 evidence, said)  # fmt: skip
+                        found.append((-match[2], plan.slots[e], match))
+            for n, e in enumerate(ratings):
+                if votes.data[e] > 0:
+                    for doc, c, _ in row(likeness, votes.indices[e]):
+                        if doc == d:
+                            title = plan.ratings.titles[votes.indices[e]]
+                            amount = params.like_weight * graded(c)
+                            if amount > 0:
+                                match = (title, (), amount, "liked", ())
+                                found.append((-amount, 1_000_000 + n, match))
+            picks.append((d, -negative, tuple(m for _, _, m in sorted(found))))
         out.append(picks)
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -9,7 +10,7 @@ import pytest
 
 from digest.config.settings import Settings
 from digest.errors import ConfigError
-from digest.ranking import LexicalRanker, RankDoc, build_profile, get_ranker
+from digest.ranking import LexicalRanker, RankDoc, Rated, build_profile, get_ranker
 from digest.ranking.semantic import missing_extra
 from digest.store import db
 from digest.store.papers import upsert_records
@@ -109,3 +110,34 @@ def test_paper_vectors_are_cached_in_the_store(
     assert computed_first == len(docs)
     assert computed_second == 0  # every vector came from paper_embedding
     assert second == first
+
+
+@needs_extra
+def test_a_paper_close_in_meaning_to_one_rated_up_rises() -> None:
+    """The rated paper shares a few words with the "cars" paper and most of its meaning:
+    the semantic ranker lifts it much more than the words alone do."""
+    liked = RankDoc(
+        "rated:pedestrians",
+        "Pedestrian detection for self-driving cars",
+        "Spotting people who cross the street from laser scans on a driving car, quickly.",
+    )
+    profile = build_profile(["autonomous vehicles"])
+    rated = dataclasses.replace(profile, rated=(Rated(liked, 1),))
+    lexical = LexicalRanker()
+    semantic = get_ranker("semantic")
+    scores = {}
+    for name, ranker in (("lexical", lexical), ("semantic", semantic)):
+        prepared = ranker.prepare(DOCS)
+        plain, learned = ranker.rank(prepared, [profile, rated], top_n=10)
+        scores[name] = (
+            {DOCS[p.index].key: p.score for p in plain},
+            {DOCS[p.index].key: p for p in learned},
+        )
+    plain, learned = scores["semantic"]
+    assert learned["cars"].score > plain["cars"]
+    assert "that you rated up" in learned["cars"].reason()
+    lexical_gain = scores["lexical"][1].get("cars")
+    lexical_before = scores["lexical"][0].get("cars", 0.0)
+    gain = learned["cars"].score - plain["cars"]
+    assert lexical_gain is None or gain > lexical_gain.score - lexical_before
+    assert "proteins" not in learned and "speech" not in learned

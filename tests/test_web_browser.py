@@ -1,7 +1,8 @@
 """The subscriber's pages in a real browser: Debian's chromium driven by Playwright.
 
 subscribe → confirmation mail read from a real SMTP server on loopback → confirm → manage
-(change keywords) → preview → pause/resume → unsubscribe, against the real app under uvicorn.
+(change keywords) → preview → pause/resume → unsubscribe, against the real app under uvicorn;
+a digest item's "More like this" page, its button, and undo on the manage page.
 Every step is screenshotted into the test's temporary directory and checked in the store.
 Chromium is never downloaded: ``make system-deps`` (part of ``make test``) installs Debian's
 package when it is missing; without it these tests skip, except under ``CI=true`` where they
@@ -30,6 +31,7 @@ from digest.render.assemble import render_preview
 from digest.sources.imports import import_files
 from digest.store import db
 from digest.store.models import Digest, Subscriber
+from digest.subscribers.feedback import ratings_of
 from digest.subscribers.library import (
     ProfileSpec,
     SubscriberFields,
@@ -329,3 +331,43 @@ def test_one_click_unsubscribe_post_without_cookies(live: LiveApp) -> None:
         )
     assert done.status_code == 200, done.text
     assert subscriber_state(live.settings)["status"] == "unsubscribed"
+
+
+def test_more_like_this_from_a_preview_link_and_undo(live: LiveApp, steps: Steps) -> None:
+    """A digest item's "More like this" link: the page shows the paper and one button; the
+    click records the rating, which the manage page lists and can undo."""
+    with db.transaction(live.settings) as session:
+        add_subscriber(
+            session,
+            email=EMAIL,
+            profile=ProfileSpec(keywords=["reinforcement learning"]),
+            fields=SubscriberFields(),
+            settings=live.settings,
+            now=datetime.now(UTC),
+        )
+    view, _ = render_preview(live.settings, EMAIL, now=datetime.now(UTC))
+    item = view.items[0]
+    assert item.more_url and item.more_url.startswith(f"{live.url}/feedback/")
+    page = steps.page
+    page.goto(item.more_url)
+    steps.shot("vote-page")
+    assert page.get_by_role("link", name=item.title).count() == 1
+    assert ratings_of_subscriber(live.settings) == []  # opening the link votes nothing
+    page.get_by_test_id("feedback-form").get_by_role("button", name="More like this").click()
+    page.get_by_test_id("rated").wait_for()
+    steps.shot("vote-recorded")
+    assert ratings_of_subscriber(live.settings) == [(item.key, 1)]
+    page.get_by_role("link", name="Your rated papers (undo a rating)").click()
+    listed = page.get_by_test_id("ratings")
+    assert item.title in listed.inner_text()
+    steps.shot("manage-ratings")
+    listed.get_by_role("button", name="Undo").click()
+    page.get_by_text("That rating is undone.").wait_for()
+    steps.shot("rating-undone")
+    assert ratings_of_subscriber(live.settings) == []
+
+
+def ratings_of_subscriber(settings: Settings) -> list[tuple[str, int]]:
+    with db.transaction(settings) as session:
+        row = session.execute(select(Subscriber).where(col(Subscriber.email) == EMAIL)).scalar_one()
+        return [(r.key, r.vote) for r in ratings_of(session, row)]

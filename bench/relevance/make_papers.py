@@ -5,6 +5,8 @@
 The labelled set is judged against this file, so it is committed and the evaluation does not
 need the seed pages. Papers are keyed by their canonical key (``record.key``), in the order
 the pages list them; duplicates across pages are merged the way the store merges them.
+``page`` is the first page (0-3, in file name order) that lists the paper: when a reader
+would first have seen it (the feedback benchmark, ``feedback.py``, splits on it).
 """
 
 from __future__ import annotations
@@ -23,10 +25,20 @@ DEFAULT_SEEDS = Path("/work/shared/seeds")
 def main(seeds: Path) -> None:
     """Parse every ``*.txt`` page of ``seeds`` and write ``papers.json`` next to this file."""
     records = []
-    for page in sorted(seeds.glob("*.txt")):
-        records.extend(read_listing_file(page).records)
+    first_page: dict[str, int] = {}
+    for number, page in enumerate(sorted(seeds.glob("*.txt"))):
+        listed = read_listing_file(page).records
+        records.extend(listed)
+        for record in listed:
+            first_page.setdefault(record.key, number)
     papers = [
-        {"key": r.key, "title": r.title, "abstract": r.abstract, "upvotes": r.upvotes}
+        {
+            "key": r.key,
+            "title": r.title,
+            "abstract": r.abstract,
+            "upvotes": r.upvotes,
+            "page": first_page[r.key],
+        }
         for r in merge_records(records).values()
     ]
     out = HERE / "papers.json"

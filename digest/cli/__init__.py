@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from digest import __version__
-from digest.cli import commands, feeds, serve, setup, sources, subscribers
+from digest.cli import commands, feedback, feeds, serve, setup, sources, subscribers
 from digest.cli.common import set_overrides
 from digest.cli.help import App
 
@@ -29,6 +29,7 @@ app.add_typer(feeds.app, name="feeds")
 commands.register(app)
 serve.register(app)  # serve, scheduler, status
 sources.register(app)  # sources list|add|remove|test, fetch
+feedback.register(app)  # feedback
 
 
 def _version(value: bool) -> None:

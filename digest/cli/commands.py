@@ -151,11 +151,20 @@ def with_semantic(settings: Settings, semantic: bool) -> Settings:
 
 @handle_errors
 def rank(
-    files: Annotated[list[Path], typer.Argument(help="Listing files to rank.")],
+    files: Annotated[list[Path] | None, typer.Argument(help="Listing files to rank.")] = None,
     keyword: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option("--keyword", "-k", metavar="PHRASE", help="Interest phrase (^N weight)."),
-    ],
+    ] = None,
+    subscriber: Annotated[
+        str | None,
+        typer.Option(
+            "--subscriber",
+            metavar="EMAIL",
+            help="Rank for this stored subscriber's profile and ratings instead of -k "
+            "(without files: the store's papers of their current window).",
+        ),
+    ] = None,
     exclude: Annotated[
         list[str] | None, typer.Option("--exclude", "-x", metavar="PHRASE", help="Exclusion.")
     ] = None,
@@ -168,28 +177,45 @@ def rank(
     json_out: Json = False,
     semantic: Semantic = False,
 ) -> None:
-    """Rank the papers of listing files for an ad-hoc profile; touches no store.
+    """Rank the papers of listing files for an ad-hoc profile (touches no store), or for a
+    stored subscriber's profile and ratings (--subscriber; reads the store, changes
+    nothing).
 
     Example: digest rank listing.txt -k "reinforcement learning" -k "pre-training^2" --top 5
     """
     from rich.table import Table  # noqa: PLC0415 - keep --help fast
 
-    from digest.digests.adhoc import rank_listings  # noqa: PLC0415 - keep --help fast
+    from digest.digests.adhoc import rank_listings, rank_subscriber  # noqa: PLC0415 - keep --help fast
     from digest.ranking import get_ranker  # noqa: PLC0415 - keep --help fast
 
     _check_format(fmt)
     settings = with_semantic(get_settings(), semantic)
-    results = rank_listings(
-        files,
-        keyword,
-        exclude or [],
-        required=require or [],
-        top=top,
-        min_score=min_score,
-        fmt=fmt,
-        max_bytes=settings.max_listing_bytes,
-        ranker=get_ranker(settings.ranker),
-    )
+    if subscriber is not None:
+        if keyword or exclude or require or min_score is not None:
+            raise UsageError("--subscriber ranks with the stored profile: drop -k/-x/--require")
+        results = rank_subscriber(
+            settings,
+            subscriber,
+            files or [],
+            top=top,
+            now=parse_now(None),
+            fmt=fmt,
+            ranker=get_ranker(settings.ranker),
+        )
+    elif not files or not keyword:
+        raise UsageError("give listing files and at least one -k, or --subscriber EMAIL")
+    else:
+        results = rank_listings(
+            files,
+            keyword,
+            exclude or [],
+            required=require or [],
+            top=top,
+            min_score=min_score,
+            fmt=fmt,
+            max_bytes=settings.max_listing_bytes,
+            ranker=get_ranker(settings.ranker),
+        )
     if json_out:
         print_json(results)
         return

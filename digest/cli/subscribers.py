@@ -104,7 +104,7 @@ def _show_table(info: dict[str, Any]) -> Table:
 @app.command("show")
 @handle_errors
 def show(email: Email, json_out: Json = False) -> None:
-    """Show one subscriber: profile, schedule, feed and unsubscribe URLs.
+    """Show one subscriber: profile, schedule, ratings, feed and unsubscribe URLs.
 
     Example: digest subscribers show ada@example.org --json
     """
@@ -114,7 +114,11 @@ def show(email: Email, json_out: Json = False) -> None:
     if json_out:
         print_json(info)
     else:
+        ratings = info.pop("ratings", [])
         console.print(_show_table(info))
+        for r in ratings:  # the reader's "more / less like this" feedback
+            said = "more like this" if r["vote"] > 0 else "less like this"
+            console.print(f"rated {said}: {r['title']} ({r['key']})", highlight=False)
 
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

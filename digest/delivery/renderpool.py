@@ -22,6 +22,7 @@ from pathlib import Path
 from digest.delivery.fastmime import message_writer
 from digest.delivery.message import MessageOptions
 from digest.errors import DigestError
+from digest.render.assemble import ViewOptions
 from digest.render.batch import Batch, PaperFields, digest_view
 from digest.render.email import cached_renderer
 
@@ -32,7 +33,7 @@ class RenderSetup:
 
     templates_dir: Path | None
     site_name: str
-    base_url: str
+    views: ViewOptions
     message: MessageOptions
     sent_at: datetime
 
@@ -70,7 +71,7 @@ def render_batch(
     out: list[Rendered | RenderFailure] = []
     for payload in batch.payloads:
         try:
-            view = digest_view(payload, known, base_url=setup.base_url)
+            view = digest_view(payload, known, options=setup.views)
             wire = writer.write(view, renderer.render(view), sent_at=setup.sent_at)
         except DigestError as exc:  # a bad address or template: this digest only
             out.append(RenderFailure(payload.digest_id, " ".join(str(exc).split())))

@@ -42,6 +42,7 @@ from digest.digests.periods import (
 from digest.ranking.base import Profile
 from digest.store.db import chunks
 from digest.store.models import Digest, Interest, Subscriber
+from digest.subscribers.feedback import rated_papers
 from digest.subscribers.library import profile_of, spec_of
 
 if TYPE_CHECKING:
@@ -275,7 +276,9 @@ def find_due(
                 wanted.append((s, s.previous, True))
     if not wanted:
         return []
-    interests = _interests(session, [s.subscriber.id or 0 for s, _, _ in wanted])
+    ids = [s.subscriber.id or 0 for s, _, _ in wanted]
+    interests = _interests(session, ids)
+    rated = rated_papers(session, ids)  # the reader's feedback, learned from by the ranker
     lookback = timedelta(days=options.lookback_days)
     due = []
     for slot, period, missed in wanted:
@@ -285,6 +288,8 @@ def find_due(
         profile = profile_of(subscriber, rows, spec=spec)
         if profile.min_score is None and options.min_score is not None:
             profile = dataclasses.replace(profile, min_score=options.min_score)
+        if subscriber.id in rated:
+            profile = dataclasses.replace(profile, rated=rated[subscriber.id])
         # A missed period's window is what it would have been at its send time; its digest
         # is recorded (window end) at ``now``, so it also covers the outage.
         as_of = period.send_at if missed else now

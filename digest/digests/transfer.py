@@ -22,6 +22,7 @@ transaction.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -43,9 +44,11 @@ from digest.digests.history import (
 from digest.errors import ProfileError
 from digest.store import db
 from digest.store.papers import count_papers
+from digest.subscribers.feedback import parse_ratings, ratings_of, replace_ratings
 from digest.subscribers.files import Entry, SyncResult, apply_entries, export_entry, read_entries
 from digest.subscribers.library import get_subscriber, list_subscribers
 
+log = logging.getLogger(__name__)
 FORMAT = "paper-digest-subscribers"
 VERSION = 2
 
@@ -58,6 +61,8 @@ def export_document(session: Session, *, now: datetime) -> dict[str, Any]:
         entry = export_entry(session, subscriber)
         digests, papers = history_of(session, subscriber)
         entry["digests"] = digests
+        if ratings := ratings_of(session, subscriber):  # the reader's feedback, by paper key
+            entry["ratings"] = [rating.as_dict() for rating in ratings]
         paper_ids |= papers
         subscribers.append(entry)
     return {
@@ -77,6 +82,7 @@ class ImportResult:
     digests: int = 0
     items: int = 0
     papers: int = 0  # papers the store did not have
+    ratings: int = 0  # the readers' ratings restored
 
     def summary(self) -> str:
         history = (
@@ -92,6 +98,7 @@ class ImportResult:
             "digests": self.digests,
             "items": self.items,
             "papers": self.papers,
+            "ratings": self.ratings,
         }
 
 
@@ -102,6 +109,7 @@ class Document:
     entries: list[Entry]
     digests: list[list[DigestData]]
     papers: list[PaperData]
+    ratings: list[list[tuple[str, int, datetime | None]] | None] = field(default_factory=list)
 
 
 def _model(model: type[BaseModel], data: Any, where: str) -> Any:
@@ -118,8 +126,9 @@ def _model(model: type[BaseModel], data: Any, where: str) -> Any:
 
 def read_document(data: Any, where: str) -> Document:
     """Validate an export (version 1 or 2) completely; ProfileError names the place."""
-    if isinstance(data, list):  # version 1: subscribers only
-        return Document(read_entries(data, where, account=True), [[] for _ in data], [])
+    if isinstance(data, list):  # version 1: subscribers (and their ratings) only
+        entries = read_entries(data, where, extra=("ratings",), account=True)
+        return Document(entries, [[] for _ in data], [], _ratings(data, where))
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ProfileError(f"{where}: not a subscriber export of paper-digest")
     version = data.get("version")
@@ -134,7 +143,9 @@ def read_document(data: Any, where: str) -> Document:
     if unknown:
         raise ProfileError(f"{where}: unknown key {sorted(unknown)[0]!r}")
     items: list[dict[str, Any]] = data.get("subscribers")  # type: ignore[assignment]  # read_entries checks it is one
-    entries = read_entries(items, f"{where}: subscribers", extra=("digests",), account=True)
+    entries = read_entries(
+        items, f"{where}: subscribers", extra=("digests", "ratings"), account=True
+    )
     digests = []
     for index, item in enumerate(items):
         place = f"{where}: subscribers[{index}].digests"
@@ -142,6 +153,7 @@ def read_document(data: Any, where: str) -> Document:
         if not isinstance(raw, list):
             raise ProfileError(f"{place}: expected a list")
         digests.append([_model(DigestData, d, f"{place}[{n}]") for n, d in enumerate(raw)])
+    ratings = _ratings(items, f"{where}: subscribers")
     papers_in = data.get("papers", {})
     if not isinstance(papers_in, dict):
         raise ProfileError(f"{where}: papers: expected an object keyed by paper key")
@@ -151,7 +163,21 @@ def read_document(data: Any, where: str) -> Document:
         if parsed.key != key:
             raise ProfileError(f"{where}: papers[{key!r}]: its key is {parsed.key!r}")
         papers.append(parsed)
-    return Document(entries, digests, papers)
+    return Document(entries, digests, papers, ratings)
+
+
+def _ratings(
+    items: list[dict[str, Any]], where: str
+) -> list[list[tuple[str, int, datetime | None]] | None]:
+    """Each entry's ratings, checked; None where an entry has none (its ratings are left
+    as they are)."""
+    out: list[list[tuple[str, int, datetime | None]] | None] = []
+    for index, item in enumerate(items):
+        try:
+            out.append(parse_ratings(item["ratings"]) if "ratings" in item else None)
+        except ProfileError as exc:
+            raise ProfileError(f"{where}[{index}]: {exc}") from None
+    return out
 
 
 def apply_document(
@@ -179,6 +205,18 @@ def apply_document(
             restored = restore_history(session, subscriber, digests, ids)
             result.digests += restored.digests
             result.items += restored.items
+    for entry, rated in zip(document.entries, document.ratings, strict=False):
+        if rated is not None:
+            subscriber = get_subscriber(session, entry.email)
+            left_out = replace_ratings(session, subscriber, rated, now=now)
+            result.ratings += len(rated) - len(left_out)
+            if left_out:  # a paper neither in the file nor in this store: nothing to rate
+                log.warning(
+                    "%s: %d rated paper(s) not in this store, left out (e.g. %s)",
+                    entry.email,
+                    len(left_out),
+                    left_out[0],
+                )
     return result
 
 

@@ -17,6 +17,7 @@ from digest.ranking.base import (
     Profile,
     RankDoc,
     Ranker,
+    Rated,
     UsesStore,
 )
 from digest.ranking.lexical import LexicalRanker
@@ -36,6 +37,7 @@ __all__ = [
     "Profile",
     "RankDoc",
     "Ranker",
+    "Rated",
     "UsesStore",
     "build_profile",
     "get_ranker",

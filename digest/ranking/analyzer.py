@@ -257,6 +257,35 @@ class Analyzer:
         one ("RLAIF", "model-based": 1; "offline RL": 2)."""
         return len(_WORD.findall(unicodedata.normalize("NFKC", text)))
 
+    def units(self, text: str) -> list[tuple[str, tuple[str, ...]]]:
+        """Profile text's typed words, each with its terms: ``"LLM-guided RL"`` gives
+        ``("LLM-guided", (larg, languag, model, guid))`` and ``("RL", (reinforc, learn))``.
+        A typed word names one thing, so the ranker counts it only where all of it is
+        said. A free-standing prefix and its word are one ("pre training"); stop words and
+        punctuation are none."""
+        cache = self._caches[True]
+        out: list[tuple[str, tuple[str, ...]]] = []
+        pending: tuple[str, str] | None = None  # a free-standing prefix: (as typed, folded)
+        for surface in _TOKEN.findall(unicodedata.normalize("NFKC", text)):
+            token = cache.get(surface)
+            if token is None:
+                token = cache[surface] = self._token(surface, query=True)
+            terms, joinable = token
+            if pending is not None:
+                typed, folded = pending
+                pending = None
+                if joinable is not None and terms:
+                    out.append((f"{typed} {surface}", (self._stem(folded + joinable),)))
+                    continue
+                out.append((typed, (self._stem(folded),)))
+            if terms and joinable is not None and joinable in self._free_prefixes:
+                pending = (surface, joinable)
+            elif terms:
+                out.append((surface, terms))
+        if pending is not None:
+            out.append((pending[0], (self._stem(pending[1]),)))
+        return out
+
     def segments(self, text: str, *, query: bool = False) -> list[list[str]]:
         """The terms of each clause of ``text`` in order; neighbours in a clause may form a
         phrase, words of different clauses never do ("... robotics. Models ..." does not

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 InterestKind = Literal["keyword", "author", "category"]
 Field = Literal["title", "abstract", "authors", "categories", "meaning"]
+# How an interest was found (digest.ranking.lexical_evidence): the phrase; all its
+# distinctive words near each other; all of them, apart; only some of them; (semantic
+# ranker) similar in meaning only; a paper like one the reader rated up.
+Evidence = Literal["phrase", "near", "apart", "partial", "meaning", "liked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,14 @@ class Interest:
 
 
 @dataclass(frozen=True, slots=True)
+class Rated:
+    """A paper the reader rated: ``vote`` +1 (more like this) or -1 (less like this)."""
+
+    paper: RankDoc
+    vote: int
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     """What a subscriber wants. A paper matching any exclusion is never picked."""
 
@@ -51,6 +63,7 @@ class Profile:
     required: tuple[str, ...] = ()  # every required phrase must match (empty: no requirement)
     min_score: float | None = None  # None: the ranker's default threshold
     popularity_weight: float = 0.0  # 0 disables the upvote prior
+    rated: tuple[Rated, ...] = ()  # the reader's feedback, learned from (lexical_feedback)
 
 
 # Match and Pick are not frozen: a run builds about a million of them, and a frozen
@@ -58,11 +71,34 @@ class Profile:
 # as read-only values; they compare by value.
 @dataclass(slots=True)
 class Match:
-    """One interest that contributed to a pick, where it matched and how much."""
+    """One interest that contributed to a pick, where it matched, how, and how much.
+
+    ``words``: for partial evidence, the interest's words the paper holds (as typed)."""
 
     interest: str
     fields: tuple[Field, ...]
     contribution: float
+    evidence: Evidence = "phrase"
+    words: tuple[str, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        return self.evidence in ("apart", "partial")
+
+    def describe(self) -> str:
+        """This match as a clause of :meth:`Pick.reason`."""
+        quoted = f"\u201c{self.interest}\u201d"
+        where = ", ".join(self.fields)
+        if self.evidence == "liked":
+            return f"like {quoted} that you rated up"
+        if self.evidence == "near":
+            return f"{quoted} (words near each other, {where})"
+        if self.evidence == "apart":
+            return f"partly {quoted} (its words apart, {where})"
+        if self.evidence == "partial":
+            said = " ".join(self.words)
+            return f"partly {quoted} (only \u201c{said}\u201d, {where})"
+        return f"{quoted} ({where})"
 
 
 @dataclass(slots=True)
@@ -74,22 +110,27 @@ class Pick:
     matches: tuple[Match, ...]
 
     def reason(self) -> str:
-        """A short human explanation, e.g. ``matched “diffusion” (title, abstract)``;
-        interests only the semantic ranker found read ``similar to “protein design”``."""
+        """A short human explanation, e.g. ``matched “diffusion” (title, abstract)``. Partial
+        evidence says so (``partly “graph neural networks” (only “neural networks”,
+        title)``); interests only the semantic ranker found read ``similar to “protein
+        design”``; a pick owed to feedback ``like “Barlow Twins…” that you rated up``."""
         if not self.matches:
             return "popular"
-        meaning = ("meaning",)
-        parts = [
-            f"\u201c{m.interest}\u201d ({', '.join(m.fields)})"
-            for m in self.matches
-            if m.fields != meaning
-        ]
+        found = [m for m in self.matches if m.evidence not in ("meaning", "liked")]
         similar = ", ".join(
-            f"\u201c{m.interest}\u201d" for m in self.matches if m.fields == meaning
+            f"\u201c{m.interest}\u201d" for m in self.matches if m.evidence == "meaning"
         )
-        if not parts:
-            return f"similar to {similar}"
-        return "matched " + "; ".join(parts) + (f"; similar to {similar}" if similar else "")
+        liked = next((m.describe() for m in self.matches if m.evidence == "liked"), "")
+        parts = [m.describe() for m in found]
+        text = ""
+        if parts:
+            lead = "partly matched " if found[0].partial else "matched "
+            text = lead + "; ".join(parts)[len("partly ") if found[0].partial else 0 :]
+        if similar:
+            text += ("; similar to " if text else "similar to ") + similar
+        if liked:
+            text += f"; {liked}" if text else liked
+        return text
 
 
 # For profiles [start, stop): boolean array of shape (stop - start, n_docs), True where the

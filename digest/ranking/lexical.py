@@ -1,33 +1,47 @@
 """The lexical ranker: BM25F over title and abstract, phrase-aware, all profiles at once.
 
-How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_index`):
+How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_index` and
+:mod:`digest.ranking.lexical_evidence`):
 
-- each interest that *matches* the paper adds ``weight * (1 - exp(-s / 10))`` where ``s`` is
-  its BM25F score (idf-weighted, title counted 1.5 times, phrase credit for neighbouring
-  words, scaled down when only some of its words and pairs occur or they are never close
-  together). An interest matches when ``s >= 1.5``: roughly one mention of a word found in at
-  most a fifth of the papers. A matching interest therefore adds between ``0.14 * weight``
-  and ``weight`` (a phrase in the title and said again in the abstract: about half its
-  weight); an author match adds ``0.63 * weight``, a category ``0.39 * weight``;
+- each interest's evidence in the paper is graded: its phrase in the title, in the abstract,
+  all its distinctive words near each other, the same words apart, or only some of them
+  (its rarest word alone, say). A typed word counts only where it is said whole ("VLM" is
+  "vision-language model", never just "model"). The grade scales the interest's BM25F
+  score ``s`` (idf-weighted, title counted 1.5 times, phrase credit for neighbouring words,
+  scaled down when only some of its words occur). An interest matches when ``s >= 1.5``:
+  roughly one mention of a word found in at most a fifth of the papers; it then contributes
+  ``weight * (1 - exp(-s / 10))``: between ``0.14 * weight`` and ``weight`` (a phrase in
+  the title and said again in the abstract: about half its weight); an author match
+  ``0.63 * weight``, a category ``0.39 * weight``;
+- the interests are alternatives: the paper's score is its *strongest* interest's
+  contribution, plus a bonus for the others that are themselves substantial (each at least
+  ``substantial``, 0.35, about a phrase in a title) which saturates at ``bonus`` (0.15).
+  One interest squarely met beats two mentioned in passing;
+- the reader's ratings (:mod:`digest.ranking.lexical_feedback`) add up to ``like_weight``
+  for likeness to a paper rated up and take up to ``dislike_weight`` for likeness to one
+  rated down; at most ``max(1, top // 4)`` picks (and one per paper rated up) may come from
+  likeness alone;
 - with ``popularity_weight > 0`` the paper also gets
   ``popularity_weight * log1p(upvotes) / log1p(100)`` (100 upvotes add exactly the weight);
-- the score of a paper no interest matches is zero: it is never picked, except for a
-  profile with no interests and a popularity weight, which gets the most upvoted papers.
+- the score of a paper no interest matches (nor likeness brings) is zero: it is never
+  picked, except for a profile with no interests and a popularity weight, which gets the
+  most upvoted papers.
 
 A paper is picked when at least one interest matches and, if the profile sets
-``min_score``, the score (popularity included) reaches it; a paper matching an exclusion, or
-missing a required phrase, is never picked. Ties are broken by paper index.
+``min_score``, the score (popularity and ratings included) reaches it; a paper matching an
+exclusion, or missing a required phrase, is never picked, whatever the ratings say. Ties are
+broken by paper index.
 
 The best ``rerank_depth`` (30) picks by that score are then re-ranked by the profile's words
-as one bag: plain BM25F of all its interests' words (generic ones left out) wherever they
-occur in the paper, with no phrase or proximity condition. Each gets ``bag_weight`` (1.0)
-times its share of the largest such score the profile could reach (the sum of its
-interests' best papers), so the bonus is in [0, 1], depends only on the profile, the paper
-and the run's word statistics, and never lifts a paper below the depth above one inside it.
-Phrase matching decides *whether* a paper is relevant (and says why); the bag breaks the
-many near-ties among matches by how much of the whole profile the paper talks about.
-Measured on 38 labelled profiles (docs/benchmarks.md, "Relevance"), it is what lets the
-ranker beat BM25 on profiles it was not tuned on. ``Pick.score`` includes the bonus.
+as one bag: for each interest, BM25F of its words (generic ones left out) wherever they
+occur in the paper, as a share of what a paper saying all of them in its title and abstract
+gets; the largest share counts whole, the others at ``bag_spread`` (0.3), and the result,
+scaled into [0, 1], times ``bag_weight`` (1.0) is added. It depends only on the profile, the
+paper and the run's word statistics, and never lifts a paper below the depth above one
+inside it. Evidence decides *whether* a paper is relevant (and says why); the bag breaks the
+many near-ties among matches by how much of the profile the paper talks about. Measured on
+labelled profiles (docs/benchmarks.md, "Relevance"), it is what lets the ranker beat BM25 on
+profiles it was not tuned on. ``Pick.score`` includes the bonus.
 
 Profiles are scored in chunks (:mod:`digest.ranking.lexical_chunk`), so memory is bounded
 by the chunk size; every chunk is computed from the whole-run plan alone, so results are
@@ -55,6 +69,7 @@ import numpy as np
 from digest.ranking.analyzer import Analyzer
 from digest.ranking.base import (
     EligibleFn,
+    Evidence,
     Field,
     Interest,
     Match,
@@ -64,22 +79,36 @@ from digest.ranking.base import (
     RankDoc,
 )
 from digest.ranking.lexical_chunk import ChunkPicks, IntArray, RunContext, chunk_picks
+from digest.ranking.lexical_evidence import GRADE_SHIFT, GRADES
 from digest.ranking.lexical_index import LexicalIndex, LexicalParams, build_index
 from digest.ranking.lexical_plan import Plan, build_plan
 from digest.ranking.memory import release_free_memory
 
-# Explanation fields by code: keyword = title bit + 2 * abstract bit; author 4; category 5;
-# 6: similar in meaning only (the semantic ranker).
-_FIELDS: tuple[tuple[Field, ...], ...] = (
-    (),
-    ("title",),
-    ("abstract",),
-    ("title", "abstract"),
-    ("authors",),
-    ("categories",),
-    ("meaning",),
+# Explanation by code: a keyword's is its field bits (title 1, abstract 2) + its evidence
+# grade << 3 (lexical_evidence.GRADES); 4 author, 5 category, 6 similar in meaning only
+# (the semantic ranker), 7 a paper like one rated up.
+_FIELD_BITS: tuple[tuple[Field, ...], ...] = ((), ("title",), ("abstract",), ("title", "abstract"))
+_EXPLAIN: tuple[tuple[tuple[Field, ...], Evidence], ...] = tuple(
+    (_FIELD_BITS[code & 3], GRADES[code >> GRADE_SHIFT])
+    if code & 4 == 0 and code >> GRADE_SHIFT < len(GRADES)
+    else (("authors",), "phrase")
+    if code == 4
+    else (("categories",), "phrase")
+    if code == 5
+    else (("meaning",), "meaning")
+    if code == 6
+    else ((), "liked")
+    for code in range(len(GRADES) << GRADE_SHIFT)
 )
+
+
+def explain(code: int) -> tuple[tuple[Field, ...], Evidence]:
+    """The fields and the kind of evidence an explanation code stands for."""
+    return _EXPLAIN[code]
+
+
 _FIRST = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
 _NONE: tuple[Match] = (Match("", (), 0.0),)  # placeholder of a match not built yet
 # Up to this many possible matches (8 bytes each), Match objects are shared run-wide.
 MATCH_CACHE = 4_000_000
@@ -151,7 +180,9 @@ class LexicalRanker:
                 (start, min(start + chunk_size, len(profiles)))
                 for start in range(0, len(profiles), chunk_size)
             ]
-            explanations = _Explanations(plan.texts, context.n_matches, len(prepared.docs))
+            explanations = _Explanations(
+                plan, context.n_matches + plan.ratings.likeness.nnz, len(prepared.docs)
+            )
             results: list[list[Pick]] = []
             for arrays in self._chunks(context, bounds):
                 results.extend(explanations.picks(arrays))
@@ -208,13 +239,44 @@ class _Explanations:
     distinct ones for ~1.4 million uses), as is the one-element tuple of a pick it alone
     explains. Beyond ``MATCH_CACHE`` possible matches, they are shared within a chunk only."""
 
-    def __init__(self, texts: list[str], n_matches: int, n_docs: int) -> None:
-        self._texts = texts
+    def __init__(self, plan: Plan, n_matches: int, n_docs: int) -> None:
+        self._plan = plan
         self._papers = np.array(list(range(n_docs)), dtype=object)
         self._run_wide = n_matches <= MATCH_CACHE
         size = n_matches if self._run_wide else 0
         self._single: list[tuple[Match]] = [_NONE] * size  # match id -> (match,)
         self._built = np.zeros(size, dtype=np.bool_)
+        self._said: dict[tuple[int, int], tuple[str, ...]] = {}  # (interest, units) -> words
+
+    def _made(self, arrays: ChunkPicks, fresh: IntArray) -> Iterator[Match]:
+        """The Match objects of the matches at ``fresh`` (built in C by ``map``; only partial
+        evidence needs Python, to name the words the paper holds)."""
+        plan = self._plan
+        texts = arrays.match_texts[fresh]
+        # Rated papers' titles follow the interests' texts (negative ids, see ChunkPicks).
+        texts = np.where(texts < 0, len(plan.texts) - 1 - texts, texts)
+        names = plan.texts + plan.ratings.titles
+        explained = list(map(_EXPLAIN.__getitem__, arrays.match_fields[fresh].tolist()))
+        fields = list(map(_FIRST, explained))
+        evidence = list(map(_SECOND, explained))
+        words: list[tuple[str, ...]] = [()] * fresh.size
+        partial = (arrays.match_fields[fresh] >> GRADE_SHIFT) == GRADES.index("partial")
+        partial &= arrays.match_fields[fresh] & 4 == 0
+        for at in np.flatnonzero(partial).tolist():
+            key = (int(arrays.match_rows[fresh[at]]), int(arrays.match_masks[fresh[at]]))
+            said = self._said.get(key)
+            if said is None:
+                units = plan.unit_words[key[0]]
+                said = self._said[key] = tuple(w for k, w in enumerate(units) if key[1] >> k & 1)
+            words[at] = said
+        return map(
+            Match,
+            list(map(names.__getitem__, texts.tolist())),
+            fields,
+            arrays.match_amounts[fresh].tolist(),
+            evidence,
+            words,
+        )
 
     def picks(self, arrays: ChunkPicks) -> list[list[Pick]]:
         """The chunk's rows of picks, best first."""
@@ -238,12 +300,7 @@ class _Explanations:
             ids, fresh, refs = np.unique(refs, return_index=True, return_inverse=True)
             ids = np.arange(ids.size)
             single = [_NONE] * ids.size
-        made = map(
-            Match,
-            [self._texts[t] for t in arrays.match_texts[fresh].tolist()],
-            [_FIELDS[c] for c in arrays.match_fields[fresh].tolist()],
-            arrays.match_amounts[fresh].tolist(),
-        )
+        made = self._made(arrays, fresh)
         _run(map(single.__setitem__, ids.tolist(), zip(made, strict=True)))
         bounds = arrays.match_bounds
         counts = np.diff(bounds)

@@ -16,12 +16,13 @@ import numpy.typing as npt
 
 from digest.ranking.base import EligibleFn
 from digest.ranking.lexical_index import LexicalIndex, Matrix
-from digest.ranking.lexical_kernel import Csr, kernel
+from digest.ranking.lexical_kernel import Csr, Knobs, kernel
 from digest.ranking.lexical_plan import Plan
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 _EVERYTHING = np.ones((0, 0), dtype=np.bool_)  # the kernel's "no eligibility mask"
+LIKED_CODE = 7  # explanation code of "like … that you rated up" (see lexical.explain)
 DENSE_BAG = 16_000_000  # cells (64 MB of float32) up to which plan.bag is also a dense table
 
 
@@ -43,9 +44,13 @@ class RunContext:
     bag_indptr: IntArray  # plan.bag's CSR arrays in the kernel's dtypes
     bag_indices: npt.NDArray[np.int32]
     bag_dense: npt.NDArray[np.float32]  # plan.bag as a dense table, or (0, 0) when too big
-    bag_max: FloatArray  # per interest, its best paper's bag score
+    bag_max: FloatArray  # per interest, its full bag score (plan.bag_full)
+    votes: Csr  # plan.ratings' matrices
+    likeness: Csr
+    knobs: Knobs
     # A match is an (interest, spelling, weight) label on a contrib entry of its interest:
-    # run-wide id label_base[label] + entry position, in [0, n_matches).
+    # run-wide id label_base[label] + entry position, in [0, n_matches); a paper rated up,
+    # n_matches + its likeness entry position.
     label_base: IntArray
     n_matches: int
 
@@ -63,6 +68,18 @@ class RunContext:
         indptr = contrib.indptr.astype(np.int64)
         size = np.where(used, indptr[uid + 1] - indptr[uid], 0)
         base = np.cumsum(size) - size - indptr[uid]
+        p = index.params
+        knobs = Knobs(
+            p.bag_weight,
+            p.rerank_depth,
+            p.bonus,
+            p.substantial,
+            p.bag_spread,
+            p.like_weight,
+            p.dislike_weight,
+            p.like_from,
+            p.like_full,
+        )
         return cls(
             index,
             plan,
@@ -77,7 +94,10 @@ class RunContext:
             np.ascontiguousarray(plan.bag.indptr, dtype=np.int64),
             np.ascontiguousarray(plan.bag.indices, dtype=np.int32),
             _dense_or_empty(plan.bag),
-            _row_max(plan.bag),
+            plan.bag_full,
+            Csr.of(plan.ratings.votes),
+            Csr.of(plan.ratings.likeness),
+            knobs,
             base,
             int(size.sum()),
         )
@@ -90,15 +110,6 @@ def _dense_or_empty(matrix: Matrix) -> npt.NDArray[np.float32]:
     if not matrix.nnz or matrix.shape[0] * matrix.shape[1] > DENSE_BAG:
         return np.zeros((0, 0), dtype=np.float32)
     return np.asarray(matrix.toarray(), dtype=np.float32)
-
-
-def _row_max(matrix: Matrix) -> FloatArray:
-    """The largest stored value of each row of a CSR matrix (0 for an empty row)."""
-    out = np.zeros(matrix.shape[0], dtype=np.float64)
-    filled = np.flatnonzero(np.diff(matrix.indptr))
-    if filled.size:
-        out[filled] = np.maximum.reduceat(matrix.data, matrix.indptr[filled])
-    return out
 
 
 def entry_keys(matrix: Matrix) -> IntArray:
@@ -116,8 +127,10 @@ class ChunkPicks(NamedTuple):
     vals: FloatArray  # score of each pick
     match_bounds: IntArray  # matches of pick i are [match_bounds[i], match_bounds[i + 1])
     match_ids: IntArray  # run-wide id of the match (see RunContext)
-    match_texts: IntArray  # index into plan.texts
-    match_fields: IntArray  # explanation code (see lexical._FIELDS)
+    match_texts: IntArray  # index into plan.texts; a paper rated up: -1 - its feedback row
+    match_fields: IntArray  # explanation code (see lexical.explain)
+    match_masks: IntArray  # units of the interest the paper holds (plan.masks)
+    match_rows: IntArray  # the interest's row of plan.contrib (-1: a paper rated up)
     match_amounts: FloatArray  # weight * contribution
 
 
@@ -153,18 +166,40 @@ def chunk_picks(context: RunContext, start: int, stop: int) -> ChunkPicks:
         plan.bag.data,
         context.bag_dense,
         context.bag_max,
-        context.index.params.bag_weight,
-        context.index.params.rerank_depth,
+        context.votes,
+        context.likeness,
+        plan.ratings.liked,
+        context.knobs,
     )
     # Profiles share interests: the same (interest, weight, paper) is one Match object.
     entry, pos = out.match_entry, out.match_pos
+    liked = entry < 0
+    if not liked.any():  # no rated paper explains anything here (no feedback: always)
+        return ChunkPicks(
+            out.row_bounds,
+            out.cols,
+            out.vals,
+            out.match_bounds,
+            context.label_base[plan.labels[entry]] + pos,
+            plan.spellings[entry],
+            plan.fields[pos],
+            plan.masks[pos],
+            plan.weights.indices[entry].astype(np.int64),
+            out.match_amount,
+        )
+    own = ~liked
+    e, q = entry[own], pos[own]
+    ids = context.n_matches + pos
+    ids[own] = context.label_base[plan.labels[e]] + q
+    texts = -1 - plan.ratings.votes.indices[np.where(liked, -1 - entry, 0)].astype(np.int64)
+    texts[own] = plan.spellings[e]
+    codes = np.full(entry.size, LIKED_CODE, dtype=np.int64)
+    codes[own] = plan.fields[q]
+    masks = np.zeros(entry.size, dtype=np.int64)
+    masks[own] = plan.masks[q]
+    rows = np.full(entry.size, -1, dtype=np.int64)
+    rows[own] = plan.weights.indices[e]
     return ChunkPicks(
-        out.row_bounds,
-        out.cols,
-        out.vals,
-        out.match_bounds,
-        context.label_base[plan.labels[entry]] + pos,
-        plan.spellings[entry],
-        plan.fields[pos],
+        out.row_bounds, out.cols, out.vals, out.match_bounds, ids, texts, codes, masks, rows,
         out.match_amount,
-    )
+    )  # fmt: skip

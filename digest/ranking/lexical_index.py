@@ -47,6 +47,7 @@ import scipy.sparse as sp
 
 from digest.ranking.analyzer import Analyzer
 from digest.ranking.base import InterestKind, RankDoc
+from digest.ranking.lexical_evidence import CLAUSE_GAP, Units, pair_key
 
 # scipy.sparse ships no type information; this names what the values are.
 Matrix: TypeAlias = Any  # scipy.sparse.csr_matrix
@@ -63,7 +64,15 @@ class LexicalParams:
     b_abstract: float = 0.75
     pair_weight: float = 0.5  # phrase credit of a neighbour pair, relative to a word
     skip_pair_tf: float = 0.5  # a pair one word apart counts this much
-    scattered: float = 0.5  # a several-word interest whose words are never close together
+    # Evidence grades (lexical_evidence): a phrase in the title counts fully, in the abstract
+    # ``abstract_phrase``; all distinctive words within ``window`` terms of each other count
+    # ``near``; anything less (words far apart, some of the words) ``scattered`` when none of
+    # its neighbour pairs is there.
+    abstract_phrase: float = 0.75
+    near: float = 0.75
+    window: int = 8
+    scattered: float = 0.5
+    partial: float = 0.5  # the rarest words alone: BM25F x this x (their idf share) ** 2
     prior_docs: float = 100.0
     prior_idf: float = 3.0
     generic_idf: float = 0.5
@@ -74,7 +83,20 @@ class LexicalParams:
     author_strength: float = 10.0
     category_strength: float = 5.0
     popularity_ref: float = 100.0  # this many upvotes add exactly ``popularity_weight``
+    # Across interests: the strongest counts whole, the others (each at least
+    # ``substantial``) add a bonus that saturates at ``bonus`` (see lexical_kernel).
+    bonus: float = 0.15
+    substantial: float = 0.35
+    # The reader's ratings (lexical_feedback): likeness to the closest paper rated up adds
+    # at most ``like_weight``, to the closest rated down takes at most ``dislike_weight``;
+    # likeness (a rated paper's features' share) counts from ``like_from``, fully at
+    # ``like_full``.
+    like_weight: float = 0.45
+    dislike_weight: float = 0.15
+    like_from: float = 0.15
+    like_full: float = 0.6
     bag_weight: float = 1.0  # re-ranking by whole-profile word evidence (0: off)
+    bag_spread: float = 0.3  # weight of the other interests' word shares in it
     rerank_depth: int = 30  # how many of the best interest matches are re-ranked
 
 
@@ -93,6 +115,18 @@ class Compiled:
     # One typed word that stands for several terms (an acronym, a hyphenated compound):
     # one concept, so a paper must hold all of it (every term and neighbour pair) to match.
     whole: bool = False
+    # Its typed words ("units", Analyzer.units): the features each needs (its terms and
+    # inner pairs; -1 for one no paper has), its rarest term (-1: none), whether it is
+    # distinctive (not only generic words), as typed; and aligned with ``score`` and
+    # ``coverage``, the units (bit mask) each feature belongs to. A feature counts only
+    # where its units are said whole: "VLM reward" is not "reward model".
+    unit_feats: tuple[tuple[int, ...], ...] = ()
+    unit_keys: tuple[int, ...] = ()
+    unit_distinct: tuple[bool, ...] = ()
+    unit_words: tuple[str, ...] = ()
+    unit_idf: tuple[float, ...] = ()
+    score_units: tuple[int, ...] = ()
+    coverage_units: tuple[int, ...] = ()
 
 
 class Views(NamedTuple):
@@ -119,6 +153,12 @@ class LexicalIndex:
     field_bits: npt.NDArray[np.int8]
     idf: FloatArray
     popularity: FloatArray  # log1p(upvotes) / log1p(popularity_ref), 0 when unknown
+    # The papers' words in order, for "near each other": field f of paper d is
+    # tokens[token_starts[2 * d + f] : token_starts[2 * d + f + 1]], at token_pos (a clause
+    # boundary skips CLAUSE_GAP positions).
+    tokens: npt.NDArray[np.int32]
+    token_pos: npt.NDArray[np.int32]
+    token_starts: npt.NDArray[np.int64]
 
     def views(self) -> Views:
         """The presence, capped weight and field matrices (features x docs), built now;
@@ -167,37 +207,55 @@ class LexicalIndex:
         segments = self.analyzer.segments(text, query=True)
         words = list(dict.fromkeys(itertools.chain.from_iterable(segments)))
         pairs = list(
-            dict.fromkeys(_pair(a, b) for terms in segments for a, b in itertools.pairwise(terms))
+            dict.fromkeys(
+                pair_key(a, b) for terms in segments for a, b in itertools.pairwise(terms)
+            )
         )
-        word_idf = [self._idf(w) for w in words]
-        pair_idf = [p.pair_weight * self._idf(q) for q in pairs]
+        units = Units(self.analyzer, self.vocab, self.feature_idf, text)
+        word_idf = [self.feature_idf(w) for w in words]
+        pair_idf = [p.pair_weight * self.feature_idf(q) for q in pairs]
         # Coverage counts the neighbour pairs too (at ``pair_coverage``): the paper must hold
         # the phrase, not just its rarest word ("model-based RL" is not any RL paper).
         total = (sum(word_idf) + p.pair_coverage * sum(pair_idf)) or 1.0
         score = [
-            (self.vocab[w], i) for w, i in zip(words, word_idf, strict=True) if w in self.vocab
+            (self.vocab[w], i, units.of_word(w))
+            for w, i in zip(words, word_idf, strict=True)
+            if w in self.vocab
         ]
-        seen_words = tuple(f for f, _ in score)
+        seen_words = tuple(f for f, _, _ in score)
         pair_score = [
-            (self.vocab[q], i) for q, i in zip(pairs, pair_idf, strict=True) if q in self.vocab
+            (self.vocab[q], i, units.of_pair(q))
+            for q, i in zip(pairs, pair_idf, strict=True)
+            if q in self.vocab
         ]
-        coverage = [(f, i / total) for f, i in score]
-        coverage += [(f, p.pair_coverage * i / total) for f, i in pair_score if p.pair_coverage]
-        score += pair_score
+        coverage = [(f, i / total, m) for f, i, m in score]
+        coverage += [
+            (f, p.pair_coverage * i / total, m) for f, i, m in pair_score if p.pair_coverage
+        ]
+        score = sorted(score + pair_score)
+        coverage.sort()
         needed = [self.vocab[f] for f in words + pairs if f in self.vocab]
         return Compiled(
             kind="keyword",
-            score=tuple(sorted(score)),
-            coverage=tuple(sorted(coverage)),
+            score=tuple((f, v) for f, v, _ in score),
+            coverage=tuple((f, v) for f, v, _ in coverage),
             words=seen_words,
             pairs=tuple(sorted(self.vocab[q] for q in pairs if q in self.vocab)),
             multiword=bool(pairs),  # "math and code": two words, but no phrase to look for
             needed=tuple(sorted(needed)),
             complete=len(needed) == len(words) + len(pairs) > 0,
             whole=len(words) > 1 and self.analyzer.typed_words(text) == 1,
+            unit_feats=units.feats,
+            unit_keys=units.keys,
+            unit_distinct=units.distinct,
+            unit_words=units.typed,
+            unit_idf=units.idf,
+            score_units=tuple(m for _, _, m in score),
+            coverage_units=tuple(m for _, _, m in coverage),
         )
 
-    def _idf(self, feature: str) -> float:
+    def feature_idf(self, feature: str) -> float:
+        """The idf of a feature (a word, a pair), or its prior idf when no paper has it."""
         fid = self.vocab.get(feature)
         if fid is not None:
             return float(self.idf[fid])
@@ -216,6 +274,9 @@ def build_index(docs: Sequence[RankDoc], analyzer: Analyzer, params: LexicalPara
     fields: list[tuple[list[int], list[int], list[float]]] = [([], [], []), ([], [], [])]
     meta: tuple[list[int], list[int]] = ([], [])
     lengths = np.zeros((2, len(docs)))
+    tokens: list[int] = []
+    token_pos: list[int] = []
+    token_starts = [0]
     for d, doc in enumerate(docs):
         for f, text in enumerate((doc.title, doc.abstract)):
             segments = analyzer.segments(text)
@@ -225,6 +286,12 @@ def build_index(docs: Sequence[RankDoc], analyzer: Analyzer, params: LexicalPara
             rows.extend([d] * len(counts))
             cols.extend(vocab.setdefault(k, len(vocab)) for k in counts)
             vals.extend(counts.values())
+            at = 0
+            for clause in segments:  # the words in order, a gap at each clause boundary
+                tokens.extend(map(vocab.__getitem__, clause))
+                token_pos.extend(range(at, at + len(clause)))
+                at += len(clause) + CLAUSE_GAP
+            token_starts.append(len(tokens))
         keys = {k for a in doc.authors for k in analyzer.author_keys(a)}
         keys.update(analyzer.category_key(c) for c in doc.categories if c.strip())
         meta[0].extend([d] * len(keys))
@@ -263,6 +330,9 @@ def build_index(docs: Sequence[RankDoc], analyzer: Analyzer, params: LexicalPara
         field_bits=(bits_t.data - 4).astype(np.int8),
         idf=_shrunk_idf(df, len(docs), prior, params),
         popularity=np.log1p(ups) / math.log1p(params.popularity_ref),
+        tokens=np.asarray(tokens, dtype=np.int32),
+        token_pos=np.asarray(token_pos, dtype=np.int32),
+        token_starts=np.asarray(token_starts, dtype=np.int64),
     )
 
 
@@ -302,17 +372,13 @@ def positions(
 def _feature_counts(segments: list[list[str]], skip_tf: float) -> dict[str, float]:
     """Term frequencies of a field's words, and of its word pairs inside each clause."""
     counts: dict[str, float] = dict(Counter(itertools.chain.from_iterable(segments)))
-    neighbours = (_pair(a, b) for terms in segments for a, b in itertools.pairwise(terms))
+    neighbours = (pair_key(a, b) for terms in segments for a, b in itertools.pairwise(terms))
     counts.update(Counter(neighbours))
     for terms in segments:
         for a, b in zip(terms, terms[2:], strict=False):
-            key = _pair(a, b)
+            key = pair_key(a, b)
             counts[key] = counts.get(key, 0.0) + skip_tf
     return counts
-
-
-def _pair(a: str, b: str) -> str:
-    return f"{a} {b}" if a <= b else f"{b} {a}"
 
 
 def _csr(

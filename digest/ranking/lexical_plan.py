@@ -20,6 +20,9 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from digest.ranking.base import InterestKind, Profile
+from digest.ranking.lexical_evidence import grade_input
+from digest.ranking.lexical_evidence import kernel as grading_kernel
+from digest.ranking.lexical_feedback import Ratings, build_ratings
 from digest.ranking.lexical_index import (
     Compiled,
     LexicalIndex,
@@ -31,6 +34,7 @@ from digest.ranking.lexical_index import (
 from digest.ranking.profile_text import split_prefix
 
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 KIND_CODE = {"keyword": 0, "author": 1, "category": 2}
 _KINDS: tuple[InterestKind, ...] = ("keyword", "author", "category")
@@ -55,7 +59,9 @@ class Plan:
     spellings: IntArray  # aligned with weights.data: index into ``texts``
     texts: list[str]  # the interests as the profiles spell them
     contrib: Matrix  # interests x docs, unweighted contribution in (0, 1)
-    fields: IntArray  # aligned with contrib.data: explanation code (see lexical._FIELDS)
+    fields: IntArray  # aligned with contrib.data: explanation code (see lexical.explain)
+    masks: IntArray  # aligned with contrib.data: the interest's units the paper holds
+    unit_words: list[tuple[str, ...]]  # per interest (row of contrib): its units as typed
     excl: Matrix  # profiles x exclusions
     excl_match: Matrix  # exclusions x docs
     req: Matrix  # profiles x required phrases
@@ -67,6 +73,10 @@ class Plan:
     blocked: BoolArray  # a required phrase occurs in no paper: nothing can qualify
     kinds: IntArray  # per interest (row of contrib): KIND_CODE, for rankers that add to contrib
     bag: Matrix  # interests x docs (float32): idf x BM25F weight over the interest's words
+    ratings: Ratings  # the profiles' rated papers (lexical_feedback)
+    # Per interest, the bag score that counts as all of it: a paper saying each of its words
+    # once in the title and once in the abstract (or its best paper, if that is more).
+    bag_full: npt.NDArray[np.float64]
 
 
 def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
@@ -110,7 +120,8 @@ def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
     excl, _, _, excludes = _phrase_rows(index, list(map(_EXCLUDES, profiles)))
     req, n_required, blocked, requires = _phrase_rows(index, list(map(_REQUIRED, profiles)))
     popularity_weight = np.fromiter(map(_POPULARITY, profiles), np.float64, n)
-    contrib, fields = _contributions(index, views, interests.compiled)
+    contrib, fields, masks = _contributions(index, views, interests.compiled)
+    bag = _bag_rows(index, interests.compiled)
     return Plan(
         weights=weight_matrix,
         slots=entry_slots,
@@ -119,6 +130,8 @@ def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
         texts=texts,
         contrib=contrib,
         fields=fields,
+        masks=masks,
+        unit_words=[c.unit_words for c in interests.compiled],
         excl=excl,
         excl_match=_phrase_matches(views.present, excludes.compiled),
         req=req,
@@ -131,7 +144,9 @@ def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
         popular_only=(counts == 0) & (popularity_weight > 0),
         blocked=blocked,
         kinds=np.array([KIND_CODE[c.kind] for c in interests.compiled], dtype=np.int64),
-        bag=_bag_rows(index, interests.compiled),
+        bag=bag,
+        bag_full=_bag_full(index, interests.compiled, bag),
+        ratings=build_ratings(index, views, profiles),
     )
 
 
@@ -213,6 +228,8 @@ class _Table:
         usable = bool(compiled.score) if scoring else compiled.complete
         uid = None
         if usable:
+            # Spellings that score the same features are one interest ("GNN", "graph
+            # neural networks"), compiled as the first one seen spells it.
             key = (compiled.kind, compiled.score if scoring else compiled.needed)
             uid = self._by_key.setdefault(key, len(self.compiled))
             if uid == len(self.compiled):
@@ -223,65 +240,104 @@ class _Table:
 
 def _contributions(
     index: LexicalIndex, views: Views, compiled: Sequence[Compiled]
-) -> tuple[Matrix, IntArray]:
-    """Interests x docs: ``1 - exp(-s / scale)`` where ``s >= floor``, else empty; and,
-    aligned with its data, where each match is (title bit + 2 * abstract bit; 4 authors,
-    5 categories)."""
+) -> tuple[Matrix, IntArray, IntArray]:
+    """Interests x docs: ``1 - exp(-s / scale)`` where the graded strength ``s >= floor``
+    (:mod:`digest.ranking.lexical_evidence`), else empty; aligned with its data, the
+    explanation code (field bits + grade << 3 for keywords; 4 authors, 5 categories) and
+    the bit mask of the interest's units the paper holds."""
     p = index.params
     n_features = len(index.vocab)
+    w = index.weights_t
+    arrays = (
+        np.ascontiguousarray(w.indptr, dtype=np.int64),
+        np.ascontiguousarray(w.indices, dtype=np.int32),
+        np.ascontiguousarray(w.data, dtype=np.float64),
+        index.field_bits,
+        index.token_starts,
+        index.tokens,
+        index.token_pos,
+    )
+    # Units only take features away and no grade factor exceeds ``bound``, so BM25F x
+    # coverage ** power x bound, or BM25F x partial for one word alone, bounds the graded
+    # strength: what cannot reach the floor is dropped before the per-candidate work.
+    bound = max(1.0, p.abstract_phrase, p.near, p.scattered)
     blocks = [sp.csr_matrix((0, len(index.docs)))]
     codes = [np.zeros(0, dtype=np.int64)]
+    masks = [np.zeros(0, dtype=np.int64)]
     for start in range(0, len(compiled), _BLOCK):
         part = compiled[start : start + _BLOCK]
         raw = compiled_matrix([c.score for c in part], n_features) @ index.weights_t
         cover = compiled_matrix([c.coverage for c in part], n_features) @ views.held
         s = _scaled(raw, cover, p.coverage_power)
-        _keep_whole_only(s, views.present, part)
-        if p.scattered <= 1.0:  # below the floor stays below: drop it before the look-ups
-            s.data[s.data < p.floor] = 0.0
-            s.eliminate_zeros()
-        # Several words never close to each other in the paper: weak evidence.
-        near = sp.csr_matrix(
-            compiled_matrix([[(f, 1.0) for f in c.pairs] for c in part], n_features) @ views.present
-        )
-        near.sort_indices()
-        rows = np.repeat(np.arange(len(part), dtype=np.int64), np.diff(s.indptr))
-        multiword = np.array([c.multiword for c in part], dtype=np.bool_)[rows]
-        far = multiword & (positions(near, rows, s.indices.astype(np.int64)) < 0)
-        s.data[far] *= p.scattered
-        s.data[s.data < p.floor] = 0.0
+        hopeless = (s.data * bound < p.floor) & (_raw_at(raw, s) * p.partial < p.floor)
+        s.data[hopeless] = 0.0
         s.eliminate_zeros()
         s.sort_indices()
-        s.data = -np.expm1(-s.data / p.scale)
         rows = np.repeat(np.arange(len(part), dtype=np.int64), np.diff(s.indptr))
         cols = s.indices.astype(np.int64)
-        words = compiled_matrix([[(f, 1.0) for f in c.words] for c in part], n_features)
-        code = np.zeros(s.nnz, dtype=np.int64)
-        for bit, field in ((1, views.title), (2, views.abstract)):
-            hits = sp.csr_matrix(words @ field)
-            hits.sort_indices()
-            code += bit * (positions(hits, rows, cols) >= 0)
-        kind = np.array([KIND_CODE[c.kind] for c in part], dtype=np.int64)[rows]
-        codes.append(np.where(kind == 0, code, 3 + kind))
-        blocks.append(s)
-    return sp.csr_matrix(sp.vstack(blocks, format="csr")), np.concatenate(codes)
+        kinds = np.array([KIND_CODE[c.kind] for c in part], dtype=np.int64)
+        value = s.data.astype(np.float64)
+        code = np.where(kinds[rows] == KIND_CODE["author"], 4, 5).astype(np.int64)
+        mask = np.zeros(rows.size, dtype=np.int64)
+        keyword_rows = np.flatnonzero(kinds == KIND_CODE["keyword"])
+        at = np.flatnonzero(kinds[rows] == KIND_CODE["keyword"])
+        if at.size:
+            local = np.full(len(part), -1, dtype=np.int64)
+            local[keyword_rows] = np.arange(keyword_rows.size)
+            graded = grading_kernel()(
+                local[rows[at]],
+                cols[at],
+                grade_input([part[k] for k in keyword_rows.tolist()]),
+                *arrays,
+                p.coverage_power,
+                p.abstract_phrase,
+                p.near,
+                p.scattered,
+                p.window,
+                p.partial,
+            )
+            value[at], code[at], mask[at] = graded.value, graded.code, graded.mask
+        keep = value >= p.floor
+        indptr = np.zeros(len(part) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows[keep], minlength=len(part)), out=indptr[1:])
+        blocks.append(
+            sp.csr_matrix(
+                (-np.expm1(-value[keep] / p.scale), cols[keep], indptr),
+                shape=(len(part), len(index.docs)),
+            )
+        )
+        codes.append(code[keep])
+        masks.append(mask[keep])
+    return (
+        sp.csr_matrix(sp.vstack(blocks, format="csr")),
+        np.concatenate(codes),
+        np.concatenate(masks),
+    )
 
 
-def _keep_whole_only(s: Matrix, present: Matrix, part: Sequence[Compiled]) -> None:
-    """Drop, in place, the scores of ``whole`` interests (one typed word standing for
-    several: "RLAIF", "model-based") on papers that lack some term or neighbour pair of it:
-    "RL from human feedback" and "AI assistants" in one abstract are not RLAIF."""
-    whole = np.flatnonzero(np.fromiter((c.whole for c in part), np.bool_, len(part)))
-    if not whole.size or not s.nnz:
-        return
-    full = _phrase_matches(present, [part[k] for k in whole.tolist()])
-    row_of = np.full(len(part), -1, dtype=np.int64)
-    row_of[whole] = np.arange(whole.size)
-    rows = row_of[np.repeat(np.arange(len(part), dtype=np.int64), np.diff(s.indptr))]
-    at = np.flatnonzero(rows >= 0)
-    held = positions(full, rows[at], s.indices[at].astype(np.int64)) >= 0
-    s.data[at[~held]] = 0.0
-    s.eliminate_zeros()
+def _bag_full(index: LexicalIndex, compiled: Sequence[Compiled], bag: Matrix) -> FloatArray:
+    """Each interest's full bag score (see ``Plan.bag_full``): re-ranking shares are
+    relative to what the interest could get, not to the best paper of the batch, so a
+    passing mention of a rare interest is not taken for all of it."""
+    p = index.params
+    both = p.title_boost + 1.0  # one mention in each field, before saturation
+    once = both * (p.k1 + 1) / (both + p.k1)
+    generic = index.analyzer.generic_terms
+    names = list(index.vocab)
+    full = np.array(
+        [
+            sum(float(index.idf[f]) for f in c.words if names[f] not in generic) * once
+            if c.kind == "keyword"
+            else 0.0
+            for c in compiled
+        ],
+        dtype=np.float64,
+    )
+    best = np.zeros(bag.shape[0], dtype=np.float64)
+    filled = np.flatnonzero(np.diff(bag.indptr))
+    if filled.size:
+        best[filled] = np.maximum.reduceat(bag.data, bag.indptr[filled])
+    return np.maximum(full, best) if bag.nnz else np.zeros(len(compiled))
 
 
 def _bag_rows(index: LexicalIndex, compiled: Sequence[Compiled]) -> Matrix:
@@ -303,6 +359,20 @@ def _bag_rows(index: LexicalIndex, compiled: Sequence[Compiled]) -> Matrix:
     bag.sort_indices()
     # float32: only a bonus in [0, 1] is made of it, and the kernel may hold it dense.
     return sp.csr_matrix(bag, dtype=np.float32)
+
+
+def _raw_at(raw: Matrix, s: Matrix) -> npt.NDArray[np.float64]:
+    """``raw``'s value at each stored entry of ``s``: its data when ``s`` has its pattern
+    (what :func:`_scaled` usually returns), else looked up (sorting both in place)."""
+    if s.indices is raw.indices or (
+        np.array_equal(raw.indptr, s.indptr) and np.array_equal(raw.indices, s.indices)
+    ):
+        return np.asarray(raw.data, dtype=np.float64)
+    raw.sort_indices()
+    s.sort_indices()
+    rows = np.repeat(np.arange(s.shape[0], dtype=np.int64), np.diff(s.indptr))
+    at = positions(raw, rows, s.indices.astype(np.int64))
+    return np.where(at >= 0, raw.data[np.maximum(at, 0)], 0.0)
 
 
 def _scaled(raw: Matrix, cover: Matrix, power: float) -> Matrix:

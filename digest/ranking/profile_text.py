@@ -23,10 +23,13 @@ One interest per string::
     cat:cs.LG^1.5                    an arXiv category, exact match; only sources that
                                      give categories (arXiv feeds and API)
 
-A keyword phrase is matched as a phrase: its words next to each other (in any order, or one
-word apart) count most, its words scattered over the abstract count little, and a paper
-with only some of its words gets partial credit when they are its rarest words ("neural
-networks" alone is a weak match for "graph neural networks"). Phrases are analysed like
+A keyword phrase is matched as a phrase, with graded evidence: its words next to each other
+(in any order, or one word apart) in the title count most, then in the abstract, then all
+its distinctive words near each other, then its words apart or only some of them ("neural
+networks" alone is a weak, partial match for "graph neural networks"; "skill" in a title is
+one for "skill learning"). A word typed as one ("VLM", "low-resource") counts only where
+all of it is said. The interests are alternatives: a paper squarely about one of them
+beats one mentioning two in passing (:mod:`digest.ranking.lexical`). Phrases are analysed like
 paper text (see :mod:`digest.ranking.analyzer`): case, accents, hyphens and word forms do
 not matter (``pre-training`` = "pretrained" = "pre trained"), and the field's common
 acronyms match their expansion both ways (``RL`` = "reinforcement learning", ``LoRA`` =

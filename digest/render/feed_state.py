@@ -46,7 +46,7 @@ from digest.subscribers.links import links_for
 FORMATS = ("atom", "rss", "json")
 # Bump when the renderers' output changes for the same inputs: ETags (and exported files)
 # must change with the bytes. The package and feedgen versions are part of it too.
-RENDERING = "1"
+RENDERING = "2"  # 2: feedback links in entries
 # "updated" of a public feed before the store has any paper or run: it never changed.
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -149,7 +149,16 @@ def _triples(joined: str | None) -> tuple[str, ...]:
 
 def _etag(revision: str, options: ViewOptions, fmt: str) -> str:
     """A strong ETag: the head's revision, the settings the feed shows, the format."""
-    key = _fingerprint((rendering_version(), options.base_url, options.site_name, fmt, revision))
+    key = _fingerprint(
+        (
+            rendering_version(),
+            options.base_url,
+            options.site_name,
+            options.links_fingerprint,
+            fmt,
+            revision,
+        )
+    )
     return f'"{key[:32]}"'
 
 

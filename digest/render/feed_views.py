@@ -48,6 +48,7 @@ def build_view(session: Session, head: FeedHead, *, options: ViewOptions, fmt: s
     }
     if len(found) != len(paper_ids):
         raise StaleFeedError("a feed item disappeared while the feed was built")
+    votes = options.votes_for(head.subscriber_id, head.token)
     items = []
     for _, sent_at, paper_id in window:
         item, paper = found[paper_id]
@@ -58,6 +59,7 @@ def build_view(session: Session, head: FeedHead, *, options: ViewOptions, fmt: s
                 matched=item.matched,
                 score=item.score,
                 delivered_at=to_utc(connection, sent_at),
+                votes=votes(paper.key),
             )
         )
     return replace(head.header(options, fmt), items=tuple(items))

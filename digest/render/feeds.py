@@ -87,6 +87,13 @@ def entry_html(item: ItemView) -> str:
             links.append(Markup('<a href="{}">{}</a>').format(href, label))
     if links:
         parts.append(Markup("<p>{}</p>").format(Markup(" · ").join(links)))
+    more, less = safe_url(item.more_url), safe_url(item.less_url)
+    if more and less:  # the reader's feedback (a page with one button: readers may prefetch)
+        parts.append(
+            Markup(
+                '<p><a href="{}">More like this</a> · <a href="{}">Less like this</a></p>'
+            ).format(more, less)
+        )
     if not parts:  # an Atom entry without a safe link still needs content
         parts.append(Markup("<p>No abstract available.</p>"))
     return str(Markup("\n").join(parts))

@@ -30,6 +30,9 @@ class ItemView:
     matched: tuple[str, ...] = ()  # the interests that matched
     score: float = 0.0
     delivered_at: datetime | None = None  # when it reached the subscriber (feed entry date)
+    # Signed "more like this" / "less like this" pages for the reader (subscribers.links).
+    more_url: str | None = None
+    less_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

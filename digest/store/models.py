@@ -8,6 +8,8 @@
                                   digest: unique (subscriber, period); digest_item: unique
                                   (subscriber, paper) = the ledger: each paper reaches
                                   a subscriber at most once
+    subscriber ──< feedback >── paper
+                                  the reader's rating of a paper, +1 or -1, one per pair
     run                           every import, fetch and delivery run, with counts and errors
 
 Times are stored as timezone-aware UTC.
@@ -277,3 +279,23 @@ class PaperEmbedding(SQLModel, table=True):
     model: str = Field(primary_key=True, max_length=100)
     dim: int
     vector: bytes  # ``dim`` little-endian float32, L2-normalised
+
+
+# The reader's feedback (digest/subscribers/feedback.py) -------------------------------------
+
+
+class Feedback(SQLModel, table=True):
+    """A subscriber's rating of a paper: +1 "more like this", -1 "less like this".
+
+    One per (subscriber, paper); rating again replaces it, clearing deletes it."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "paper_id", name="uq_feedback_subscriber_paper"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE", index=True)
+    paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE", index=True)
+    vote: int  # +1 or -1
+    created_at: datetime = _ts(nullable=False)

@@ -14,6 +14,7 @@ from typing import Any
 
 from digest.config.settings import Settings
 from digest.store import db
+from digest.subscribers.feedback import paper_by_key, rate, ratings_of
 from digest.subscribers.files import SyncResult, sync_directory
 from digest.subscribers.library import (
     PreferenceInput,
@@ -56,10 +57,23 @@ def edit(
 
 
 def show(settings: Settings, email: str) -> dict[str, Any]:
-    """Everything about one subscriber as plain data."""
+    """Everything about one subscriber as plain data, their ratings included."""
     with db.reading(settings) as session:
         subscriber = get_subscriber(session, email)
-        return describe(subscriber, interests_of(session, subscriber), settings)
+        ratings = ratings_of(session, subscriber)
+        return describe(subscriber, interests_of(session, subscriber), settings, ratings=ratings)
+
+
+def feedback(
+    settings: Settings, email: str, key: str, vote: int, *, now: datetime
+) -> dict[str, Any]:
+    """Rate a paper for a subscriber (+1 more like this, -1 less like this, 0 clear it);
+    what was recorded."""
+    with db.transaction(settings) as session:
+        subscriber = get_subscriber(session, email)
+        paper = paper_by_key(session, key)
+        rate(session, subscriber, paper, vote, now=now)
+        return {"email": subscriber.email, "key": paper.key, "title": paper.title, "vote": vote}
 
 
 def listing(settings: Settings, *, status: str | None = None) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ The export document around these entries (tokens, history, its version) is
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ from digest.subscribers.library import (
 )
 from digest.subscribers.validation import validate_preferences
 
+log = logging.getLogger(__name__)
 PROFILE_NAMES = {p.name for p in PROFILE_FIELDS}
 # What ``show --json`` adds that an import ignores (its output may be fed back).
 _IGNORED = {"feed_urls", "unsubscribe_url", "manage_url"}

@@ -28,6 +28,7 @@ from digest.errors import (
 from digest.ranking.base import Profile
 from digest.ranking.profile_text import build_profile, parse_interest
 from digest.store.models import Interest, Subscriber
+from digest.subscribers.feedback import Rating
 from digest.subscribers.fields import BY_NAME, PROFILE_FIELDS, SCHEDULE_FIELDS, STATUSES
 from digest.subscribers.links import links_for, new_token
 from digest.subscribers.validation import validate_preferences
@@ -408,11 +409,17 @@ def list_subscribers(session: Session, *, status: str | None = None) -> list[Sub
 
 
 def describe(
-    subscriber: Subscriber, interests: Sequence[Interest], settings: Settings
+    subscriber: Subscriber,
+    interests: Sequence[Interest],
+    settings: Settings,
+    *,
+    ratings: Sequence[Rating] | None = None,
 ) -> dict[str, Any]:
-    """Everything about a subscriber as plain data (``show --json``, export)."""
+    """Everything about a subscriber as plain data (``show --json``, export); with
+    ``ratings`` (:func:`~digest.subscribers.feedback.ratings_of`), those too."""
     spec = spec_of(interests)
     links = links_for(settings.base_url, subscriber.token)
+    extra = {} if ratings is None else {"ratings": [r.as_dict() for r in ratings]}
     return {
         "email": subscriber.email,
         "name": subscriber.name,
@@ -430,4 +437,5 @@ def describe(
         "feed_urls": {"atom": links.atom_url, "rss": links.rss_url, "json": links.json_url},
         "unsubscribe_url": links.unsubscribe_url,
         "manage_url": links.manage_url,
+        **extra,
     }

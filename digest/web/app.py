@@ -31,7 +31,7 @@ from starlette.routing import Match
 from digest.config.settings import Settings, load_settings
 from digest.errors import DeliveryError, DigestError, RenderError
 from digest.store import db
-from digest.web import feeds, pages, subscribe, unsubscribe
+from digest.web import feedback, feeds, pages, subscribe, unsubscribe
 from digest.web.access_log import AccessLog, install_uvicorn_redaction
 from digest.web.deps import WebContext, page_environment
 from digest.web.ratelimit import RateLimiter
@@ -81,7 +81,7 @@ def create_app(
     )
     app.state.web = web
     app.router.routes.append(feeds.route)  # first: the hottest route (see web/feeds.py)
-    for module in (pages, subscribe, unsubscribe):
+    for module in (pages, subscribe, unsubscribe, feedback):
         app.include_router(module.router)
     _install_error_pages(app, web)
     # Outermost last: the access log sees the final status, headers cover error pages too.

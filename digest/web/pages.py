@@ -20,6 +20,7 @@ from digest.ranking import get_ranker
 from digest.render.assemble import preview_digest
 from digest.render.display import date_label
 from digest.store.models import Subscriber
+from digest.subscribers.feedback import ratings_of
 from digest.subscribers.fields import FREQUENCIES, WEB_FIELDS
 from digest.subscribers.library import interests_of
 from digest.subscribers.links import links_for
@@ -47,9 +48,13 @@ NOTICES = {
     "saved": "Your preferences are saved.",
     "paused": "Your digests are paused. Your feeds keep working.",
     "resumed": "Your digests are on again.",
+    "unrated": "That rating is undone.",
 }
 _BODY_TAG = re.compile(r"<body[^>]*>", re.IGNORECASE)
-ROBOTS = "User-agent: *\nDisallow: /manage/\nDisallow: /unsubscribe/\nDisallow: /confirm/\n"
+ROBOTS = (
+    "User-agent: *\nDisallow: /manage/\nDisallow: /unsubscribe/\nDisallow: /confirm/\n"
+    "Disallow: /feedback/\n"
+)
 
 
 def _subscriber(session: DbSession, token: str) -> Subscriber:
@@ -103,6 +108,7 @@ def _manage(
         "notice": NOTICES.get(notice or ""),
         "feeds": {"atom": links.atom_url, "rss": links.rss_url, "json": links.json_url},
         "digests": digests,
+        "ratings": ratings_of(session, subscriber),
         **choices(),
     }
     return web.render(request, "manage.html", context, status=400 if error else 200)

@@ -28,6 +28,8 @@ from fastapi.responses import Response
 from itsdangerous import BadSignature, TimestampSigner
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from digest.subscribers.links import token_fingerprint
+
 CSRF_COOKIE = "digest_csrf"
 CSRF_MAX_AGE = 24 * 3600  # a form left open for a day must be reloaded
 _COOKIE_SHAPE = re.compile(r"[A-Za-z0-9_-]{22,64}")
@@ -54,11 +56,6 @@ def tokens_equal(given: str, stored: str) -> bool:
 def plausible_token(token: str) -> bool:
     """Whether ``token`` has the shape of a subscriber token (checked before any lookup)."""
     return _TOKEN_SHAPE.fullmatch(token) is not None
-
-
-def token_fingerprint(token: str) -> str:
-    """A short digest of a subscriber token that binds a confirmation link to it."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
 
 
 # CSRF -------------------------------------------------------------------------------------

@@ -23,13 +23,9 @@ from sqlmodel import Session, col
 from digest.config.settings import Settings
 from digest.store.models import Digest, Subscriber
 from digest.subscribers.library import add_subscriber, edit_subscriber, find_by_token
+from digest.subscribers.links import token_fingerprint
 from digest.web.forms import Preferences, Signup
-from digest.web.security import (
-    ConfirmClaim,
-    plausible_token,
-    token_fingerprint,
-    tokens_equal,
-)
+from digest.web.security import ConfirmClaim, plausible_token, tokens_equal
 
 Outcome = Literal["confirm", "already"]
 RECENT_DIGESTS = 10
