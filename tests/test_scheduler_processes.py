@@ -29,6 +29,7 @@ from digest.scheduler.lease import read_lease
 from digest.store import db
 from digest.store.models import Run
 from digest.subscribers.library import ProfileSpec, SubscriberFields, add_subscriber
+from digest.testing.smtp import SmtpSink
 from tests.scheduler_support import add_papers, digests, outbox_files
 
 DIGEST = Path(sys.executable).parent / "digest"
@@ -168,19 +169,27 @@ def test_sigterm_during_a_deliver_run_finishes_it_and_exits(
     add_papers(settings, now=now - timedelta(hours=1), count=5)
     total = 80
     subscribe_many(settings, [f"reader{i}@example.org" for i in range(total)], at=now)
-    # small batches: the run records its progress every few messages, so a signal lands
-    # in the middle of it
-    env = child_env(settings, DIGEST_DELIVERY_BATCH="2")
-    with processes([["scheduler"]], env, tmp_path) as (process,):
-        wait_until(lambda: sent_count(settings) > 0, timeout=30, what="the first message")
-        at_signal = sent_count(settings)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
+    # A relay taking 20 ms a message over one connection: the run lasts over a second, so
+    # the signal lands in the middle of it.
+    with SmtpSink(data_delay=0.02) as sink:
+        env = child_env(
+            settings,
+            DIGEST_DELIVERY="smtp",
+            DIGEST_SMTP_HOST=sink.host,
+            DIGEST_SMTP_PORT=str(sink.port),
+            DIGEST_SMTP_CONNECTIONS="1",
+        )
+        with processes([["scheduler"]], env, tmp_path) as (process,):
+            wait_until(lambda: sent_count(settings) > 0, timeout=30, what="the first message")
+            at_signal = sent_count(settings)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0
+        received = [m.message["Message-ID"] for m in sink.messages]
     assert at_signal < total  # the signal came in the middle of the run
     made = digests(settings)
     assert len(made) == total
     assert all(d.status == "sent" and d.attempts == 1 for _, d in made)  # none half-done
-    assert len(outbox_files(settings)) == total
+    assert sorted(received) == sorted(d.message_id for _, d in made)  # each once
     with db.transaction(settings) as session:
         runs = session.execute(select(Run).where(col(Run.kind) == "deliver")).scalars().all()
         lease = read_lease(session)
