@@ -14,7 +14,7 @@ fresh PostgreSQL schema, dropped at the end; papers from ``rank_data.synth_paper
 with ``store.upsert_records`` in seven daily batches over the week before the run;
 profiles from ``rank_data.synth_profiles`` written as the subscriber export format. The
 first ``--api-sample`` subscribers go through the real import API
-(``subscriber_files.import_subscribers``: validation, one ``add_subscriber`` per entry); the
+(``digests.transfer``: validation, one ``add_subscriber`` per entry); the
 rest are bulk INSERTs of the rows that API writes, because at 2-4 ms per subscriber the API
 would add three to six minutes of setup at 100,000. The bulk rows are checked against what the
 API stored for the sample, so they cannot drift apart. Interests the profile parser refuses
@@ -76,6 +76,7 @@ from rank_data import synth_papers, synth_profiles
 from digest import runner
 from digest.config.settings import Settings, load_settings
 from digest.delivery import make_transport
+from digest.digests.transfer import apply_document, read_document
 from digest.errors import ProfileError
 from digest.ranking import Profile, RankDoc, get_ranker, parse_interest
 from digest.ranking.profile_text import parse_phrase
@@ -83,7 +84,6 @@ from digest.store import db
 from digest.store.models import Digest, DigestItem, Interest, Subscriber
 from digest.store.papers import upsert_records
 from digest.store.records import PaperRecord
-from digest.subscribers.files import import_subscribers
 from digest.subscribers.library import normalize_email
 from digest.subscribers.links import new_token
 
@@ -228,8 +228,9 @@ def store_papers(settings: Settings, days: list[list[PaperRecord]]) -> int:
 
 
 def import_sample(settings: Settings, entries: list[dict[str, Any]]) -> None:
-    with db.transaction(settings) as session:
-        import_subscribers(session, entries, settings=settings, now=SUBSCRIBED, where="bench")
+    document = read_document(entries, "bench")  # the import API: validation, then one
+    with db.transaction(settings) as session:  # add_subscriber per entry
+        apply_document(session, document, settings=settings, now=SUBSCRIBED, update=False)
 
 
 def check_bulk_rows(settings: Settings, entries: list[dict[str, Any]]) -> None:
@@ -600,7 +601,7 @@ def print_setup_table(args: argparse.Namespace, done: SetupReport, warm: float) 
     if done.api_subscribers:
         per = t["api"] / done.api_subscribers
         print(
-            f"| `import_subscribers` API: {done.api_subscribers} subscribers "
+            f"| import API (`digests.transfer`): {done.api_subscribers} subscribers "
             f"({per * 1000:.1f} ms each; {per * args.subscribers:.0f} s for all "
             f"{args.subscribers}) | {t['api']:.1f} s |"
         )
