@@ -336,6 +336,7 @@ class Clock:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
+        self.memory: list[tuple[str, float, float]] = []  # after each step: RSS, peak RSS
 
     def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -359,6 +360,10 @@ class TimedRanker:
         self.rank = clock.wrap("rank", inner.rank)
 
 
+# The run's top-level steps, in order: RSS and peak RSS are noted as each one ends.
+MEMORY_STEPS = ("due", "select", "record", "build", "deliverable", "deliver")
+
+
 class BenchObserver:
     """The run's :class:`~digest.runner.RunObserver`: every step on the clock; ``analyze``
     (if given) runs once the digests are recorded and committed, before the first message,
@@ -369,6 +374,8 @@ class BenchObserver:
         self.analyze = clock.wrap("analyze", analyze) if analyze is not None else None
 
     def step(self, name: str, seconds: float) -> None:
+        if name in MEMORY_STEPS:
+            self.clock.memory.append((name, _rss_mb(), _hwm_mb()))
         self.clock.seconds[name] += seconds
         self.clock.calls[name] += 1
         if name == "build" and self.analyze is not None:
@@ -783,6 +790,11 @@ def bench(args: argparse.Namespace, settings: Settings, warm: float) -> None:
         f"| RSS at start of run / **peak RSS during run** | {rss_before:.0f} MB / "
         f"**{peak:.0f} MB** |"
     )
+    print()
+    print("| main process, as each step ends | RSS | peak RSS so far |")
+    print("|---|---|---|")
+    for name, rss, hwm in clock.memory:
+        print(f"| {name} | {rss:.0f} MB | {hwm:.0f} MB |")
     if args.profile:
         print()
         print(f"cProfile written to {args.profile}; top 25 by cumulative time:")
