@@ -6,8 +6,10 @@
 
 rank_scale.py times the ranker alone; this times everything ``digest run`` does: one
 ``runner.run_digests`` call that finds the due subscribers, ranks them all at once, records
-every digest and its items, renders and delivers each email, then writes every recipient's
-three feeds.
+every digest and its items, then renders (in the run's renderer processes) and hands every
+email to the run's own sender: the outbox in durable batches, or the SMTP connection pool
+(whatever ``make_sender`` picks from the settings, as ``digest run`` does). Feeds are not
+written by a run: ``digest serve`` answers them from the store (``bench/feeds_http.py``).
 
 Setup (timed separately, not part of the run): a temporary data directory (SQLite) or a
 fresh PostgreSQL schema, dropped at the end; papers from ``rank_data.synth_papers`` stored
@@ -24,21 +26,26 @@ Every subscriber is weekly, Monday 08:00 UTC, and has no earlier digest, and the
 Monday at 09:00: all of them are due and each first digest looks back ``lookback_days``.
 
 Phases are timed by the run itself: ``run_digests`` reports each step (finding, ranking,
-recording, each digest's claim, view, rendering, message, send and finish, each recipient's
-feeds) to a :class:`~digest.runner.RunObserver`; the ranker is the configured one, its two
-phases on the same clock. Nothing is patched. ``--profile`` runs the same call under
-cProfile (times then inflate), writes the ``.prof`` and prints the top 25 functions by
+recording, then per batch: claim, waiting for the renderers, hand-over, finish; and the
+renderers' own time) to a :class:`~digest.runner.RunObserver`; the ranker is the configured
+one, its two phases on the same clock. Nothing is patched. ``--profile`` runs the same call
+under cProfile (times then inflate), writes the ``.prof`` and prints the top 25 functions by
 cumulative time. Peak RSS is the process's high-water mark, reset (``/proc/self/clear_refs``)
-after setup so it is the run's own.
+after setup so it is the run's own; it is also printed as each top-level step ends.
 
 PostgreSQL plans the run's queries on whatever statistics it has; on a server without
 autovacuum (or before it catches up) the freshly filled ``digest`` table has none, and
 ``--analyze`` runs ``ANALYZE`` after the recording phase and before the feeds, as autovacuum
 would in a deployment, so both cases can be measured.
 
-``--transport smtp`` delivers over SMTP to aiosmtpd's discarding ``Sink`` handler, run in a
-child process (as a real MTA would be) and stopped at the end. The run stops itself after
-``--timeout`` seconds and then reports what it measured with an extrapolation.
+``--transport smtp`` delivers over SMTP (``smtp_connections`` connections, the default 4)
+to a discarding sink (``counting_sink.CountingSink`` under aiosmtpd) run in a child process
+(as a real MTA would be) and stopped at the end. After the run the bench asks the sink how
+many bytes it received, and measures the sink's own ceiling on the same machine: prebuilt
+messages of the run's mean size, a plain smtplib loop over the same number of connections
+(``smtp_ceiling.smtplib_rate``), three rounds; the run's sending rate (messages over the
+delivery phase) is printed next to it. The run stops itself after ``--timeout`` seconds and
+then reports what it measured with an extrapolation.
 """
 
 from __future__ import annotations
@@ -57,7 +64,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -71,11 +77,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from counting_sink import sink_counts
 from rank_data import synth_papers, synth_profiles
+from smtp_ceiling import discarding_sink, prebuilt_messages, smtplib_rate
 
 from digest import runner
 from digest.config.settings import Settings, load_settings
-from digest.delivery import make_transport
 from digest.digests.transfer import apply_document, read_document
 from digest.errors import ProfileError
 from digest.ranking import Profile, RankDoc, get_ranker, parse_interest
@@ -299,32 +306,6 @@ def postgres_schema(url: str, *, keep: bool) -> Iterator[str]:
             with admin.begin() as connection:
                 connection.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
-
-
-@contextlib.contextmanager
-def smtp_sink(directory: Path) -> Iterator[int]:
-    """aiosmtpd's discarding Sink handler in a child process; yields its port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    with (directory / "smtp-sink.log").open("wb") as log:
-        command = [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink"]
-        server = subprocess.Popen([*command, "-l", f"127.0.0.1:{port}"], stdout=log, stderr=log)
-        try:
-            for _ in range(100):
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
-                    break
-                time.sleep(0.1)
-            else:
-                raise SystemExit("the SMTP sink did not start within 10 s")
-            yield port
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
 
 
 # The timed run --------------------------------------------------------------------------
@@ -630,10 +611,42 @@ class TimedRun:
     stopped: str | None = None  # "timeout" or the error that ended it
 
 
+CEILING_MESSAGES = 3000
+CEILING_ROUNDS = 3
+
+
+def print_smtp_ceiling(settings: Settings, sent: int, deliver_seconds: float) -> None:
+    """The sink's own ceiling next to the run's sending rate (see the module docstring)."""
+    assert settings.smtp_port is not None
+    received, size = sink_counts(settings.smtp_port)
+    mean = size // max(received, 1)
+    connections = settings.smtp_connections
+    batch = prebuilt_messages(CEILING_MESSAGES, mean)
+    smtplib_rate(settings.smtp_port, batch[: connections * 20], connections)  # warm-up
+    rates = sorted(
+        smtplib_rate(settings.smtp_port, batch, connections).rate for _ in range(CEILING_ROUNDS)
+    )
+    ceiling = rates[len(rates) // 2]
+    run_rate = sent / deliver_seconds
+    print(
+        f"SMTP: the sink received {received} messages of {mean / 1024:.0f} KB on average; "
+        f"its ceiling: plain smtplib, {connections} connections, {CEILING_MESSAGES} prebuilt "
+        f"messages of {mean:,} bytes, median of {CEILING_ROUNDS} rounds"
+    )
+    print()
+    print("| sending rate | messages/s | of the ceiling |")
+    print("|---|---|---|")
+    spread = f" (rounds {rates[0]:,.0f}-{rates[-1]:,.0f})"
+    print(f"| the sink's ceiling (plain smtplib) | {ceiling:,.0f}{spread} | 100% |")
+    print(
+        f"| **the run** ({sent} sent over the {deliver_seconds:.1f} s delivery phase: "
+        f"rendering, SMTP pool, ledger) | **{run_rate:,.0f}** | **{run_rate / ceiling:.0%}** |"
+    )
+
+
 def timed_run(args: argparse.Namespace, settings: Settings, clock: Clock) -> TimedRun:
     deadline = time.perf_counter() + args.timeout
     run = TimedRun(Progress(deadline))
-    transport = make_transport(settings)
     ranker = TimedRanker(get_ranker(settings.ranker), clock)
     profiler = cProfile.Profile() if args.profile else None
     analyze = None
@@ -654,7 +667,6 @@ def timed_run(args: argparse.Namespace, settings: Settings, clock: Clock) -> Tim
         run.report = runner.run_digests(
             settings,
             now=RUN_AT,
-            transport=transport,
             ranker=ranker,
             on_progress=run.progress,
             observer=BenchObserver(clock, deadline, analyze),
@@ -708,7 +720,7 @@ def main() -> None:
             url = None
             if args.backend == "postgres":
                 url = stack.enter_context(postgres_schema(args.postgres_url, keep=args.keep))
-            port = stack.enter_context(smtp_sink(temp)) if args.transport == "smtp" else None
+            port = stack.enter_context(discarding_sink(temp)) if args.transport == "smtp" else None
             settings = make_bench_settings(temp / "data", url, port)
             bench(args, settings, warm)
     finally:
@@ -740,7 +752,7 @@ def bench(args: argparse.Namespace, settings: Settings, warm: float) -> None:
             else str(connection.execute(sa.text("SHOW server_version")).scalar())
         )
     store_mb = _store_size_mb(settings)
-    transport = "outbox (.eml files)" if args.transport == "outbox" else "SMTP to aiosmtpd Sink"
+    transport = "outbox (.eml files)" if args.transport == "outbox" else "SMTP pool to a sink"
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {version}, transport: {transport}"
@@ -784,12 +796,15 @@ def bench(args: argparse.Namespace, settings: Settings, warm: float) -> None:
             f"{email_bytes / max(emails, 1) / 1024:.0f} KB each) |"
         )
     else:
-        print(f"| emails sent over SMTP | {clock.calls['send']} |")
+        print(f"| emails handed to the SMTP pool | {clock.calls['send']} |")
     print(f"| store size after the run | {store_mb:.0f} MB |")
     print(
         f"| RSS at start of run / **peak RSS during run** | {rss_before:.0f} MB / "
         f"**{peak:.0f} MB** |"
     )
+    if args.transport == "smtp" and report is not None and report.sent:
+        print()
+        print_smtp_ceiling(settings, report.sent, clock.seconds["deliver"])
     print()
     print("| main process, as each step ends | RSS | peak RSS so far |")
     print("|---|---|---|")

@@ -3,10 +3,10 @@
     .venv/bin/python bench/smtp_ceiling.py [--messages 3000] [--size 20000]
         [--connections 4] [--repeats 3] [--port PORT]
 
-aiosmtpd's discarding ``Sink`` handler runs in a child process on loopback (as a real MTA
-would, on its own core), unless ``--port`` names a sink already running. The same prebuilt
-messages (``--size`` bytes each, ASCII lines of 76 characters, CRLF) are sent twice per
-round, side by side:
+A discarding sink (``counting_sink.CountingSink`` under aiosmtpd) runs in a child process
+on loopback (as a real MTA would, on its own core), unless ``--port`` names a sink already
+running. The same prebuilt messages (``--size`` bytes each, ASCII lines of 76 characters,
+CRLF) are sent twice per round, side by side:
 
 - the ceiling: a plain smtplib loop, ``--connections`` threads each with one connection,
   ``sendmail`` on its share of the messages (no queue, no bookkeeping);
@@ -49,7 +49,8 @@ HOSTNAME = "bench.digest.example.org"
 
 @contextlib.contextmanager
 def discarding_sink(directory: Path | None = None) -> Iterator[int]:
-    """aiosmtpd's discarding Sink handler in a child process on loopback; yields its port."""
+    """A discarding sink (:class:`counting_sink.CountingSink`: aiosmtpd, nothing kept but
+    counts) in a child process on loopback; yields its port."""
     with contextlib.ExitStack() as stack:
         if directory is None:
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -57,8 +58,15 @@ def discarding_sink(directory: Path | None = None) -> Iterator[int]:
             probe.bind(("127.0.0.1", 0))
             port = int(probe.getsockname()[1])
         log = stack.enter_context((directory / "smtp-sink.log").open("wb"))
-        command = [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink"]
-        server = subprocess.Popen([*command, "-l", f"127.0.0.1:{port}"], stdout=log, stderr=log)
+        command = [sys.executable, "-m", "aiosmtpd", "-n", "-c", "counting_sink.CountingSink"]
+        bench = str(Path(__file__).resolve().parent)
+        path = os.pathsep.join(filter(None, (bench, os.environ.get("PYTHONPATH"))))
+        server = subprocess.Popen(
+            [*command, "-l", f"127.0.0.1:{port}"],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "PYTHONPATH": path},
+        )
         try:
             for _ in range(100):
                 with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
