@@ -1,10 +1,13 @@
 """Senders for the in-process run: the outbox in batches, and any one-at-a-time transport.
 
-:class:`OutboxSender` writes Maildir-style: each message to ``<outbox>/.tmp/`` first, then,
-once a batch is written, one filesystem sync (``syncfs``) makes the whole batch durable, the
-files are renamed into ``<outbox>/`` (an atomic rename on the same filesystem) and the
-directory is synced; only then are the messages reported ``sent``, so the ledger never
-says ``sent`` for a file a crash could still lose. Readers never see a half-written file.
+:class:`OutboxSender` writes Maildir-style, on a writer thread of its own (file creation
+and the filesystem syncs wait on the disk; the run's thread goes on handing over): each
+message to ``<outbox>/.tmp/`` first, then, once a batch is written (or the writer has been
+idle for :data:`OUTBOX_IDLE_FLUSH` seconds), one filesystem sync (``syncfs``) makes the
+whole batch durable, the files are renamed into ``<outbox>/`` (an atomic rename on the same
+filesystem) and the directory is synced; only then are the messages reported ``sent``, so
+the ledger never says ``sent`` for a file a crash could still lose. Readers never see a
+half-written file. The queue in front of the writer is bounded (back-pressure).
 
 :class:`TransportSender` adapts a one-message-at-a-time :class:`~digest.delivery.base.Transport`
 (a test double, a custom transport): each message is sent when
@@ -13,11 +16,16 @@ submitted and its outcome is known at once.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import itertools
 import logging
 import os
-import tempfile
+import queue
+import threading
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -29,6 +37,8 @@ from digest.errors import DeliveryError, PermanentDeliveryError, TransientDelive
 log = logging.getLogger(__name__)
 
 OUTBOX_BATCH = 256  # messages made durable together
+OUTBOX_IDLE_FLUSH = 0.2  # seconds without a new message before a partial batch is synced
+_PUT_WAIT = 0.5  # seconds between checks that the writer is still alive, when the queue is full
 
 
 def _syncfs_function() -> Any:
@@ -56,6 +66,16 @@ def sync_filesystem(directory: Path) -> None:
         os.close(fd)
 
 
+@dataclass(slots=True)
+class _Flush:
+    """Asks the writer to make what it wrote durable now; ``done`` is set once it has."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+_STOP = object()  # the writer's last item
+
+
 class OutboxSender:
     """Writes each message to ``<directory>/<Message-ID>.eml``, durable in batches."""
 
@@ -65,8 +85,13 @@ class OutboxSender:
         self.directory = directory
         self.tmp = directory / ".tmp"
         self.batch = batch
-        self._written: list[tuple[int, Path, Path]] = []  # key, temporary, final
-        self._failed: list[Outcome] = []
+        self._queue: queue.Queue[Outgoing | _Flush | object] = queue.Queue(maxsize=2 * batch)
+        self._outcomes: deque[Outcome] = deque()  # appended by the writer, taken by collect
+        self._written: list[tuple[int, Path, Path]] = []  # the writer's: key, temporary, final
+        self._stopped: str | None = None  # set by stop(): what is still queued is deferred
+        self._names = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None  # the writer died of this
 
     def __enter__(self) -> Self:
         try:
@@ -75,32 +100,96 @@ class OutboxSender:
             raise DeliveryError(
                 f"cannot create outbox directory {self.directory}: {exc.strerror or exc}"
             ) from exc
+        self._thread = threading.Thread(target=self._write_loop, name="outbox-writer")
+        self._thread.start()
         return self
 
+    # The run's side ---------------------------------------------------------------------
+
     def submit(self, message: Outgoing) -> None:
-        final = self.directory / eml_name(message.message_id)
-        try:
-            fd, name = tempfile.mkstemp(dir=self.tmp, prefix=final.stem[:40] + ".", suffix=".tmp")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(message.data)
-        except OSError as exc:
-            # our side of the hand-over failed: retry at once, once the folder is fixed
-            error = f"cannot write {final}: {exc.strerror or exc}"
-            self._failed.append(Outcome(message.key, "deferred", error))
-            return
-        self._written.append((message.key, Path(name), final))
+        self._put(message)
 
     def stop(self, reason: str) -> None:
-        """Nothing is queued here: a submitted message is written at once."""
+        """What is queued and not yet written is reported deferred, never written."""
+        self._stopped = reason
 
     def collect(self, *, wait: bool = False) -> list[Outcome]:
-        outcomes, self._failed = self._failed, []
-        if self._written and (wait or len(self._written) >= self.batch):
-            outcomes.extend(self._flush())
+        if wait and self._thread is not None and self._thread.is_alive():
+            request = _Flush()
+            self._put(request)
+            while not request.done.wait(_PUT_WAIT):
+                self._check_writer()
+        self._check_writer()
+        outcomes = []
+        while self._outcomes:
+            outcomes.append(self._outcomes.popleft())
         return outcomes
 
-    def _flush(self) -> list[Outcome]:
+    def _put(self, item: Outgoing | _Flush | object) -> None:
+        while True:
+            self._check_writer()
+            try:
+                self._queue.put(item, timeout=_PUT_WAIT)
+                return
+            except queue.Full:
+                continue
+
+    def _check_writer(self) -> None:
+        if self._failure is not None:
+            raise DeliveryError(f"the outbox writer failed: {self._failure}") from self._failure
+
+    # The writer thread ------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=OUTBOX_IDLE_FLUSH if self._written else None)
+                except queue.Empty:  # idle: what is written becomes durable now
+                    self._flush()
+                    continue
+                if item is _STOP:
+                    return
+                if isinstance(item, _Flush):
+                    self._flush()
+                    item.done.set()
+                elif isinstance(item, Outgoing):
+                    self._write(item)
+                    if len(self._written) >= self.batch:
+                        self._flush()
+        except BaseException as exc:  # a bug, not a disk error: the run's thread raises it
+            self._failure = exc
+            log.exception("the outbox writer failed")
+
+    def _write(self, message: Outgoing) -> None:
+        if self._stopped is not None:
+            self._outcomes.append(Outcome(message.key, "deferred", self._stopped))
+            return
+        final = self.directory / eml_name(message.message_id)
+        temporary = self.tmp / f"{final.stem[:40]}.{os.getpid()}.{next(self._names)}.tmp"
+        try:
+            fd = os.open(
+                temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+            )  # links hold tokens
+            try:
+                view = memoryview(message.data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            # our side of the hand-over failed: retry at once, once the folder is fixed
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            error = f"cannot write {final}: {exc.strerror or exc}"
+            self._outcomes.append(Outcome(message.key, "deferred", error))
+            return
+        self._written.append((message.key, temporary, final))
+
+    def _flush(self) -> None:
         written, self._written = self._written, []
+        if not written:
+            return
         try:
             sync_filesystem(self.tmp)
             for _, temporary, final in written:
@@ -108,8 +197,9 @@ class OutboxSender:
             sync_filesystem(self.directory)
         except OSError as exc:
             error = f"cannot write to {self.directory}: {exc.strerror or exc}"
-            return [Outcome(key, "deferred", error) for key, _, _ in written]
-        return [Outcome(key, "sent") for key, _, _ in written]
+            self._outcomes.extend(Outcome(key, "deferred", error) for key, _, _ in written)
+            return
+        self._outcomes.extend(Outcome(key, "sent") for key, _, _ in written)
 
     def __exit__(
         self,
@@ -117,8 +207,15 @@ class OutboxSender:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._thread is not None:
+            self._stopped = self._stopped or "the run ended"
+            if self._thread.is_alive():
+                self._queue.put(_STOP)  # the writer is alive: it takes it
+            self._thread.join()
+            self._thread = None
         for _, temporary, _ in self._written:  # never reported sent: the next run resends
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
         self._written = []
 
 

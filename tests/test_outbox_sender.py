@@ -1,0 +1,104 @@
+"""The run's outbox sender: a writer thread, durable batches, outcomes only once durable.
+
+Real files in a temporary directory; the writer thread is the real one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from digest.delivery import outbox
+from digest.delivery.base import Outcome, Outgoing
+from digest.delivery.senders import OUTBOX_IDLE_FLUSH, OutboxSender
+from digest.errors import DeliveryError
+
+
+def message(n: int) -> Outgoing:
+    data = f"Message-ID: <d{n}@digest.example.org>\r\n\r\nbody {n}\r\n".encode()
+    return Outgoing(
+        n, data, "bounce@example.org", f"r{n}@example.org", f"<d{n}@digest.example.org>"
+    )
+
+
+def eml(directory: Path, n: int) -> Path:
+    return directory / outbox.eml_name(f"<d{n}@digest.example.org>")
+
+
+def test_a_full_batch_is_reported_sent_once_its_files_are_in_place(tmp_path: Path) -> None:
+    with OutboxSender(tmp_path, batch=4) as sender:
+        for n in range(10):
+            sender.submit(message(n))
+        outcomes = sender.collect(wait=True)
+        assert sorted(o.key for o in outcomes) == list(range(10))
+        assert {o.status for o in outcomes} == {"sent"}
+        for n in range(10):
+            assert eml(tmp_path, n).read_bytes() == message(n).data
+    assert list((tmp_path / ".tmp").iterdir()) == []  # nothing half-done is left behind
+
+
+def test_a_partial_batch_becomes_durable_once_the_writer_is_idle(tmp_path: Path) -> None:
+    with OutboxSender(tmp_path, batch=256) as sender:
+        sender.submit(message(1))
+        deadline = time.monotonic() + 10 * OUTBOX_IDLE_FLUSH + 5
+        outcomes: list[Outcome] = []
+        while not outcomes and time.monotonic() < deadline:
+            time.sleep(OUTBOX_IDLE_FLUSH / 2)
+            outcomes = sender.collect()
+        assert [(o.key, o.status) for o in outcomes] == [(1, "sent")]
+        assert eml(tmp_path, 1).exists()
+
+
+def test_nothing_is_reported_sent_before_it_is_renamed_into_place(tmp_path: Path) -> None:
+    with OutboxSender(tmp_path, batch=256) as sender:
+        sender.submit(message(1))
+        for outcome in sender.collect():  # whenever an outcome shows, its file is there
+            assert eml(tmp_path, outcome.key).exists()
+        sender.collect(wait=True)
+        assert eml(tmp_path, 1).exists()
+
+
+def test_after_stop_what_is_still_queued_is_deferred_and_never_written(tmp_path: Path) -> None:
+    with OutboxSender(tmp_path, batch=2) as sender:
+        sender.stop("the lease was lost")
+        for n in range(3):
+            sender.submit(message(n))
+        outcomes = sender.collect(wait=True)
+    assert {(o.status, o.error) for o in outcomes} == {("deferred", "the lease was lost")}
+    assert sorted(o.key for o in outcomes) == [0, 1, 2]
+    assert not any(eml(tmp_path, n).exists() for n in range(3))
+
+
+def test_a_vanished_outbox_defers_with_the_reason(tmp_path: Path) -> None:
+    directory = tmp_path / "outbox"
+    with OutboxSender(directory, batch=2) as sender:
+        (directory / ".tmp").rmdir()
+        directory.rmdir()
+        directory.write_text("in the way")  # not a directory any more
+        sender.submit(message(1))
+        outcomes = sender.collect(wait=True)
+    assert [o.status for o in outcomes] == ["deferred"]
+    assert outcomes[0].error is not None and "cannot write" in outcomes[0].error
+
+
+def test_a_writer_that_dies_is_an_error_in_the_runs_thread(tmp_path: Path) -> None:
+    class Broken(OutboxSender):
+        def _write(self, message: Outgoing) -> None:
+            raise RuntimeError("a bug in the writer")
+
+    with Broken(tmp_path, batch=2) as sender, pytest.raises(DeliveryError, match="a bug"):
+        sender.submit(message(1))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            sender.collect()  # raises once the writer has died
+            time.sleep(0.01)
+
+
+def test_leaving_early_removes_the_unreported_temporaries(tmp_path: Path) -> None:
+    with OutboxSender(tmp_path, batch=256) as sender:
+        sender.submit(message(1))
+        sender.submit(message(2))
+    # written but never reported: gone (the next run resends them); or durable already
+    assert list((tmp_path / ".tmp").iterdir()) == []
