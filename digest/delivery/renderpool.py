@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import tempfile
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -87,8 +89,10 @@ _WORKER_SETUP: RenderSetup | None = None
 _WORKER_PAPERS: dict[int, PaperFields] = {}
 
 
-def _init_worker(setup: RenderSetup, papers: dict[int, PaperFields]) -> None:
+def _init_worker(setup: RenderSetup, papers_file: str) -> None:
     global _WORKER_SETUP, _WORKER_PAPERS
+    with open(papers_file, "rb") as handle:  # noqa: PTH123 - a plain binary read
+        papers: dict[int, PaperFields] = pickle.load(handle)  # noqa: S301 - our own file
     _WORKER_SETUP, _WORKER_PAPERS = setup, papers
     cached_renderer(setup.templates_dir, setup.site_name)  # compile the templates now
 
@@ -118,13 +122,21 @@ class RenderPool:
         self.setup, self.papers = setup, papers
         self.processes = processes
         self._executor: ProcessPoolExecutor | None = None
+        self._papers_file: Path | None = None
         if processes > 1:
+            # The papers go through a file, pickled once: as an initializer argument they
+            # would be pickled per process and written down a pipe that the new process
+            # reads only once it has started Python (seconds of this process blocked).
+            fd, name = tempfile.mkstemp(prefix="digest-papers-", suffix=".pickle")
+            self._papers_file = Path(name)
+            with os.fdopen(fd, "wb") as handle:
+                pickle.dump(papers, handle, protocol=pickle.HIGHEST_PROTOCOL)
             # spawn, not fork: the parent holds database connections and a heartbeat thread
             self._executor = ProcessPoolExecutor(
                 max_workers=processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(setup, papers),
+                initargs=(setup, name),
             )
 
     def submit(self, batch: Batch) -> Future[RenderedBatch]:
@@ -149,6 +161,9 @@ class RenderPool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        if self._papers_file is not None:
+            self._papers_file.unlink(missing_ok=True)
+            self._papers_file = None
 
     def __enter__(self) -> RenderPool:
         return self

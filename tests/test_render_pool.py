@@ -1,0 +1,56 @@
+"""The render pool's worker processes give the same bytes as rendering in the run's process.
+
+Large runs render in spawned processes (``delivery/renderpool.py``); small ones, and every
+other test, render in process. Here the same recorded digests go through both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from digest.config.settings import Settings
+from digest.delivery.renderpool import Rendered, RenderPool
+from digest.ranking import get_ranker
+from digest.render.batch import Batch, papers_of, payloads_from_recorded
+from digest.runner import _render_setup, build_due_digests
+from digest.store import db
+from tests.scheduler_support import add_papers, subscribe
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def test_worker_processes_render_the_same_bytes_as_the_run_process(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(secret_key="k" * 32)  # vote links on, as in a real run
+    add_papers(settings, now=NOW - timedelta(hours=3), count=4)
+    for i in range(6):
+        subscribe(settings, f"reader{i}@example.org", at=NOW - timedelta(days=2))
+    _, recorded, _ = build_due_digests(
+        db.get_engine(settings), settings=settings, now=NOW, ranker=get_ranker(settings.ranker)
+    )
+    payloads = list(payloads_from_recorded(recorded, now=NOW).values())
+    assert len(payloads) == 6
+    setup, papers = _render_setup(settings, NOW), papers_of(recorded)
+    results = []
+    for processes in (1, 2):
+        with RenderPool(setup, dict(papers), processes=processes) as pool:
+            halves = [Batch(payloads[:3]), Batch(payloads[3:])]  # both workers get work
+            futures = [pool.submit(batch) for batch in halves]
+            results.append([item for f in futures for item in f.result().items])
+    in_process, in_workers = results
+    assert all(isinstance(item, Rendered) for item in in_workers)
+    assert all(b"Less like this" in item.data for item in in_workers)  # type: ignore[union-attr]
+    assert in_workers == in_process  # the same subjects, Message-IDs and wire bytes
+
+
+def test_the_papers_file_is_removed_when_the_pool_closes(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings()
+    with RenderPool(_render_setup(settings, NOW), {}, processes=2) as pool:
+        papers_file = pool._papers_file
+        assert papers_file is not None and papers_file.exists()
+    assert not papers_file.exists()
