@@ -92,6 +92,7 @@ class RunReport:
     caught_up: int = 0  # digests of periods missed while nothing was running
     stopped: str | None = None  # why sending stopped early (relay down, outbox unwritable)
     deferred_jobs: int = 0  # delivery batches handed to queue workers (DIGEST_QUEUE)
+    queued: int = 0  # digests in those batches: the workers send them
     digests: list[DigestOutcome] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -103,8 +104,22 @@ class RunReport:
             "caught_up": self.caught_up,
             "stopped": self.stopped,
             "deferred_jobs": self.deferred_jobs,
+            "queued": self.queued,
             "digests": [dataclasses.asdict(d) for d in self.digests],
         }
+
+
+def _queued_outcome(entry: Recorded) -> DigestOutcome:
+    picks = entry.selection.picks
+    return DigestOutcome(
+        entry.selection.due.subscriber.email,
+        entry.selection.due.period.key,
+        "queued",
+        len(picks),
+        top_title=picks[0][0].title if picks else None,
+        top_reason=entry.reasons[0] if entry.reasons else None,
+        top_matched=entry.matched[0] if entry.matched else (),
+    )
 
 
 @contextmanager
@@ -272,6 +287,11 @@ def run_digests(
                     DigestOutcome(email, entry.selection.due.period.key, "empty", 0)
                 )
         report.empty = len(report.digests)
+        if queued:  # recorded and handed to the workers: say what they will send
+            for entry in recorded:
+                if entry.status != "empty":
+                    report.digests.append(_queued_outcome(entry))
+            report.queued = len(report.digests) - report.empty
         with _timed(observe, "deliverable"), db.transaction(engine) as session:
             # Claims of dead processes on this host are void now, not after their TTL.
             reap_local(session, now=db_now(session))

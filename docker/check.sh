@@ -150,6 +150,7 @@ digest import "$samples"/*.txt.gz --json \
     | python -c 'import json, sys; r = json.load(sys.stdin); print("imported", r["new"], "new papers,", r["seen"], "seen before")'
 digest subscribers sync "$profiles"
 sent=0
+queued=""
 for email in $(digest subscribers list --status active --json \
     | python -c 'import json, sys; print(*(s["email"] for s in json.load(sys.stdin)))'); do
     digest run --subscriber "$email" --json >/tmp/run.json
@@ -158,8 +159,29 @@ r = json.load(open("/tmp/run.json"))
 d = r["digests"][0] if r["digests"] else {"status": "nothing due", "items": 0}
 print(d["status"], d["items"])')
     echo "  $email: $line"
-    case $line in sent*) sent=$((sent + 1)) ;; esac
+    case $line in
+        sent*) sent=$((sent + 1)) ;;
+        queued*) queued="$queued $email:${line#queued }" ;;
+    esac
 done
+if [ -n "$queued" ]; then  # DIGEST_QUEUE=procrastinate: the worker service sends them
+    echo "waiting for the worker to send the queued digests"
+    i=0
+    while digest status --json | python -c 'import json, sys
+d = json.load(sys.stdin)["digests"]
+sys.exit(0 if d.get("pending", 0) + d.get("sending", 0) else 1)'; do
+        i=$((i + 1))
+        [ "$i" -le 120 ] || { echo "the worker sent nothing in 120 s" >&2; exit 1; }
+        sleep 1
+    done
+    digest status --json | python -c 'import json, sys
+sys.exit(1 if json.load(sys.stdin)["digests"].get("failed") else 0)' ||
+        { echo "the worker failed to send some digests (digest status)" >&2; exit 1; }
+    for entry in $queued; do
+        echo "  ${entry%%:*}: sent ${entry#*:} (by the worker)"
+        sent=$((sent + 1))
+    done
+fi
 [ "$sent" -gt 0 ] || { echo "no digest was sent" >&2; exit 1; }
 SCRIPT
 }

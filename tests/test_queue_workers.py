@@ -130,6 +130,10 @@ def test_run_defers_batches_in_its_transaction_and_workers_send_them(
     report = run_digests(queued, now=NOW)
     assert (report.due, report.sent, report.deferred_jobs) == (12, 0, 3)  # 12 / BATCH
     assert counts(queued) == {"pending": 12}
+    # The report says what the workers will send (the CLI's table and --json show it).
+    assert report.queued == 12
+    assert {d.status for d in report.digests} == {"queued"}
+    assert all(d.items > 0 and d.top_title for d in report.digests)
     with db.transaction(queued) as session:
         jobs = session.execute(
             text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")

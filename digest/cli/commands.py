@@ -273,9 +273,10 @@ def print_report(report: RunReport) -> None:
         )
     if report.digests:
         console.print(table)
-    console.print(
-        f"due {report.due}, sent {report.sent}, empty {report.empty}, failed {report.failed}"
-    )
+    summary = f"due {report.due}, sent {report.sent}, empty {report.empty}, failed {report.failed}"
+    if report.deferred_jobs:
+        summary += f", queued {report.queued} in {report.deferred_jobs} job(s) for `digest worker`"
+    console.print(summary)
 
 
 def _preview_json(view: DigestView, subject: str, would_send: bool) -> dict[str, Any]:
