@@ -122,9 +122,9 @@ class VoteSigner:
         return None
 
 
-def _json(value: object) -> str:
-    # itsdangerous's compact JSON (its _CompactJSON): no spaces, non-ASCII kept as UTF-8
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+# itsdangerous's compact JSON (its _CompactJSON): no spaces, non-ASCII kept as UTF-8. One
+# encoder for the process: json.dumps builds a new one per call for non-default options.
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _b64(data: bytes) -> bytes:
