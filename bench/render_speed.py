@@ -389,14 +389,17 @@ def side_by_side(args: argparse.Namespace) -> None:
         for _ in range(args.rounds):
             for name, tree in trees.items():
                 env = {**os.environ, "PYTHONPATH": os.pathsep.join((tree, str(here)))}
-                out = subprocess.run(
+                child = subprocess.run(
                     [sys.executable, __file__, "--measure", *flags],
-                    check=True,
+                    check=False,
                     capture_output=True,
                     text=True,
                     env=env,
-                ).stdout
-                results[name].append(json.loads(out))
+                )
+                if child.returncode != 0:  # e.g. a commit without renderpool.render_batch
+                    last = (child.stderr.strip().splitlines() or ["no output"])[-1]
+                    sys.exit(f"the {name} child failed: {last}")
+                results[name].append(json.loads(child.stdout))
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}; worker path "
