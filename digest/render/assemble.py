@@ -26,7 +26,7 @@ from digest.render.views import DigestView, ItemView
 from digest.store import db
 from digest.store.models import Digest, DigestItem, Paper, Subscriber
 from digest.subscribers.library import get_subscriber, interests_of, spec_of
-from digest.subscribers.links import VoteSigner, links_for, vote_urls
+from digest.subscribers.links import links_for, vote_signer, vote_urls
 
 if TYPE_CHECKING:
     from digest.config.settings import Settings
@@ -59,8 +59,8 @@ class ViewOptions:
         """:meth:`votes` by the subscriber's id and token (feed heads, render payloads)."""
         if not self.secret_key:
             return lambda _key: (None, None)
-        signer = VoteSigner(self.secret_key)
-        return lambda key: vote_urls(self.base_url, signer.sign(subscriber_id, token, key))
+        sign = vote_signer(self.secret_key).signing_for(subscriber_id, token)
+        return lambda key: vote_urls(self.base_url, sign(key))
 
     @property
     def links_fingerprint(self) -> str:
