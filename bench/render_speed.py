@@ -158,11 +158,11 @@ def clear_caches() -> None:
     fastmime.clear_caches()
 
 
-def dkim_options(base: MessageOptions, directory: Path) -> MessageOptions:
+def dkim_options(base: MessageOptions, directory: Path, *, bits: int = 2048) -> MessageOptions:
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - only --dkim
     from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415 - only --dkim
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     path = directory / "dkim.pem"
     path.write_bytes(
         key.private_bytes(

@@ -47,11 +47,11 @@ from digest.delivery.message import (
     _text_part,
     list_unsubscribe,
     message_id_for,
-    sign_message,
+    signer_for,
 )
 from digest.delivery.qp import qp_body
 from digest.delivery.wire import WIRE_POLICY
-from digest.errors import ConfigError, RenderError
+from digest.errors import RenderError
 from digest.render.display import as_utc, single_line
 from digest.render.email import RenderedEmail
 from digest.render.views import DigestView
@@ -135,7 +135,7 @@ class MessageWriter:
         self._content_type = _around_sample(_content_type(f"==digest-{sample[:24]}=="), sample[:24])
         self._text_head = _part_head("plain")
         self._html_head = _part_head("html")
-        self._dkim_key = _read_key(options)
+        self._dkim = signer_for(options)
 
     def write(self, view: DigestView, rendered: RenderedEmail, *, sent_at: datetime) -> WireMessage:
         """The message for ``view`` (``sent_at`` is the Date; naive means UTC)."""
@@ -166,7 +166,7 @@ class MessageWriter:
             delimiter[:-2],
             b"--\r\n",
         ]
-        if self._dkim_key is not None:
+        if self._dkim is not None:
             headers.append(self._signature(b"".join(headers + body)))
         data = b"".join(headers + body)
         return WireMessage(data=data, message_id=message_id, subject=subject)
@@ -207,16 +207,10 @@ class MessageWriter:
 
     def _signature(self, unsigned: bytes) -> bytes:
         """The DKIM-Signature line ``add_dkim_signature`` adds after the other headers."""
-        options = self.options
-        assert options.dkim_selector and options.dkim_domain and self._dkim_key is not None
-        signed = sign_message(
-            unsigned,
-            selector=options.dkim_selector,
-            domain=options.dkim_domain,
-            private_key=self._dkim_key,
-        )
-        name, _, value = signed[: len(signed) - len(unsigned)].decode("ascii").partition(":")
-        return reference_header(name, " ".join(value.split()))
+        assert self._dkim is not None
+        name, _, value = self._dkim.signature(unsigned).decode("ascii").partition(":")
+        value = " ".join(value.split())
+        return _plain(name, value) or reference_header(name, value)
 
 
 def _content_type(boundary: str) -> bytes:
@@ -232,16 +226,6 @@ def _part_head(subtype: str) -> bytes:
     head, found, _ = raw.partition(b"\r\n\r\n")
     assert found, "a serialized MIME part always has a blank line"
     return head + b"\r\n\r\n"
-
-
-def _read_key(options: MessageOptions) -> bytes | None:
-    if not options.signs:
-        return None
-    assert options.dkim_private_key is not None
-    try:
-        return options.dkim_private_key.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read DKIM key {options.dkim_private_key}: {exc}") from exc
 
 
 @functools.lru_cache(maxsize=8)

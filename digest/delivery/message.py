@@ -3,11 +3,13 @@
 ``build_message`` turns a rendered digest into an :class:`~email.message.EmailMessage`:
 From, To, Subject, Date, a Message-ID derived from the digest key, List-Id,
 List-Unsubscribe (+ RFC 8058 one-click) and ``multipart/alternative`` with text/plain first
-and text/html last. ``sign_message`` adds an optional DKIM signature (dkimpy).
+and text/html last. ``sign_message`` adds an optional DKIM signature
+(:mod:`~digest.delivery.dkim_signer`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +21,7 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from digest.delivery.dkim_signer import DkimSigner
 from digest.delivery.wire import message_bytes
 from digest.errors import ConfigError, RenderError
 from digest.render.display import as_utc, single_line
@@ -178,40 +181,47 @@ def build_message(
     return message
 
 
-def sign_message(message_bytes: bytes, *, selector: str, domain: str, private_key: bytes) -> bytes:
-    """Prepend a DKIM-Signature (rsa-sha256, relaxed/relaxed) covering ``DKIM_HEADERS``."""
-    try:
-        import dkim  # noqa: PLC0415 - optional extra `paper-digest[dkim]`
-    except ImportError as exc:
-        raise ConfigError("DKIM signing needs dkimpy: pip install 'paper-digest[dkim]'") from exc
-    try:
-        signature: bytes = dkim.sign(
-            message_bytes,
-            selector.encode(),
-            domain.encode(),
-            private_key,
-            canonicalize=(b"relaxed", b"relaxed"),
-            include_headers=[h.lower().encode() for h in DKIM_HEADERS],
-        )
-    except dkim.DKIMException as exc:
-        raise ConfigError(f"DKIM signing failed (check the key): {exc}") from exc
-    return signature + message_bytes
+@functools.lru_cache(maxsize=8)
+def dkim_signer(selector: str, domain: str, private_key: bytes) -> DkimSigner:
+    """The signer covering ``DKIM_HEADERS``, built once per process (the key is parsed then)."""
+    return DkimSigner(
+        selector=selector, domain=domain, private_key=private_key, headers=DKIM_HEADERS
+    )
 
 
-def sign_with_options(message_bytes: bytes, options: MessageOptions) -> bytes:
-    """Sign when ``dkim_selector``, ``dkim_domain`` and ``dkim_private_key`` are all set."""
+def sign_message(
+    message_bytes: bytes,
+    *,
+    selector: str,
+    domain: str,
+    private_key: bytes,
+    timestamp: int | None = None,
+) -> bytes:
+    """Prepend a DKIM-Signature (rsa-sha256, relaxed/relaxed) covering ``DKIM_HEADERS``.
+
+    ``timestamp`` is its ``t=`` (default: now). A bad key is a :class:`ConfigError`.
+    """
+    signer = dkim_signer(selector, domain, private_key)
+    return signer.signature(message_bytes, timestamp=timestamp) + message_bytes
+
+
+def signer_for(options: MessageOptions) -> DkimSigner | None:
+    """The signer ``options`` configure (``None`` when DKIM is off); reads the key file."""
     if not (options.dkim_selector and options.dkim_domain and options.dkim_private_key):
-        return message_bytes
+        return None
     try:
         key = options.dkim_private_key.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read DKIM key {options.dkim_private_key}: {exc}") from exc
-    return sign_message(
-        message_bytes,
-        selector=options.dkim_selector,
-        domain=options.dkim_domain,
-        private_key=key,
-    )
+    return dkim_signer(options.dkim_selector, options.dkim_domain, key)
+
+
+def sign_with_options(message_bytes: bytes, options: MessageOptions) -> bytes:
+    """Sign when ``dkim_selector``, ``dkim_domain`` and ``dkim_private_key`` are all set."""
+    signer = signer_for(options)
+    if signer is None:
+        return message_bytes
+    return signer.signature(message_bytes) + message_bytes
 
 
 def add_dkim_signature(message: EmailMessage, options: MessageOptions) -> EmailMessage:
