@@ -279,13 +279,11 @@ def run_digests(
                 observer=observe,
                 defer=queued,
             )
-        report.caught_up = sum(1 for entry in recorded if entry.selection.due.missed)
+        report.caught_up = sum(1 for entry in recorded if entry.due.missed)
         for entry in recorded:
             if entry.status == "empty":
-                email = entry.selection.due.subscriber.email
-                report.digests.append(
-                    DigestOutcome(email, entry.selection.due.period.key, "empty", 0)
-                )
+                email = entry.due.subscriber.email
+                report.digests.append(DigestOutcome(email, entry.due.period.key, "empty", 0))
         report.empty = len(report.digests)
         if queued:  # recorded and handed to the workers: say what they will send
             for entry in recorded:
