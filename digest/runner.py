@@ -44,6 +44,7 @@ from digest.digests.ledger import Recorded
 from digest.digests.selection import select_papers
 from digest.ranking import get_ranker
 from digest.ranking.base import Ranker
+from digest.ranking.memory import release_free_memory
 from digest.render.assemble import ViewOptions
 from digest.render.batch import papers_of, payloads_from_recorded
 from digest.store import db
@@ -181,6 +182,9 @@ def build_due_digests(
             ids = ledger.deliverable(session, now=now, subscriber_id=only.id if only else None)
             with _timed(observe, "defer"):
                 jobs = defer_batches(session, ids, now=now, batch=settings.delivery_batch)
+    # Recording's transients (row tuples, the driver's buffers) are freed: give the C heap's
+    # free pages back before phase 2 builds on top of what phase 1 keeps.
+    release_free_memory()
     return len(due), recorded, jobs
 
 
