@@ -111,15 +111,16 @@ class RunReport:
 
 
 def _queued_outcome(entry: Recorded) -> DigestOutcome:
-    picks = entry.selection.picks
+    top = next(entry.selection.paired(), None)
+    reason, matched, _ = entry.explained[0] if entry.explained else (None, (), "")
     return DigestOutcome(
-        entry.selection.due.subscriber.email,
-        entry.selection.due.period.key,
+        entry.due.subscriber.email,
+        entry.due.period.key,
         "queued",
-        len(picks),
-        top_title=picks[0][0].title if picks else None,
-        top_reason=entry.reasons[0] if entry.reasons else None,
-        top_matched=entry.matched[0] if entry.matched else (),
+        len(entry.selection.picks),
+        top_title=top[0].title if top else None,
+        top_reason=reason,
+        top_matched=matched,
     )
 
 
