@@ -44,6 +44,7 @@ from digest.digests.ledger import Recorded
 from digest.digests.selection import select_papers
 from digest.ranking import get_ranker
 from digest.ranking.base import Ranker
+from digest.ranking.memory import release_free_memory
 from digest.render.assemble import ViewOptions
 from digest.render.batch import papers_of, payloads_from_recorded
 from digest.store import db
@@ -110,15 +111,16 @@ class RunReport:
 
 
 def _queued_outcome(entry: Recorded) -> DigestOutcome:
-    picks = entry.selection.picks
+    top = next(entry.selection.paired(), None)
+    reason, matched, _ = entry.explained[0] if entry.explained else (None, (), "")
     return DigestOutcome(
-        entry.selection.due.subscriber.email,
-        entry.selection.due.period.key,
+        entry.due.subscriber.email,
+        entry.due.period.key,
         "queued",
-        len(picks),
-        top_title=picks[0][0].title if picks else None,
-        top_reason=entry.reasons[0] if entry.reasons else None,
-        top_matched=entry.matched[0] if entry.matched else (),
+        len(entry.selection.picks),
+        top_title=top[0].title if top else None,
+        top_reason=reason,
+        top_matched=matched,
     )
 
 
@@ -181,6 +183,9 @@ def build_due_digests(
             ids = ledger.deliverable(session, now=now, subscriber_id=only.id if only else None)
             with _timed(observe, "defer"):
                 jobs = defer_batches(session, ids, now=now, batch=settings.delivery_batch)
+    # Recording's transients (row tuples, the driver's buffers) are freed: give the C heap's
+    # free pages back before phase 2 builds on top of what phase 1 keeps.
+    release_free_memory()
     return len(due), recorded, jobs
 
 
@@ -279,13 +284,11 @@ def run_digests(
                 observer=observe,
                 defer=queued,
             )
-        report.caught_up = sum(1 for entry in recorded if entry.selection.due.missed)
+        report.caught_up = sum(1 for entry in recorded if entry.due.missed)
         for entry in recorded:
             if entry.status == "empty":
-                email = entry.selection.due.subscriber.email
-                report.digests.append(
-                    DigestOutcome(email, entry.selection.due.period.key, "empty", 0)
-                )
+                email = entry.due.subscriber.email
+                report.digests.append(DigestOutcome(email, entry.due.period.key, "empty", 0))
         report.empty = len(report.digests)
         if queued:  # recorded and handed to the workers: say what they will send
             for entry in recorded:

@@ -13,9 +13,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlmodel import col
 
 from digest.config.settings import Settings
@@ -217,3 +218,40 @@ def test_bulk_insert_skips_rows_already_in_the_ledger(smtp: Settings) -> None:
         )
         after = session.execute(select(func.count()).select_from(DigestItem)).scalar_one()
     assert before == after == len(paper_ids) > 0
+
+
+class _Reads:
+    """Rows that can be read again, counting the reads (not a list: a generator each time)."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows, self.reads = rows, 0
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        self.reads += 1
+        return (row for row in self.rows)
+
+
+def test_bulk_insert_streams_rows_and_skips_conflicts_among_new_ones(
+    smtp: Settings, backend: str
+) -> None:
+    readers(smtp, 1)
+    build_due_digests(db.get_engine(smtp), settings=smtp, now=NOW, ranker=get_ranker())
+    with db.transaction(smtp) as session:
+        digest_id, subscriber_id = session.execute(
+            select(col(Digest.id), col(Digest.subscriber_id))
+        ).one()
+        paper_ids = sorted(session.execute(select(col(DigestItem.paper_id))).scalars())
+        session.execute(delete(DigestItem).where(col(DigestItem.paper_id) == paper_ids[0]))
+        rows = _Reads([(digest_id, subscriber_id, p, 9, 0.5, "again", "[]") for p in paper_ids])
+        insert_ignoring(
+            session,
+            DIGEST_ITEM,
+            ("digest_id", "subscriber_id", "paper_id", "rank", "score", "reason", "matched"),
+            rows,
+            conflict=("subscriber_id", "paper_id"),
+        )
+        stored = session.execute(select(col(DigestItem.paper_id), col(DigestItem.reason))).all()
+    assert sorted(p for p, _ in stored) == paper_ids  # one row each: the conflicts skipped
+    assert {p for p, reason in stored if reason == "again"} == {paper_ids[0]}  # the new one
+    # PostgreSQL's COPY meets the conflict and copies again through a temporary table.
+    assert rows.reads == (2 if backend == "postgres" else 1)

@@ -13,7 +13,7 @@ from pathlib import Path
 from digest.config.settings import Settings
 from digest.delivery.renderpool import Rendered, RenderPool
 from digest.ranking import get_ranker
-from digest.render.batch import Batch, papers_of, payloads_from_recorded
+from digest.render.batch import Batch, load_batch, papers_of, payloads_from_recorded
 from digest.runner import _render_setup, build_due_digests
 from digest.store import db
 from tests.scheduler_support import add_papers, subscribe
@@ -54,3 +54,23 @@ def test_the_papers_file_is_removed_when_the_pool_closes(
         papers_file = pool._papers_file
         assert papers_file is not None and papers_file.exists()
     assert not papers_file.exists()
+
+
+def test_payloads_from_the_run_memory_equal_the_stored_ones(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Phase 1's payloads (built on demand from the picks) are what the ledger stored: the
+    same items, scores, reasons and matched interests as a retry would read back."""
+    settings = make_settings()
+    add_papers(settings, now=NOW - timedelta(hours=3), count=6)
+    for i in range(4):
+        subscribe(settings, f"reader{i}@example.org", at=NOW - timedelta(days=2))
+    _, recorded, _ = build_due_digests(
+        db.get_engine(settings), settings=settings, now=NOW, ranker=get_ranker(settings.ranker)
+    )
+    memory = payloads_from_recorded(recorded, now=NOW)
+    assert len(memory) == 4 and set(memory) == {entry.digest_id for entry in recorded}
+    with db.transaction(settings) as session:
+        stored = load_batch(session, list(memory), known_papers=set()).payloads
+    assert [memory[p.digest_id] for p in stored] == stored
+    assert all(p.items for p in stored)

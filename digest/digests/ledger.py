@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -52,6 +52,7 @@ from digest.store.bulk import insert_ignoring, insert_returning
 from digest.store.models import Claimant, Digest, Subscriber
 
 if TYPE_CHECKING:
+    from digest.digests.due import Due
     from digest.digests.selection import Selection
 
 log = logging.getLogger(__name__)
@@ -75,15 +76,37 @@ def backoff(attempts: int) -> timedelta:
 # Recording ------------------------------------------------------------------------------
 
 
+# One recorded item, as stored and as rendered: paper id, score (rounded as stored), reason,
+# matched interests.
+Item = tuple[int, float, str, tuple[str, ...]]
+Explained = tuple[str, tuple[str, ...], str]  # reason, matched interests, the latter as JSON
+
+
 @dataclass(slots=True)
 class Recorded:
-    """A digest this call wrote, with what it holds (kept in memory for rendering)."""
+    """A digest this call wrote, with what it holds (kept in memory for rendering).
+
+    ``explained`` holds each pick's explanation, shared by every pick with the same matches.
+    """
 
     digest_id: int
     selection: Selection
     status: str  # pending | empty
-    reasons: list[str] = field(default_factory=list)  # per pick, as stored
-    matched: list[tuple[str, ...]] = field(default_factory=list)
+    explained: list[Explained] = field(default_factory=list)
+
+    @property
+    def due(self) -> Due:
+        return self.selection.due
+
+    def items(self) -> tuple[Item, ...]:
+        """The ledger items as stored, in rank order (built on demand: a run keeps the picks,
+        not a second copy of 2 million items)."""
+        return tuple(
+            (paper.id or 0, round(float(pick.score), 6), reason, matched)
+            for (paper, pick), (reason, matched, _) in zip(
+                self.selection.paired(), self.explained, strict=True
+            )
+        )
 
 
 def record_digests(
@@ -118,21 +141,28 @@ def record_digests(
         conflict=("subscriber_id", "period_key"),
         returning=("id", "subscriber_id", "status"),
     )
-    recorded = sorted(
-        (
-            Recorded(digest_id, by_subscriber[subscriber_id], status)
-            for digest_id, subscriber_id, status in inserted
-        ),
-        key=lambda r: r.digest_id,
-    )
-    _record_items(session, recorded)
+    del rows
+    inserted.sort()  # by digest id: items are written in the digests' order
+    recorded = [
+        Recorded(digest_id, by_subscriber[subscriber_id], status)
+        for digest_id, subscriber_id, status in inserted
+    ]
+    _explain(recorded)
+    if any(entry.explained for entry in recorded):
+        insert_ignoring(
+            session,
+            DIGEST_ITEM,
+            _ITEM_COLUMNS,
+            _ItemRows(recorded),
+            conflict=("subscriber_id", "paper_id"),
+        )
     for entry in recorded:
-        if entry.selection.due.missed:
+        if entry.due.missed:
             log.info(
                 "catch-up: digest %s for %s (missed send time %s)",
-                entry.selection.due.period.key,
-                entry.selection.due.subscriber.email,
-                entry.selection.due.period.send_at.isoformat(),
+                entry.due.period.key,
+                entry.due.subscriber.email,
+                entry.due.period.send_at.isoformat(),
             )
     return recorded
 
@@ -151,30 +181,54 @@ _DIGEST_COLUMNS = (
 _ITEM_COLUMNS = ("digest_id", "subscriber_id", "paper_id", "rank", "score", "reason", "matched")
 
 
-def _record_items(session: Session, recorded: list[Recorded]) -> None:
-    """The ledger items of the digests just written, in one bulk load.
+def _explain(recorded: list[Recorded]) -> None:
+    """Each pick's explanation, every distinct one built and JSON-encoded once.
 
-    Explanations repeat across subscribers (the ranker shares match objects between picks):
-    each distinct one is built and JSON-encoded once.
+    The ranker shares match objects between picks, and the one-match tuple of a match
+    between the picks it alone explains: explanations are looked up by the identity of the
+    pick's match tuple, then by the identities of its matches. Identities are stable here:
+    every pick stays alive for the whole call.
     """
-    reasons: dict[tuple[int, ...], tuple[str, tuple[str, ...], str]] = {}
-    rows: list[tuple[Any, ...]] = []
+    by_tuple: dict[int, Explained] = {}
+    by_matches: dict[tuple[int, ...], Explained] = {}
+    by_interests: dict[tuple[str, ...], tuple[tuple[str, ...], str]] = {}
     for entry in recorded:
-        subscriber_id = entry.selection.due.subscriber.id
-        for rank, (paper, pick) in enumerate(entry.selection.picks, start=1):
-            signature = tuple(map(id, pick.matches))  # alive all along: ids are stable
-            known = reasons.get(signature)
+        explained = entry.explained
+        for pick in entry.selection.picks:
+            known = by_tuple.get(id(pick.matches))
             if known is None:
-                matched = tuple(m.interest for m in pick.matches)
-                known = reasons[signature] = (pick.reason(), matched, json.dumps(list(matched)))
-            reason, matched, encoded = known
-            entry.reasons.append(reason)
-            entry.matched.append(matched)
-            score = round(float(pick.score), 6)
-            rows.append((entry.digest_id, subscriber_id, paper.id, rank, score, reason, encoded))
-    insert_ignoring(
-        session, DIGEST_ITEM, _ITEM_COLUMNS, rows, conflict=("subscriber_id", "paper_id")
-    )
+                signature = tuple(map(id, pick.matches))
+                known = by_matches.get(signature)
+                if known is None:
+                    interests = tuple(m.interest for m in pick.matches)
+                    shared = by_interests.get(interests)
+                    if shared is None:
+                        shared = by_interests[interests] = (interests, json.dumps(list(interests)))
+                    known = by_matches[signature] = (pick.reason(), *shared)
+                by_tuple[id(pick.matches)] = known
+            explained.append(known)
+
+
+class _ItemRows:
+    """The ``digest_item`` rows of recorded digests, made as they are written (never all at
+    once: 2 million tuples); iterable again (PostgreSQL's fallback copies twice)."""
+
+    def __init__(self, recorded: list[Recorded]) -> None:
+        self._recorded = recorded
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        ids_of: dict[int, list[int]] = {}  # every selection of a run shares its papers' list
+        for entry in self._recorded:
+            digest_id, subscriber_id = entry.digest_id, entry.due.subscriber.id
+            papers = entry.selection.papers
+            paper_ids = ids_of.get(id(papers))
+            if paper_ids is None:
+                paper_ids = ids_of[id(papers)] = [paper.id or 0 for paper in papers]
+            for rank, (pick, (reason, _, encoded)) in enumerate(
+                zip(entry.selection.picks, entry.explained, strict=True), start=1
+            ):
+                paper_id, score = paper_ids[pick.index], round(float(pick.score), 6)
+                yield (digest_id, subscriber_id, paper_id, rank, score, reason, encoded)
 
 
 # Readiness and claims ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ and handed to :mod:`digest.digests.ledger` to record. Read-only: nothing here wr
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +20,7 @@ from sqlmodel import Session, col
 
 from digest.digests.due import Due
 from digest.ranking.base import Pick, RankDoc, Ranker, UsesStore
+from digest.ranking.memory import release_free_memory
 from digest.store.db import chunks
 from digest.store.models import DigestItem, Paper
 from digest.store.papers import papers_first_seen_between
@@ -27,10 +28,17 @@ from digest.store.papers import papers_first_seen_between
 
 @dataclass(slots=True)
 class Selection:
-    """The picks of one due subscriber."""
+    """The picks of one due subscriber, best first. ``papers`` is the run's list of candidate
+    papers, shared by every selection: ``pick.index`` points into it (no pair per pick)."""
 
     due: Due
-    picks: list[tuple[Paper, Pick]]
+    picks: list[Pick]
+    papers: Sequence[Paper] = ()
+
+    def paired(self) -> Iterator[tuple[Paper, Pick]]:
+        """Each pick with its paper."""
+        papers = self.papers
+        return ((papers[pick.index], pick) for pick in self.picks)
 
 
 def rank_doc(paper: Paper) -> RankDoc:
@@ -53,7 +61,7 @@ def select_papers(
     earliest = min(d.window_start for d in due)
     papers = papers_first_seen_between(session, earliest, now)
     if not papers:
-        return [Selection(d, []) for d in due]
+        return [Selection(d, [], papers) for d in due]
     index = {paper.id: i for i, paper in enumerate(papers)}
     seen_at = np.array([p.first_seen_at.timestamp() for p in papers])
     starts = np.array([d.window_start.timestamp() for d in due])
@@ -80,6 +88,6 @@ def select_papers(
     prepared = ranker.prepare([rank_doc(p) for p in papers])
     top_n = [d.subscriber.max_items or max_items for d in due]
     picks = ranker.rank(prepared, [d.profile for d in due], top_n=top_n, eligible=eligible)
-    return [
-        Selection(d, [(papers[p.index], p) for p in row]) for d, row in zip(due, picks, strict=True)
-    ]
+    del prepared, eligible  # the paper index and the ledger's pairs, before the picks live on
+    release_free_memory()
+    return [Selection(d, row, papers) for d, row in zip(due, picks, strict=True)]

@@ -198,7 +198,7 @@ def selection_view(
                 score=pick.score,
                 votes=votes(paper.key),
             )
-            for paper, pick in selection.picks
+            for paper, pick in selection.paired()
         ),
         links=links_for(options.base_url, subscriber.token),
         interests=selection.due.interests,

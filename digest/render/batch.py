@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from digest.digests.ledger import Recorded, digest_key
+from digest.digests.ledger import Item, Recorded, digest_key
 from digest.render.assemble import ViewOptions, item_view
 from digest.render.views import DigestView
 from digest.store.db import chunks
@@ -67,9 +67,6 @@ class PaperFields:
             paper.listed_at,
             paper.upvotes,
         )
-
-
-Item = tuple[int, float, str, tuple[str, ...]]  # paper id, score, reason, matched interests
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,18 +119,25 @@ def digest_view(
     )
 
 
-def payloads_from_recorded(
-    recorded: Sequence[Recorded], *, now: datetime
-) -> dict[int, DigestPayload]:
-    """Payloads of digests a run has just recorded, by digest id: no query."""
-    payloads = {}
-    for entry in recorded:
-        if entry.status == "empty" and not entry.selection.picks:
-            continue  # never sent (unless send_empty made it pending)
-        due = entry.selection.due
+class RecordedPayloads(Mapping[int, DigestPayload]):
+    """Payloads of digests a run has just recorded, by digest id: no query. Each is built
+    when asked for (a batch at a time), from the recorded picks: never all at once."""
+
+    def __init__(self, recorded: Sequence[Recorded], *, now: datetime) -> None:
+        self._now = now
+        # Empty digests are never sent (unless send_empty made them pending).
+        self._by_id = {
+            entry.digest_id: entry
+            for entry in recorded
+            if not (entry.status == "empty" and not entry.explained)
+        }
+
+    def __getitem__(self, digest_id: int) -> DigestPayload:
+        entry = self._by_id[digest_id]
+        due = entry.due
         subscriber = due.subscriber
         assert subscriber.id is not None
-        payloads[entry.digest_id] = DigestPayload(
+        return DigestPayload(
             digest_id=entry.digest_id,
             subscriber_id=subscriber.id,
             key=digest_key(subscriber.id, due.period.key),
@@ -141,23 +145,31 @@ def payloads_from_recorded(
             name=subscriber.name,
             token=subscriber.token,
             period_label=due.period.label,
-            generated_at=now,
-            items=tuple(
-                (paper.id or 0, round(float(pick.score), 6), reason, matched)
-                for (paper, pick), reason, matched in zip(
-                    entry.selection.picks, entry.reasons, entry.matched, strict=True
-                )
-            ),
+            generated_at=self._now,
+            items=entry.items(),
             interests=due.interests,
         )
-    return payloads
+
+    def __contains__(self, digest_id: object) -> bool:
+        return digest_id in self._by_id
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+
+def payloads_from_recorded(recorded: Sequence[Recorded], *, now: datetime) -> RecordedPayloads:
+    """Payloads of digests a run has just recorded, by digest id (built on demand)."""
+    return RecordedPayloads(recorded, now=now)
 
 
 def papers_of(recorded: Sequence[Recorded]) -> dict[int, PaperFields]:
     """Every paper the recorded digests show (the renderers' starting set)."""
     papers: dict[int, PaperFields] = {}
     for entry in recorded:
-        for paper, _ in entry.selection.picks:
+        for paper, _ in entry.selection.paired():
             if paper.id is not None and paper.id not in papers:
                 papers[paper.id] = PaperFields.of(paper)
     return papers

@@ -3,9 +3,9 @@ rows (ORM objects and per-row SQL compilation cost more than the database work).
 
 - :func:`insert_returning`: multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING``, one
   statement per few hundred rows, built once per size (SQLite and PostgreSQL).
-- :func:`insert_ignoring`: rows whose returned ids are not needed: SQLite ``executemany``,
-  PostgreSQL ``COPY`` into a temporary table then one ``INSERT … SELECT … ON CONFLICT DO
-  NOTHING``.
+- :func:`insert_ignoring`: rows whose returned ids are not needed, streamed from an iterable
+  (never a list of millions of tuples): SQLite ``executemany``, PostgreSQL ``COPY`` (on a
+  conflict, into a temporary table then one ``INSERT … SELECT … ON CONFLICT DO NOTHING``).
 
 Values go to the driver as they are, except date-times, which get the column type's bind
 processing (UTC, and SQLite's text format); JSON columns take JSON text.
@@ -13,7 +13,7 @@ processing (UTC, and SQLite's text format); JSON columns take JSON text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import DateTime, Table
@@ -41,6 +41,22 @@ def _prepared(rows: Sequence[tuple[Any, ...]], processors: list[Any]) -> list[tu
         tuple(value if fn is None else fn(value) for value, fn in zip(row, processors, strict=True))
         for row in rows
     ]
+
+
+class _Processed:
+    """``rows`` with the bind processors applied as they are read (iterable again)."""
+
+    def __init__(self, rows: Iterable[tuple[Any, ...]], processors: list[Any]) -> None:
+        self._rows, self._processors = rows, processors
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        processors = self._processors
+        if not any(processors):
+            return iter(self._rows)
+        return (
+            tuple(v if fn is None else fn(v) for v, fn in zip(row, processors, strict=True))
+            for row in self._rows
+        )
 
 
 def _placeholder(session: Session) -> str:
@@ -87,18 +103,20 @@ def insert_ignoring(
     session: Session,
     table: Table,
     columns: Sequence[str],
-    rows: Sequence[tuple[Any, ...]],
+    rows: Iterable[tuple[Any, ...]],
     *,
     conflict: Sequence[str],
 ) -> None:
-    """Insert ``rows`` (tuples in ``columns`` order), skipping conflicts on ``conflict``."""
-    if not rows:
-        return
+    """Insert ``rows`` (tuples in ``columns`` order), skipping conflicts on ``conflict``.
+
+    ``rows`` is read as it is written; PostgreSQL may read it twice (a conflict), so pass a
+    sequence or an iterable that starts over on each ``iter``, not a one-shot iterator.
+    """
     raw = session.connection().connection.driver_connection
     assert raw is not None
     names = ", ".join(columns)
     on_conflict = f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
-    prepared = _prepared(rows, _processors(session, table, columns))
+    prepared = _Processed(rows, _processors(session, table, columns))
     if session.get_bind().dialect.name == "postgresql":
         _copy_ignoring(raw, table.name, names, prepared, on_conflict)
         return
@@ -114,7 +132,7 @@ def insert_ignoring(
 
 
 def _copy_ignoring(
-    raw: Any, table: str, names: str, rows: list[tuple[Any, ...]], on_conflict: str
+    raw: Any, table: str, names: str, rows: Iterable[tuple[Any, ...]], on_conflict: str
 ) -> None:
     """PostgreSQL: ``COPY`` straight into the table (a savepoint catches a conflict, rare:
     two runs recording at once); on a conflict, ``COPY`` into a temporary copy and insert

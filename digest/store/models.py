@@ -187,12 +187,13 @@ class DigestItem(SQLModel, table=True):
     __tablename__ = "digest_item"
     __table_args__ = (
         UniqueConstraint("subscriber_id", "paper_id", name="uq_digest_item_subscriber_paper"),
-        # Covers a feed window's items in rank order (digest/render/feed_state.py).
+        # Covers a feed window's items in rank order (digest/render/feed_state.py), and every
+        # other lookup by digest: digest_id has no index of its own (migration 0009).
         Index("ix_digest_item_feed", "digest_id", "rank", "paper_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    digest_id: int = Field(foreign_key="digest.id", ondelete="CASCADE", index=True)
+    digest_id: int = Field(foreign_key="digest.id", ondelete="CASCADE")
     subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
     # no index of its own: lookups go by (subscriber, paper); papers are never deleted, and
     # a 2-million-row weekly insert pays for every index
