@@ -6,6 +6,10 @@ other test, render in process. Here the same recorded digests go through both.
 
 from __future__ import annotations
 
+import pickle
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,3 +78,54 @@ def test_payloads_from_the_run_memory_equal_the_stored_ones(
         stored = load_batch(session, list(memory), known_papers=set()).payloads
     assert [memory[p.digest_id] for p in stored] == stored
     assert all(p.items for p in stored)
+
+
+CHILD = """
+import pickle, sys, time
+from digest.delivery.renderpool import RenderPool
+from digest.render.batch import Batch
+with open(sys.argv[1], "rb") as handle:
+    setup = pickle.load(handle)
+pool = RenderPool(setup, {}, processes=2)
+for future in [pool.submit(Batch([])) for _ in range(4)]:
+    future.result()
+assert pool._executor is not None
+print(*pool._executor._processes, pool._papers_file, flush=True)
+time.sleep(120)
+"""
+
+
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie nobody reaps (PID 1 in a container may not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state == "Z"
+
+
+def test_renderers_end_when_the_run_is_killed_and_their_papers_file_goes_next_time(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A run killed with SIGKILL (or by the OOM killer) cannot close its pool: its renderer
+    processes notice they lost their parent and exit, and the next pool removes the dead
+    run's papers file."""
+    setup_file = tmp_path / "setup.pickle"
+    setup_file.write_bytes(pickle.dumps(_render_setup(make_settings(), NOW)))
+    with subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(setup_file)], stdout=subprocess.PIPE, text=True
+    ) as child:
+        try:
+            assert child.stdout is not None
+            *pids, papers_name = child.stdout.readline().split()
+        finally:
+            child.kill()  # SIGKILL: no cleanup of any kind in the run
+    workers = [int(pid) for pid in pids]
+    assert len(workers) == 2 and Path(papers_name).exists()
+    deadline = time.monotonic() + 15
+    while not all(_gone(pid) for pid in workers):
+        assert time.monotonic() < deadline, "renderer processes outlived their run"
+        time.sleep(0.1)
+    assert Path(papers_name).exists()  # nobody closed the pool
+    with RenderPool(_render_setup(make_settings(), NOW), {}, processes=2):
+        assert not Path(papers_name).exists()

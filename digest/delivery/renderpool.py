@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import pickle
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from digest.delivery.fastmime import message_writer
 from digest.delivery.message import MessageOptions
+from digest.digests.claims import process_alive
 from digest.errors import DigestError
 from digest.render.assemble import ViewOptions
 from digest.render.batch import Batch, PaperFields, digest_view
@@ -89,8 +91,21 @@ _WORKER_SETUP: RenderSetup | None = None
 _WORKER_PAPERS: dict[int, PaperFields] = {}
 
 
-def _init_worker(setup: RenderSetup, papers_file: str) -> None:
+PARENT_CHECK_SECONDS = 0.5
+PAPERS_PREFIX = "digest-papers-"
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this renderer when the run that started it is gone (SIGKILL, OOM killer): the
+    pool's pipes never report it (every worker holds both ends), so it would wait forever."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
+
+
+def _init_worker(setup: RenderSetup, papers_file: str, parent: int) -> None:
     global _WORKER_SETUP, _WORKER_PAPERS
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     with open(papers_file, "rb") as handle:  # noqa: PTH123 - a plain binary read
         papers: dict[int, PaperFields] = pickle.load(handle)  # noqa: S301 - our own file
     _WORKER_SETUP, _WORKER_PAPERS = setup, papers
@@ -113,6 +128,14 @@ def default_processes() -> int:
         return os.cpu_count() or 1
 
 
+def _remove_stale_papers_files() -> None:
+    """Papers files of runs that died before closing their pool (named by their pid)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{PAPERS_PREFIX}*-*.pickle"):
+        pid = path.name.removeprefix(PAPERS_PREFIX).partition("-")[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
 class RenderPool:
     """Renders batches on ``processes`` worker processes (or in this one when <= 1)."""
 
@@ -127,7 +150,8 @@ class RenderPool:
             # The papers go through a file, pickled once: as an initializer argument they
             # would be pickled per process and written down a pipe that the new process
             # reads only once it has started Python (seconds of this process blocked).
-            fd, name = tempfile.mkstemp(prefix="digest-papers-", suffix=".pickle")
+            _remove_stale_papers_files()
+            fd, name = tempfile.mkstemp(prefix=f"{PAPERS_PREFIX}{os.getpid()}-", suffix=".pickle")
             self._papers_file = Path(name)
             with os.fdopen(fd, "wb") as handle:
                 pickle.dump(papers, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -136,7 +160,7 @@ class RenderPool:
                 max_workers=processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(setup, name),
+                initargs=(setup, name, os.getpid()),
             )
 
     def submit(self, batch: Batch) -> Future[RenderedBatch]:

@@ -60,7 +60,8 @@ def process_start(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None  # field 22: starttime
 
 
-def _alive(pid: int, started: str | None) -> bool:
+def process_alive(pid: int, started: str | None = None) -> bool:
+    """Whether process ``pid`` of this host exists (and is the one started at ``started``)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -83,7 +84,7 @@ def reap_local(session: Session, *, now: datetime) -> int:
             col(Claimant.host) == host, col(Claimant.ended_at).is_(None)
         )
     ).all()
-    gone = [claimant for claimant, pid, started in rows if not _alive(pid, started)]
+    gone = [claimant for claimant, pid, started in rows if not process_alive(pid, started)]
     if gone:
         session.execute(update(Claimant).where(col(Claimant.id).in_(gone)).values(ended_at=now))
         log.info("claimants %s on this host are gone: their claims are void", gone)
