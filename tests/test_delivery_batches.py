@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select, update
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from digest.config.settings import Settings
 from digest.delivery.base import BaseTransport
@@ -209,15 +209,19 @@ def test_bulk_insert_skips_rows_already_in_the_ledger(smtp: Settings) -> None:
         paper_ids = list(session.execute(select(col(DigestItem.paper_id))).scalars())
         before = session.execute(select(func.count()).select_from(DigestItem)).scalar_one()
         rows = [(digest_id, subscriber_id, pid, 9, 0.5, "again", "[]") for pid in paper_ids]
-        insert_ignoring(
-            session,
-            DIGEST_ITEM,
-            ("digest_id", "subscriber_id", "paper_id", "rank", "score", "reason", "matched"),
-            rows,
-            conflict=("subscriber_id", "paper_id"),
-        )
+        _insert_items(session, rows)
         after = session.execute(select(func.count()).select_from(DigestItem)).scalar_one()
     assert before == after == len(paper_ids) > 0
+
+
+def _insert_items(session: Session, rows: Iterable[tuple[Any, ...]]) -> None:
+    insert_ignoring(
+        session,
+        DIGEST_ITEM,
+        ("digest_id", "subscriber_id", "paper_id", "rank", "score", "reason", "matched"),
+        rows,
+        conflict=("subscriber_id", "paper_id"),
+    )
 
 
 class _Reads:
@@ -243,13 +247,7 @@ def test_bulk_insert_streams_rows_and_skips_conflicts_among_new_ones(
         paper_ids = sorted(session.execute(select(col(DigestItem.paper_id))).scalars())
         session.execute(delete(DigestItem).where(col(DigestItem.paper_id) == paper_ids[0]))
         rows = _Reads([(digest_id, subscriber_id, p, 9, 0.5, "again", "[]") for p in paper_ids])
-        insert_ignoring(
-            session,
-            DIGEST_ITEM,
-            ("digest_id", "subscriber_id", "paper_id", "rank", "score", "reason", "matched"),
-            rows,
-            conflict=("subscriber_id", "paper_id"),
-        )
+        _insert_items(session, rows)
         stored = session.execute(select(col(DigestItem.paper_id), col(DigestItem.reason))).all()
     assert sorted(p for p, _ in stored) == paper_ids  # one row each: the conflicts skipped
     assert {p for p, reason in stored if reason == "again"} == {paper_ids[0]}  # the new one
