@@ -56,7 +56,8 @@ from digest.delivery.deadline import Watchdog
 from digest.delivery.jobs import JobQueue
 from digest.delivery.ratelimit import RateLimiter
 from digest.delivery.session import Endpoint, Security, SmtpSession
-from digest.errors import ConfigError, DeliveryError
+from digest.delivery.smtp import server_options
+from digest.errors import DeliveryError
 
 if TYPE_CHECKING:
     from digest.config.settings import Settings
@@ -134,22 +135,12 @@ class SmtpPool:
     @classmethod
     def from_settings(cls, settings: Settings, *, sent_before: Iterable[float] = ()) -> SmtpPool:
         """The pool the ``smtp_*`` settings describe (not yet opened)."""
-        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-        if settings.smtp_username and password is None:
-            raise ConfigError("smtp_username is set but smtp_password is not")
         return cls(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            security=settings.smtp_security,
-            username=settings.smtp_username,
-            password=password,
-            timeout=settings.smtp_timeout,
+            **server_options(settings),
             connections=settings.smtp_connections,
             rate_per_second=settings.smtp_rate_per_second,
             rate_per_hour=settings.smtp_rate_per_hour,
             transaction_deadline=settings.smtp_transaction_timeout,
-            retries=settings.smtp_retries,
-            retry_wait=settings.smtp_retry_wait,
             sent_before=sent_before,
         )
 

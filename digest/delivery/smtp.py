@@ -19,7 +19,7 @@ import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tenacity import (
     Retrying,
@@ -54,6 +54,23 @@ _STAGES: dict[type[smtplib.SMTPResponseException], str] = {
     smtplib.SMTPSenderRefused: "MAIL FROM",
     smtplib.SMTPDataError: "DATA",
 }
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """The ``smtp_*`` settings every SMTP client here takes (server, login, timeouts, retries)."""
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    if settings.smtp_username and password is None:
+        raise ConfigError("smtp_username is set but smtp_password is not")
+    return {
+        "host": settings.smtp_host,
+        "port": settings.smtp_port,
+        "security": settings.smtp_security,
+        "username": settings.smtp_username,
+        "password": password,
+        "timeout": settings.smtp_timeout,
+        "retries": settings.smtp_retries,
+        "retry_wait": settings.smtp_retry_wait,
+    }
 
 
 class SmtpTransport(BaseTransport):
@@ -98,19 +115,7 @@ class SmtpTransport(BaseTransport):
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpTransport:
         """Build the transport from ``smtp_*`` settings."""
-        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-        if settings.smtp_username and password is None:
-            raise ConfigError("smtp_username is set but smtp_password is not")
-        return cls(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            security=settings.smtp_security,
-            username=settings.smtp_username,
-            password=password,
-            timeout=settings.smtp_timeout,
-            retries=settings.smtp_retries,
-            retry_wait=settings.smtp_retry_wait,
-        )
+        return cls(**server_options(settings))
 
     def __repr__(self) -> str:
         return f"SmtpTransport({self.host}:{self.port}, security={self.security})"
