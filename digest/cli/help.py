@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -82,32 +82,32 @@ def tidy(command: Any) -> None:
             param.help = escape(param.help)
 
 
-class Command(TyperCommand):
+if TYPE_CHECKING:  # a mixin for both click classes below; typed as the command it extends
+    _Mixin = TyperCommand
+else:
+    _Mixin = object
+
+
+class _ReadableHelp(_Mixin):
+    """Tidied help (see :func:`tidy`) and a bare ``--help`` (no metavar)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tidy(self)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class Command(_ReadableHelp, TyperCommand):
     """A command whose help reads well."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        tidy(self)
 
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            option.metavar = ""
-        return option
-
-
-class Group(TyperGroup):
+class Group(_ReadableHelp, TyperGroup):
     """A group whose help reads well."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        tidy(self)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            option.metavar = ""
-        return option
 
 
 class App(typer.Typer):
