@@ -291,10 +291,9 @@ def run_digests(
                 report.digests.append(DigestOutcome(email, entry.due.period.key, "empty", 0))
         report.empty = len(report.digests)
         if queued:  # recorded and handed to the workers: say what they will send
-            for entry in recorded:
-                if entry.status != "empty":
-                    report.digests.append(_queued_outcome(entry))
-            report.queued = len(report.digests) - report.empty
+            handed = [_queued_outcome(entry) for entry in recorded if entry.status != "empty"]
+            report.digests += handed
+            report.queued = len(handed)
         with _timed(observe, "deliverable"), db.transaction(engine) as session:
             # Claims of dead processes on this host are void now, not after their TTL.
             reap_local(session, now=db_now(session))
