@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from dkim_keys import dkim_key_file  # type: ignore[import-not-found]  # tests/ helpers are plain modules, not a package
 from render_fixtures import digest_view  # type: ignore[import-not-found]  # tests/ helpers are plain modules, not a package
 
 from digest.config.settings import Settings
@@ -20,25 +18,10 @@ from digest.render.email import EmailRenderer
 dkim = pytest.importorskip("dkim")
 
 
-def _key_pair(tmp_path: Path) -> tuple[Path, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    path = tmp_path / "dkim.pem"
-    path.write_bytes(pem)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
-
-
 def test_signed_message_verifies_after_outbox(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    key_path, record = _key_pair(tmp_path)
+    key_path, record = dkim_key_file(tmp_path / "dkim.pem")
     settings = make_settings(
         dkim_selector="mail", dkim_domain="digest.example.org", dkim_private_key=key_path
     )

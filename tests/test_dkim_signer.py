@@ -7,7 +7,6 @@ lines must be equal), then ``dkim.verify`` checks the result.
 
 from __future__ import annotations
 
-import base64
 import re
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from dkim_keys import dkim_key  # type: ignore[import-not-found]  # tests/ helpers are plain modules, not a package
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from render_fixtures import DELIVERED, digest_view  # type: ignore[import-not-found]  # tests/ helpers are plain modules, not a package
@@ -50,14 +50,7 @@ class Key:
     """An RSA key as PEM (PKCS#1 or PKCS#8) and the DNS record dkimpy verifies with."""
 
     def __init__(self, bits: int, private_format: serialization.PrivateFormat) -> None:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-        self.pem = key.private_bytes(
-            serialization.Encoding.PEM, private_format, serialization.NoEncryption()
-        )
-        public = key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        self.record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+        self.pem, self.record = dkim_key(bits, private_format)
         self.signer = DkimSigner(
             selector=SELECTOR, domain=DOMAIN, private_key=self.pem, headers=DKIM_HEADERS
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -13,8 +12,7 @@ from pathlib import Path
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from dkim_keys import dkim_key  # type: ignore[import-not-found]  # tests/ helpers are plain modules, not a package
 from render_fixtures import DELIVERED, HOSTILE, LINKS, digest_view
 
 from digest.config.settings import Settings
@@ -200,22 +198,13 @@ def test_bad_recipient_is_a_render_error(renderer: EmailRenderer, settings: Sett
 
 @pytest.fixture(scope="module")
 def rsa_key() -> tuple[bytes, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # dkimpy's minimum
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public
+    return dkim_key(1024)  # dkimpy's minimum
 
 
-def dns_for(public: bytes) -> Callable[..., bytes]:
+def dns_for(record: bytes) -> Callable[..., bytes]:
     def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
         assert name == b"sel1._domainkey.example.org."
-        return b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+        return record
 
     return dnsfunc
 
@@ -223,11 +212,11 @@ def dns_for(public: bytes) -> Callable[..., bytes]:
 def test_dkim_signature_verifies_and_covers_one_click(
     renderer: EmailRenderer, settings: Settings, rsa_key: tuple[bytes, bytes]
 ) -> None:
-    private, public = rsa_key
+    private, record = rsa_key
     raw = bytes(build(renderer, settings, digest_view()))
     signed = sign_message(raw, selector="sel1", domain="example.org", private_key=private)
     assert signed.endswith(raw)
-    assert dkim.verify(signed, dnsfunc=dns_for(public))
+    assert dkim.verify(signed, dnsfunc=dns_for(record))
     signature = message_from_bytes(signed, policy=policy.default)["DKIM-Signature"]
     signed_headers = re.search(r"h=([^;]*);", str(signature).replace(" ", ""))
     assert signed_headers is not None
@@ -236,7 +225,7 @@ def test_dkim_signature_verifies_and_covers_one_click(
         assert name in covered
     assert len(covered) == len(DKIM_HEADERS)
     tampered = signed.replace(b"List-Unsubscribe=One-Click", b"List-Unsubscribe=Two-Click")
-    assert not dkim.verify(tampered, dnsfunc=dns_for(public))
+    assert not dkim.verify(tampered, dnsfunc=dns_for(record))
 
 
 def test_sign_with_options(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from dkim_keys import dkim_key_file  # type: ignore[import-not-found]  # tests/ helpers are plain modules, not a package
 from render_fixtures import DELIVERED, digest_view
 
 from digest.delivery import OutboxTransport, SmtpTransport, eml_name
@@ -104,18 +102,7 @@ def test_smtp_send_bytes_keeps_retries_and_error_translation(sink: SmtpSink) -> 
 
 
 def test_dkim_signed_wire_bytes_verify_after_smtp(sink: SmtpSink, tmp_path: Path) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    path = tmp_path / "dkim.pem"
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    path, record = dkim_key_file(tmp_path / "dkim.pem")
     options = MessageOptions(
         mail_from=OPTIONS.mail_from,
         list_id=OPTIONS.list_id,
@@ -129,7 +116,7 @@ def test_dkim_signed_wire_bytes_verify_after_smtp(sink: SmtpSink, tmp_path: Path
 
     def dns(name: bytes, timeout: int = 5) -> bytes:
         assert name == b"mail._domainkey.example.org."
-        return b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+        return record
 
     assert dkim.verify(received.raw, dnsfunc=dns)
     # The reference signs the same way: its message also verifies after the same trip.
