@@ -167,6 +167,26 @@ def test_a_typed_word_counts_only_whole_inside_a_phrase() -> None:
     assert not reward or reward[0].matches[0].words == ("reward",)
 
 
+def test_an_optimizer_is_not_an_optimization() -> None:
+    """ "Learned optimizers" is a phrase about optimizers that are learned; a paper on
+    learning and optimization holds its stems' neighbours only if the stemmer merges the
+    thing with the act, which it no longer does."""
+    docs = [
+        RankDoc(
+            "optimizers", "Learned optimizers that scale", f"We meta-train optimizers. {COMMON}"
+        ),
+        RankDoc(
+            "optimization",
+            "Stable training of deep networks",
+            f"Curriculum learning optimization makes training stable. {COMMON}",
+        ),
+    ]
+    [picks] = ranked(docs, build_profile(["learned optimizers"]))
+    assert keys(docs, picks)[0] == "optimizers"
+    assert picks[0].matches[0].evidence == "phrase"
+    assert all(p.matches[0].evidence != "phrase" for p in picks[1:])
+
+
 # Learning from ratings ------------------------------------------------------------------
 
 LIKED = RankDoc(
