@@ -187,6 +187,31 @@ def test_an_optimizer_is_not_an_optimization() -> None:
     assert all(p.matches[0].evidence != "phrase" for p in picks[1:])
 
 
+def test_a_subscriber_is_ranked_alike_whoever_else_is_in_the_run() -> None:
+    """ "GNN" and "graph neural networks" are one thing but typed differently: "GNN" counts
+    only whole, the spelled-out words partly. One subscriber's digest and explanations do
+    not depend on which spelling another subscriber of the same run typed first; a profile
+    listing both still counts the thing once."""
+    docs = [
+        RankDoc("partial", "Neural networks for molecules", "Message passing on molecules."),
+        RankDoc("whole", "Graph neural networks for molecules", "Message passing."),
+    ]
+    acronym = build_profile(["GNN"])
+    spelled = build_profile(["graph neural networks"])
+    [alone] = ranked(docs, acronym)
+    [_, together] = ranked(docs, spelled, acronym)
+    assert together == alone
+    assert keys(docs, alone) == ["whole"]
+    [words_alone] = ranked(docs, spelled)
+    [words_together, _] = ranked(docs, spelled, acronym)
+    assert words_together == words_alone
+    partial = next(p for p in words_alone if keys(docs, [p]) == ["partial"])
+    assert partial.matches[0].words == ("neural", "networks")
+    [both] = ranked(docs, build_profile(["GNN", "graph neural networks"]))
+    assert keys(docs, both) == keys(docs, alone)
+    assert [m.interest for m in both[0].matches] == ["GNN"]
+
+
 # Learning from ratings ------------------------------------------------------------------
 
 LIKED = RankDoc(
