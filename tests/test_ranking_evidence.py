@@ -281,6 +281,54 @@ def test_one_vote_never_floods_a_digest() -> None:
     assert all(k.startswith("ssl:") for k in keys(docs, picks)[:3])
 
 
+def test_ratings_fill_a_short_digest_at_most_one_paper_per_vote() -> None:
+    """When fewer papers match than the digest holds, papers like the ones rated up may
+    fill its empty slots, as many as papers rated up at most, each saying which it is like;
+    a full digest still gives them at most ``max(1, top // 4)`` slots."""
+    liked = [
+        LIKED,
+        RankDoc(
+            "rated:coarsen",
+            "Graph coarsening for molecular dynamics",
+            "Coarsened molecular graphs keep the slow dynamics of proteins in solvent.",
+        ),
+        RankDoc(
+            "rated:codec",
+            "Neural audio codecs as speech tokens",
+            "Residual vector quantization turns waveforms into discrete speech tokens.",
+        ),
+    ]
+    titles = [
+        "Redundancy reduction of twin embeddings",
+        "Coarse graphs of molecular dynamics",
+        "Discrete speech tokens from audio codecs",
+    ]
+    clones = [
+        RankDoc(f"clone:{k}:{i}", f"{title}, part {i}", doc.abstract)
+        for k, (title, doc) in enumerate(zip(titles, liked, strict=True))
+        for i in range(3)
+    ]
+    profile = build_profile(["self-supervised learning"])
+    votes = tuple(Rated(doc, 1) for doc in liked)
+    short = [RankDoc("ssl:0", "Self-supervised learning study", "Encoders without labels.")]
+    [picks] = ranked(clones + short, replace(profile, rated=votes), top=10)
+    brought = [k for k in keys(clones + short, picks) if k.startswith("clone:")]
+    assert "ssl:0" in keys(clones + short, picks)
+    assert len(picks) == 4 and len(brought) == 3  # one per paper rated up, > top // 4 = 2
+    for key, pick in zip(keys(clones + short, picks), picks, strict=True):
+        if key in brought:
+            assert [m.evidence for m in pick.matches] == ["liked"]
+    [one] = ranked(clones + short, replace(profile, rated=votes[:1]), top=10)
+    assert sum(k.startswith("clone:") for k in keys(clones + short, one)) == 1
+    full = [
+        RankDoc(f"ssl:{i}", f"Self-supervised learning study {i}", "Encoders without labels.")
+        for i in range(12)
+    ]
+    [picks] = ranked(clones + full, replace(profile, rated=votes), top=10)
+    assert len(picks) == 10
+    assert sum(k.startswith("clone:") for k in keys(clones + full, picks)) <= 10 // 4
+
+
 def test_exclusions_win_over_ratings() -> None:
     profile = build_profile(["self-supervised learning"], ["redundancy reduction"])
     [picks] = ranked(LEARNING, replace(profile, rated=(Rated(LIKED, 1),) * 1))
