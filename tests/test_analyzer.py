@@ -141,6 +141,18 @@ def test_based_is_not_base(analyzer: Analyzer) -> None:
     assert analyzer.terms("the base model") == ["base", "model"]
 
 
+def test_an_agent_noun_is_not_the_act(analyzer: Analyzer) -> None:
+    # The stemmer strips "optimizer" and "optimization" to one stem, "tokenizer" to "token",
+    # "transformer" to "transform": a thing is not the act it is named after.
+    assert analyzer.terms("optimizers") == analyzer.terms("Optimiser") == ["optimizer"]
+    assert analyzer.terms("optimization") == analyzer.terms("optimize") != ["optimizer"]
+    assert analyzer.terms("tokenizers") == ["tokenizer"] != analyzer.terms("tokens")
+    assert analyzer.terms("Transformers") == ["transformer"] != analyzer.terms("transform")
+    assert analyzer.terms("ViT") == ["vision", "transformer"]
+    # Short words that merely end the same way are left to the stemmer.
+    assert analyzer.terms("size sizes") == ["size", "size"]
+
+
 def test_clauses_end_at_sentence_ends_and_conjunctions(analyzer: Analyzer) -> None:
     # Neighbours across these marks are not a phrase: "robot learning. Models" does not say
     # "learning models", nor "web text -- and more" "text more".

@@ -167,6 +167,51 @@ def test_a_typed_word_counts_only_whole_inside_a_phrase() -> None:
     assert not reward or reward[0].matches[0].words == ("reward",)
 
 
+def test_an_optimizer_is_not_an_optimization() -> None:
+    """ "Learned optimizers" is a phrase about optimizers that are learned; a paper on
+    learning and optimization holds its stems' neighbours only if the stemmer merges the
+    thing with the act, which it no longer does."""
+    docs = [
+        RankDoc(
+            "optimizers", "Learned optimizers that scale", f"We meta-train optimizers. {COMMON}"
+        ),
+        RankDoc(
+            "optimization",
+            "Stable training of deep networks",
+            f"Curriculum learning optimization makes training stable. {COMMON}",
+        ),
+    ]
+    [picks] = ranked(docs, build_profile(["learned optimizers"]))
+    assert keys(docs, picks)[0] == "optimizers"
+    assert picks[0].matches[0].evidence == "phrase"
+    assert all(p.matches[0].evidence != "phrase" for p in picks[1:])
+
+
+def test_a_subscriber_is_ranked_alike_whoever_else_is_in_the_run() -> None:
+    """ "GNN" and "graph neural networks" are one thing but typed differently: "GNN" counts
+    only whole, the spelled-out words partly. One subscriber's digest and explanations do
+    not depend on which spelling another subscriber of the same run typed first; a profile
+    listing both still counts the thing once."""
+    docs = [
+        RankDoc("partial", "Neural networks for molecules", "Message passing on molecules."),
+        RankDoc("whole", "Graph neural networks for molecules", "Message passing."),
+    ]
+    acronym = build_profile(["GNN"])
+    spelled = build_profile(["graph neural networks"])
+    [alone] = ranked(docs, acronym)
+    [_, together] = ranked(docs, spelled, acronym)
+    assert together == alone
+    assert keys(docs, alone) == ["whole"]
+    [words_alone] = ranked(docs, spelled)
+    [words_together, _] = ranked(docs, spelled, acronym)
+    assert words_together == words_alone
+    partial = next(p for p in words_alone if keys(docs, [p]) == ["partial"])
+    assert partial.matches[0].words == ("neural", "networks")
+    [both] = ranked(docs, build_profile(["GNN", "graph neural networks"]))
+    assert keys(docs, both) == keys(docs, alone)
+    assert [m.interest for m in both[0].matches] == ["GNN"]
+
+
 # Learning from ratings ------------------------------------------------------------------
 
 LIKED = RankDoc(
@@ -234,6 +279,54 @@ def test_one_vote_never_floods_a_digest() -> None:
     brought = [k for k in keys(docs, picks) if k.startswith("clone:")]
     assert len(brought) == 1
     assert all(k.startswith("ssl:") for k in keys(docs, picks)[:3])
+
+
+def test_ratings_fill_a_short_digest_at_most_one_paper_per_vote() -> None:
+    """When fewer papers match than the digest holds, papers like the ones rated up may
+    fill its empty slots, as many as papers rated up at most, each saying which it is like;
+    a full digest still gives them at most ``max(1, top // 4)`` slots."""
+    liked = [
+        LIKED,
+        RankDoc(
+            "rated:coarsen",
+            "Graph coarsening for molecular dynamics",
+            "Coarsened molecular graphs keep the slow dynamics of proteins in solvent.",
+        ),
+        RankDoc(
+            "rated:codec",
+            "Neural audio codecs as speech tokens",
+            "Residual vector quantization turns waveforms into discrete speech tokens.",
+        ),
+    ]
+    titles = [
+        "Redundancy reduction of twin embeddings",
+        "Coarse graphs of molecular dynamics",
+        "Discrete speech tokens from audio codecs",
+    ]
+    clones = [
+        RankDoc(f"clone:{k}:{i}", f"{title}, part {i}", doc.abstract)
+        for k, (title, doc) in enumerate(zip(titles, liked, strict=True))
+        for i in range(3)
+    ]
+    profile = build_profile(["self-supervised learning"])
+    votes = tuple(Rated(doc, 1) for doc in liked)
+    short = [RankDoc("ssl:0", "Self-supervised learning study", "Encoders without labels.")]
+    [picks] = ranked(clones + short, replace(profile, rated=votes), top=10)
+    brought = [k for k in keys(clones + short, picks) if k.startswith("clone:")]
+    assert "ssl:0" in keys(clones + short, picks)
+    assert len(picks) == 4 and len(brought) == 3  # one per paper rated up, > top // 4 = 2
+    for key, pick in zip(keys(clones + short, picks), picks, strict=True):
+        if key in brought:
+            assert [m.evidence for m in pick.matches] == ["liked"]
+    [one] = ranked(clones + short, replace(profile, rated=votes[:1]), top=10)
+    assert sum(k.startswith("clone:") for k in keys(clones + short, one)) == 1
+    full = [
+        RankDoc(f"ssl:{i}", f"Self-supervised learning study {i}", "Encoders without labels.")
+        for i in range(12)
+    ]
+    [picks] = ranked(clones + full, replace(profile, rated=votes), top=10)
+    assert len(picks) == 10
+    assert sum(k.startswith("clone:") for k in keys(clones + full, picks)) <= 10 // 4
 
 
 def test_exclusions_win_over_ratings() -> None:

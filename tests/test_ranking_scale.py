@@ -205,7 +205,8 @@ def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarr
                 and score >= plan.threshold[p]
             ):
                 (extra if ratings and own == 0.0 else kept).append((-score, d))
-        cap = min(plan.ratings.liked[p], max(1, top // 4)) if ratings else 0
+        # Brought by likeness alone: max(1, top // 4), or the empty slots of a short digest.
+        cap = min(plan.ratings.liked[p], max(1, top // 4, top - len(kept))) if ratings else 0
         ranked = sorted(kept + sorted(extra)[:cap])
         keywords = [e for e in entries if bag_max[plan.weights.indices[e]] > 0]
         if entries and params.bag_weight > 0:  # re-rank the best by whole-profile words

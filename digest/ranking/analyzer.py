@@ -28,7 +28,9 @@ Steps, in order:
    so there case does not matter.
 5. Accents are folded and text is case-folded; stop words and single letters are dropped.
 6. Snowball English stemming (PyStemmer): ``models`` = ``model``; a few words keep their
-   form where the stem would merge them with another word (:data:`UNSTEMMED`: ``based``).
+   form where the stem would merge them with another word (:data:`UNSTEMMED`: ``based``,
+   ``transformer``), and so do agent nouns in ``-izer``/``-iser``, a thing and not the act
+   (``optimizers`` = ``optimiser`` ≠ ``optimization``, ``tokenizer`` ≠ ``token``).
 
 Every token result (clause marks included) is cached per analyzer, so analysing the same
 vocabulary again costs a dict lookup: 2,000 abstracts take about a fifth of a second.
@@ -104,7 +106,16 @@ COMPOUNDS: Mapping[str, str] = {
 CONJUNCTIONS: frozenset[str] = _words("and or nor but")
 
 # Words whose stem would merge them with a different word: "model-based" is not "base model".
-UNSTEMMED: Mapping[str, str] = {"based": "based"}
+UNSTEMMED: Mapping[str, str] = {
+    "based": "based",
+    "transformer": "transformer",
+    "transformers": "transformer",
+}
+
+# Agent nouns made from "-ize" verbs name a thing, not the act: an "optimizer" is not an
+# "optimization", a "tokenizer" not a "token" (the stemmer strips both to one stem). They
+# keep their own stem, British spelling and plural folded: "optimisers" -> "optimizer".
+_AGENT_NOUN = re.compile(r"^(\w{3,})i[sz]ers?$")
 
 # Acronym -> expansion, in the acronym's usual spelling. Expansions must not contain acronyms.
 ACRONYMS: Mapping[str, str] = {
@@ -362,7 +373,11 @@ class Analyzer:
     def _stem(self, word: str) -> str:
         stem = self._stems.get(word)
         if stem is None:
-            stem = self._stems[word] = UNSTEMMED.get(word) or self._stemmer.stemWord(word)
+            kept = UNSTEMMED.get(word)
+            if kept is None:
+                agent = _AGENT_NOUN.match(word)
+                kept = f"{agent.group(1)}izer" if agent else self._stemmer.stemWord(word)
+            stem = self._stems[word] = kept
         return stem
 
     def _token(self, surface: str, *, query: bool) -> _Token:

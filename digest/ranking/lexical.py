@@ -19,8 +19,9 @@ How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_ind
   One interest squarely met beats two mentioned in passing;
 - the reader's ratings (:mod:`digest.ranking.lexical_feedback`) add up to ``like_weight``
   for likeness to a paper rated up and take up to ``dislike_weight`` for likeness to one
-  rated down; at most ``max(1, top // 4)`` picks (and one per paper rated up) may come from
-  likeness alone;
+  rated down; at most ``max(1, top // 4)`` picks may come from likeness alone, or as many
+  as fill the empty slots of a digest with fewer than ``top`` matches, and never more than
+  the number of papers rated up;
 - with ``popularity_weight > 0`` the paper also gets
   ``popularity_weight * log1p(upvotes) / log1p(100)`` (100 upvotes add exactly the weight);
 - the score of a paper no interest matches (nor likeness brings) is zero: it is never

@@ -14,9 +14,10 @@ How the kernel uses it (:mod:`digest.ranking.lexical_kernel`): a paper gains
 ``dislike_weight`` times its likeness to the closest paper rated down. Both are small
 against a matching interest (a phrase in a title is worth 0.4–0.7), so the reader's own
 interests dominate; a paper no interest matches may still be picked for its likeness
-alone, but at most ``max(1, top // 4)`` of them per digest and never more than the number
-of papers rated up, so one vote never floods a digest. Exclusions and required phrases are
-applied after, as always. A pick that owes anything to a rated paper names it: ``like
+alone, but at most ``max(1, top // 4)`` of them per digest (or, when fewer than ``top``
+papers match, as many as fill the empty slots) and never more than the number of papers
+rated up, so one vote never floods a digest. Exclusions and required phrases are applied
+after, as always. A pick that owes anything to a rated paper names it: ``like
 “Barlow Twins: …” that you rated up``.
 
 Rows are shared by everyone who rated the same paper (keyed by paper key); a profile with

@@ -118,7 +118,8 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
     mentioned in passing. Ratings add ``like_weight`` times the likeness to the closest
     paper rated up and take ``dislike_weight`` times that to the closest rated down; papers
     only the likeness brings are kept apart and at most ``min(liked, max(1, top // 4))``
-    of them join the top (see :mod:`digest.ranking.lexical_feedback`).
+    of them join the top, or, in a digest with fewer than ``top`` matches, as many as fill
+    its empty slots, never more than ``liked`` (see :mod:`digest.ranking.lexical_feedback`).
 
     ``allowed`` is the chunk's rows x papers eligibility, or an empty (0, 0) array when
     every paper may be picked. With ``bag_weight > 0`` the best ``depth`` are re-ranked by
@@ -305,6 +306,8 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
         # the head of extra_doc / extra_val, where they were listed: the head never grows
         # past the entry being read (n_extra <= a), so nothing unread is overwritten.
         n_extra = 0
+        if n_alone > 0 and n_top < k:  # a short digest: its empty slots may be filled too
+            cap = min(liked[p], max(cap, k - n_top))
         for a in range(n_alone):
             d = extra_doc[a]
             v = extra_val[a]

@@ -108,6 +108,7 @@ def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
     weight_matrix, entry_slots, spellings, labels = _interest_rows(
         np.repeat(np.arange(n, dtype=np.int64), counts)[usable],
         uids[usable],
+        np.asarray(interests.same, dtype=np.int64)[uids[usable]],
         np.fromiter(map(_WEIGHT, flat), np.float64, len(flat))[usable],
         (np.arange(len(flat), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts))[
             usable
@@ -176,6 +177,7 @@ def _phrase_rows(
 def _interest_rows(
     prof: IntArray,
     uid: IntArray,
+    same: IntArray,
     weight: npt.NDArray[np.float64],
     slot: IntArray,
     text: IntArray,
@@ -183,12 +185,13 @@ def _interest_rows(
     shape: tuple[int, int],
 ) -> tuple[Matrix, IntArray, IntArray, IntArray]:
     """Profiles x interests CSR, columns ascending. An interest listed twice (two spellings
-    of one thing) counts once, at its largest weight, explained under its first spelling.
+    of one thing, ``same``: "GNN", "graph neural networks") counts once, at its largest
+    weight, scored and explained as its first spelling.
 
     The entries come in profile order, then slot order; one sort of a unique int64 key puts
-    them in (profile, interest, slot) order."""
+    them in (profile, thing, slot) order, a second the kept ones in (profile, interest)."""
     n_slots = int(slot.max(initial=0)) + 1
-    group = prof * shape[1] + uid
+    group = prof * (int(same.max(initial=0)) + 1) + same
     order = np.argsort(group * n_slots + slot)
     group = group[order]
     first = np.ones(group.size, dtype=np.bool_)
@@ -196,6 +199,8 @@ def _interest_rows(
     starts = np.flatnonzero(first)
     best = np.maximum.reduceat(weight[order], starts) if starts.size else weight[:0]
     kept = order[starts]
+    by_column = np.argsort(prof[kept] * shape[1] + uid[kept])
+    kept, best = kept[by_column], best[by_column]
     prof, uid, slot, text, pair = prof[kept], uid[kept], slot[kept], text[kept], pair[kept]
     indptr = np.zeros(shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(prof, minlength=shape[0]), out=indptr[1:])
@@ -211,13 +216,16 @@ def _interest_rows(
 
 
 class _Table:
-    """Distinct compiled phrases, keyed by what they match (so spellings share a row)."""
+    """Distinct compiled phrases, keyed by what they match and, for interests, by their
+    typed words (so spellings share a row when they are graded and explained alike)."""
 
     def __init__(self, index: LexicalIndex) -> None:
         self._index = index
         self._by_text: dict[tuple[str, str], int | None] = {}
         self._by_key: dict[tuple[object, ...], int] = {}
+        self._by_match: dict[tuple[object, ...], int] = {}
         self.compiled: list[Compiled] = []
+        self.same: list[int] = []  # per row: rows scoring the same features share this id
 
     def uid(self, kind: InterestKind, text: str, *, scoring: bool = False) -> int | None:
         """Row id of a phrase; None when it cannot match any paper."""
@@ -228,12 +236,18 @@ class _Table:
         usable = bool(compiled.score) if scoring else compiled.complete
         uid = None
         if usable:
-            # Spellings that score the same features are one interest ("GNN", "graph
-            # neural networks"), compiled as the first one seen spells it.
-            key = (compiled.kind, compiled.score if scoring else compiled.needed)
-            uid = self._by_key.setdefault(key, len(self.compiled))
+            # Spellings that score the same features in the same typed words are one row
+            # ("Graph Neural Networks", "graph neural networks"), compiled as the first one
+            # seen spells it. An acronym and its expansion ("GNN") are one thing (``same``:
+            # a profile listing both counts it once) but two rows: a typed word counts only
+            # whole, and an explanation names the words its subscriber typed, whoever else
+            # is ranked in the same run.
+            match = (compiled.kind, compiled.score if scoring else compiled.needed)
+            typed = (compiled.score_units, compiled.whole) if scoring else ()
+            uid = self._by_key.setdefault((*match, *typed), len(self.compiled))
             if uid == len(self.compiled):
                 self.compiled.append(compiled)
+                self.same.append(self._by_match.setdefault(match, len(self._by_match)))
         self._by_text[cache_key] = uid
         return uid
 
