@@ -199,6 +199,7 @@ def _strip_line_tail(text: str) -> str:
 @dataclass(frozen=True, slots=True)
 class _Uses:
     holes: tuple[str, ...]  # reader fields printed or tested only
+    printed: tuple[str, ...]  # the holes printed at least once
     keyed: tuple[str, ...]  # reader fields used otherwise: their values are in the key
     loop: tuple[str, ...]  # loop attributes read
 
@@ -237,8 +238,10 @@ def _uses(body: nodes.Template) -> _Uses:
 
     visit(body, "used")
     reader = [f for f in READER_FIELDS if f in modes]
+    holes = tuple(f for f in reader if "used" not in modes[f])
     return _Uses(
-        holes=tuple(f for f in reader if "used" not in modes[f]),
+        holes=holes,
+        printed=tuple(f for f in holes if "printed" in modes[f]),
         keyed=tuple(f for f in reader if "used" in modes[f]),
         loop=tuple(sorted(loop)),
     )
@@ -317,6 +320,7 @@ class PieceRenderer:
         self._frame = frame
         self._body = body
         self._holes = uses.holes
+        self._printed = uses.printed
         self._keyed = uses.keyed
         self._loop = uses.loop
         self.fields = frozenset(uses.holes + uses.keyed)  # the reader values it reads
@@ -375,10 +379,10 @@ class PieceRenderer:
             partial = _add_text(chunks, "", before)
             count = len(items)
             escape_value = self._escape
-            holes = self._holes
+            printed = self._printed
             for index, (item, value) in enumerate(zip(items, values, strict=True)):
                 reader = value.reader
-                filled = {f: escape_value(reader[f]) for f in holes if reader[f]}
+                filled = {f: escape_value(reader[f]) for f in printed if reader[f]}
                 piece = self._piece(item, index, count, value)
                 first = piece.first
                 if first is not None:
