@@ -115,9 +115,7 @@ def _encoded_chunk(chunk: str) -> bytes:
     """Whole lines joined by LF (no CR), as :func:`qp_body` writes them, CRLF after each."""
     out = []
     for line in _escape(chunk.encode("utf-8")).split(b"\n"):
-        if len(line) > _MAX or line[-1:] in _TRAILING_WSP:
-            line = _fold(line)
-        out.append(line)
+        out.append(_fold(line) if len(line) > _MAX or line[-1:] in _TRAILING_WSP else line)
     out.append(b"")
     return b"\r\n".join(out)
 
@@ -135,9 +133,7 @@ def qp_lines(chunks: Iterable[str]) -> bytes:
     before costs a dictionary lookup. A chunk of a ``str`` subclass (the renderer's
     ``Fresh``: a line with the reader's own values) is encoded and forgotten.
     """
-    return b"".join(
-        [_remembered_chunk(c) if type(c) is str else _encoded_chunk(c) for c in chunks]
-    )
+    return b"".join([_remembered_chunk(c) if type(c) is str else _encoded_chunk(c) for c in chunks])
 
 
 def clear_line_cache() -> None:

@@ -312,7 +312,7 @@ def probe_views() -> list[DigestView]:
     items = [
         ItemView(
             key=f"arxiv:2411.{n:05d}",
-            title=("<b>Bold</b> & \"quoted\" title " * (n % 3 + 1)) + str(n),
+            title=('<b>Bold</b> & "quoted" title ' * (n % 3 + 1)) + str(n),
             url=None if n % 4 == 3 else f"https://arxiv.org/abs/2411.{n:05d}?x=1&y=<2>",
             abstract=("Abstract & <words> " * (n * 7)) if n % 5 != 4 else "",
             authors=() if n % 6 == 5 else tuple(f"Author {i} & Co" for i in range(n % 7)),

@@ -69,7 +69,7 @@ _BLOCK = re.compile(r"\{%(-?)\s*(for|endfor)\b[^%]*?(-?)%\}")
 _ITEMS_VAR = "paper_digest_items"
 
 
-class _Unsupported(Exception):
+class _UnsupportedError(Exception):
     """The template (or this item) cannot be rendered from pieces: render it in full."""
 
 
@@ -181,7 +181,8 @@ def _split_loop(env: Environment, source: str) -> tuple[str, str] | None:
         return None
     if end.group(1) or end.group(3):
         return None
-    head, body, tail = source[: start.start()], source[start.end() : end.start()], source[end.end() :]
+    head, tail = source[: start.start()], source[end.end() :]
+    body = source[start.end() : end.start()]
     if env.trim_blocks:  # the newline after a block tag is dropped
         body = body.removeprefix("\n")
         tail = tail.removeprefix("\n")
@@ -205,7 +206,7 @@ class _Uses:
 
 
 def _uses(body: nodes.Template) -> _Uses:
-    """How the loop body uses ``item`` and ``loop`` (raises :class:`_Unsupported`)."""
+    """How the loop body uses ``item`` and ``loop`` (raises :class:`_UnsupportedError`)."""
     modes: dict[str, set[str]] = {}
     loop: set[str] = set()
 
@@ -217,21 +218,21 @@ def _uses(body: nodes.Template) -> _Uses:
                 return
             if name == "loop":
                 if node.attr not in _LOOP_ATTRS:
-                    raise _Unsupported(f"loop.{node.attr}")
+                    raise _UnsupportedError(f"loop.{node.attr}")
                 loop.add(node.attr)
                 return
         if isinstance(node, nodes.Name) and node.name in ("item", "loop", _ITEMS_VAR):
-            raise _Unsupported(f"{node.name} used whole")
+            raise _UnsupportedError(f"{node.name} used whole")
         for field, value in node.iter_fields():
             for child in value if isinstance(value, list) else [value]:
                 if not isinstance(child, nodes.Node):
                     continue
                 if isinstance(node, nodes.Output):
                     child_mode = "printed"
-                elif isinstance(node, nodes.If) and field == "test":
-                    child_mode = "tested"
-                elif isinstance(node, nodes.And | nodes.Or | nodes.Not) and mode == "tested":
-                    child_mode = "tested"
+                elif (isinstance(node, nodes.If) and field == "test") or (
+                    isinstance(node, nodes.And | nodes.Or | nodes.Not) and mode == "tested"
+                ):
+                    child_mode = "tested"  # only its truth matters
                 else:
                     child_mode = "used"
                 visit(child, child_mode)
@@ -335,7 +336,8 @@ class PieceRenderer:
         self._field_of = {s: f for f, s in self._sentinel.items()}
         self._holes_re = re.compile("(" + "|".join(map(re.escape, self._field_of)) + ")")
         self._mark = f"\x00{nonce}items\x00"
-        self._mark_value: str = Markup(self._mark) if env.autoescape else self._mark
+        # the marker is ours (a NUL, hex digits, "items"): printed as it is
+        self._mark_value: str = Markup(self._mark) if env.autoescape else self._mark  # noqa: S704
         self._pieces: dict[tuple[Any, ...], _Piece] = {}
 
     @classmethod
@@ -359,7 +361,7 @@ class PieceRenderer:
             uses = _uses(body_ast)
             frame = env.from_string(frame_source)
             return cls(env, frame, body_env.from_string(body_source), uses, frozenset(assigned))
-        except (TemplateError, _Unsupported):
+        except (TemplateError, _UnsupportedError):
             return None
 
     def render(
@@ -387,7 +389,7 @@ class PieceRenderer:
                 first = piece.first
                 if first is not None:
                     if type(first) is str:
-                        chunks.append(partial + first if partial else first)  # type: ignore[operator]  # a str
+                        chunks.append(partial + first if partial else first)
                     else:
                         chunks.append(first.fill(filled, partial))  # type: ignore[union-attr]  # a _Fill
                     for line in piece.middle:
@@ -396,13 +398,14 @@ class PieceRenderer:
                 last = piece.last
                 partial += last if type(last) is str else last.fill(filled)  # type: ignore[union-attr]  # a _Fill
             partial = _add_text(chunks, partial, after)
-        except _Unsupported:
+        except _UnsupportedError:
             return None
-        if partial:
+        if partial or not chunks:  # a last line without a line break (or an empty body)
             chunks.append(partial)
-        joined = "\n".join(chunks)
-        text = joined if partial else joined + "\n"
-        if "\r" in text or not chunks:  # a line break qp_body would normalize; an empty body
+            text = "\n".join(chunks)
+        else:
+            text = "\n".join(chunks) + "\n"
+        if "\r" in text:  # a line break qp_body would normalize
             return None
         return Body(text, tuple(chunks))
 
@@ -433,7 +436,7 @@ class PieceRenderer:
         text = self._body.render(item=context, loop=loop)
         chunks = self._holes_re.split(text)
         if sum(chunk.count("\x00") for chunk in chunks[::2]):  # a sentinel did not survive
-            raise _Unsupported("sentinel changed by the template")
+            raise _UnsupportedError("sentinel changed by the template")
         lines = list(self._lines(chunks))
         if len(lines) == 1:
             return _Piece(None, (), lines[0])
