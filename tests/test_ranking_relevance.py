@@ -33,7 +33,17 @@ def test_labelled_set_is_well_formed() -> None:
     judgments = json.loads((BENCH / "judgments.json").read_text(encoding="utf-8"))
     labelled = [p for p in profiles if p.get("kind") != "offtopic"]
     assert len(labelled) >= 12
-    splits = {"tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6"}
+    splits = {
+        "tune",
+        "heldout",
+        "fresh",
+        "fresh2",
+        "fresh3",
+        "fresh4",
+        "fresh5",
+        "fresh6",
+        "fresh7",
+    }
     assert {p["split"] for p in labelled} == splits
     for profile in profiles:
         assert profile["intent"] and 1 <= len(profile["keywords"]) <= 6
