@@ -14,7 +14,9 @@ paper gives for an interest is graded, best first:
 3. **partial** — only some of the units: counted by their idf share of the interest
    (coverage) and by ``scattered`` when no two of its words stand together; or, when that
    is more, one distinctive unit alone (the interest's rarest word, say): its own BM25F
-   times ``partial`` times its share of the interest's distinctive idf, squared.
+   times ``partial`` times its share of the interest's distinctive idf, squared. A unit's
+   idf is its rarity as one thing (its rarest term or inner pair), not the sum of its
+   terms': "RLHF" is one word of "online RLHF", not four.
 
 Within a grade, strength is BM25F (idf-weighted, the title counted ``title_boost`` times,
 saturating with repetition), times the share of the interest the paper states,
@@ -78,7 +80,10 @@ class Units:
             rarest = max(terms, key=idf)
             keys.append(vocab.get(rarest, -1))
             distinct.append(not all(term in generic for term in terms))
-            masses.append(sum(map(idf, terms)))
+            # How rare the typed word is as one thing: an acronym or compound stands for
+            # several terms, but "RLHF" is not four rare words; papers holding all of it
+            # are at most as many as hold its rarest term or inner pair.
+            masses.append(max(map(idf, names)))
         self.typed = tuple(surface for surface, _ in typed)
         self.feats = tuple(feats)
         self.keys = tuple(keys)
@@ -117,7 +122,7 @@ class GradeInput(NamedTuple):
     unit_feat_loc: IntArray  # -1: a feature no paper has
     unit_key: IntArray  # local index of the rarest term, -1 when no paper has it
     unit_distinct: npt.NDArray[np.bool_]
-    unit_idf: FloatArray  # the idf of its terms, summed
+    unit_idf: FloatArray  # its rarity as one thing: the idf of its rarest term or pair
     multiword: npt.NDArray[np.bool_]
     whole: npt.NDArray[np.bool_]
     complete: npt.NDArray[np.bool_]  # every word and pair occurs in some paper
