@@ -156,6 +156,19 @@ def test_one_interest_squarely_met_beats_two_mentioned_in_passing() -> None:
     assert scattered.score < first + second + params.bag_weight
 
 
+def test_common_words_are_no_evidence_when_the_rarest_is_in_no_paper() -> None:
+    """ "traffic time series": where no paper of the run says "traffic", a paper on time
+    series of returns is not partly about it (an off-topic profile gets nothing); once a
+    paper says "traffic", the word is real evidence elsewhere and partial credit is back."""
+    docs = [RankDoc("ts", "Time series of returns", f"We stitch time series of returns. {COMMON}")]
+    profile = build_profile(["traffic time series"])
+    assert ranked(docs, profile) == [[]]
+    traffic = RankDoc("traffic", "Traffic in cities", f"Jams at rush hour. {COMMON}")
+    [picks] = ranked([*docs, traffic], profile)
+    assert keys([*docs, traffic], picks) == ["ts"]
+    assert picks[0].matches[0].words == ("time", "series")
+
+
 def test_an_acronym_is_as_rare_as_one_thing_not_as_its_words() -> None:
     """The one-word-alone credit divides an interest by how rare each typed word is. "RLHF"
     stands for four terms, but papers saying it are as many as say its rarest term or inner

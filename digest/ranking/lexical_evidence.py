@@ -12,7 +12,8 @@ paper gives for an interest is graded, best first:
    abstract, but not as the phrase (``near``);
 2. **apart** — every distinctive unit, but never close together (``scattered``);
 3. **partial** — only some of the units: counted by their idf share of the interest
-   (coverage) and by ``scattered`` when no two of its words stand together; or, when that
+   (coverage) and by ``scattered`` when no two of its words stand together, but not at all
+   when the interest's rarest distinctive unit occurs in no paper of the run; or, when that
    is more, one distinctive unit alone (the interest's rarest word, say): its own BM25F
    times ``partial`` times its share of the interest's distinctive idf, squared. A unit's
    idf is its rarity as one thing (its rarest term or inner pair), not the sum of its
@@ -258,7 +259,12 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
         all_units = True
         n_distinct = 0
         distinct_there = 0
+        rarest = -1  # the distinctive unit rarest as one thing
         for k in range(nu):
+            if g.unit_distinct[u0 + k] and (
+                rarest < 0 or g.unit_idf[u0 + k] > g.unit_idf[u0 + rarest]
+            ):
+                rarest = k
             ok = True
             for q in range(g.unit_feat_ptr[u0 + k], g.unit_feat_ptr[u0 + k + 1]):
                 x = g.unit_feat_loc[q]
@@ -347,6 +353,10 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
             elif all_units or (n_distinct >= 2 and distinct_there == n_distinct):
                 grade = 2  # every (distinctive) word, but not together
                 factor = scattered if g.multiword[i] else 1.0
+            elif rarest >= 0 and g.unit_key[u0 + rarest] < 0:
+                # Its rarest word is in no paper of the run ("forecasting" of "time series
+                # forecasting"): the commoner words alone do not say the paper is about it.
+                s = 0.0
             else:
                 paired = not g.multiword[i]
                 for q in range(g.pair_locs_ptr[i], g.pair_locs_ptr[i + 1]):
