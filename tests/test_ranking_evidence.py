@@ -156,6 +156,23 @@ def test_one_interest_squarely_met_beats_two_mentioned_in_passing() -> None:
     assert scattered.score < first + second + params.bag_weight
 
 
+def test_the_parts_of_a_plain_compound_count_as_words() -> None:
+    """ "child-directed speech": a paper that says child, speech and directed close together
+    (not as the phrase) is near evidence, as for "child directed speech"; before, the
+    compound had to be said whole and only "speech" counted."""
+    docs = [
+        RankDoc(
+            "near", "Language acquisition", f"A child hears speech; parents directed it. {COMMON}"
+        ),
+        RankDoc("speech", "Speech recognition", f"Speech to text. {COMMON}"),
+    ]
+    [picks] = ranked(docs, build_profile(["child-directed speech"]))
+    assert keys(docs, picks) == ["near"]
+    assert picks[0].reason() == (
+        "matched \u201cchild-directed speech\u201d (words near each other, abstract)"
+    )
+
+
 def test_common_words_are_no_evidence_when_the_rarest_is_in_no_paper() -> None:
     """ "traffic time series": where no paper of the run says "traffic", a paper on time
     series of returns is not partly about it (an off-topic profile gets nothing); once a
