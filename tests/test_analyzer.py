@@ -95,6 +95,22 @@ def test_hyphen_is_a_space_unless_a_prefix(analyzer: Analyzer) -> None:
     assert analyzer.terms("pre- and post-training") == ["pre", "posttrain"]
 
 
+def test_a_compound_of_plain_words_is_a_typed_word_per_part(analyzer: Analyzer) -> None:
+    """ "child-directed speech": a paper about what a child hears holds part of it, so each
+    distinctive part is a typed word of its own; a compound that names one thing (an
+    acronym, a bound prefix, a generic part, a set phrase with a stop word) stays whole."""
+    assert analyzer.units("child-directed speech") == [
+        ("child", ("child",)),
+        ("directed", ("direct",)),
+        ("speech", ("speech",)),
+    ]
+    assert analyzer.units("spatio-temporal") == [("spatio", ("spatio",)), ("temporal", ("tempor",))]
+    for whole in ("LLM-guided", "self-alignment", "model-based", "chain-of-thought", "X-ray"):
+        assert [typed for typed, _ in analyzer.units(whole)] == [whole], whole
+    # The terms, and so the phrase, are the same either way.
+    assert analyzer.terms("child-directed speech", query=True) == ["child", "direct", "speech"]
+
+
 def test_author_keys(analyzer: Analyzer) -> None:
     assert analyzer.author_keys("Yann LeCun") == ("@lecun", "@lecun y")
     for spelling in ("Y. LeCun", "LeCun, Yann", "yann lecun"):

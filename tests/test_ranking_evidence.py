@@ -3,11 +3,13 @@ learning from the reader's ratings (digest.ranking.lexical_evidence, lexical_fee
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import pytest
 
 from digest.ranking import LexicalRanker, Pick, Profile, RankDoc, Rated, build_profile
+from digest.ranking.lexical_evidence import pair_key
 from digest.ranking.lexical_index import LexicalIndex
 
 COMMON = "Experiments on several datasets show consistent gains over strong baselines."
@@ -152,6 +154,53 @@ def test_one_interest_squarely_met_beats_two_mentioned_in_passing() -> None:
     first, second = (m.contribution for m in scattered.matches)
     assert scattered.score <= first + params.bonus + params.bag_weight
     assert scattered.score < first + second + params.bag_weight
+
+
+def test_the_parts_of_a_plain_compound_count_as_words() -> None:
+    """ "child-directed speech": a paper that says child, speech and directed close together
+    (not as the phrase) is near evidence, as for "child directed speech"; before, the
+    compound had to be said whole and only "speech" counted."""
+    docs = [
+        RankDoc(
+            "near", "Language acquisition", f"A child hears speech; parents directed it. {COMMON}"
+        ),
+        RankDoc("speech", "Speech recognition", f"Speech to text. {COMMON}"),
+    ]
+    [picks] = ranked(docs, build_profile(["child-directed speech"]))
+    assert keys(docs, picks) == ["near"]
+    assert picks[0].reason() == (
+        "matched \u201cchild-directed speech\u201d (words near each other, abstract)"
+    )
+
+
+def test_common_words_are_no_evidence_when_the_rarest_is_in_no_paper() -> None:
+    """ "traffic time series": where no paper of the run says "traffic", a paper on time
+    series of returns is not partly about it (an off-topic profile gets nothing); once a
+    paper says "traffic", the word is real evidence elsewhere and partial credit is back."""
+    docs = [RankDoc("ts", "Time series of returns", f"We stitch time series of returns. {COMMON}")]
+    profile = build_profile(["traffic time series"])
+    assert ranked(docs, profile) == [[]]
+    traffic = RankDoc("traffic", "Traffic in cities", f"Jams at rush hour. {COMMON}")
+    [picks] = ranked([*docs, traffic], profile)
+    assert keys([*docs, traffic], picks) == ["ts"]
+    assert picks[0].matches[0].words == ("time", "series")
+
+
+def test_an_acronym_is_as_rare_as_one_thing_not_as_its_words() -> None:
+    """The one-word-alone credit divides an interest by how rare each typed word is. "RLHF"
+    stands for four terms, but papers saying it are as many as say its rarest term or inner
+    pair: its rarity is that, never the sum of its terms' (which made it most of "online
+    RLHF")."""
+    index = LexicalRanker().prepare(
+        [*FILLER, RankDoc("rlhf", "RLHF for chat", "Reinforcement learning from human feedback.")]
+    )
+    compiled = index.compile("keyword", "online RLHF")
+    assert compiled.unit_words == ("online", "RLHF")
+    terms = index.analyzer.terms("RLHF", query=True)
+    names = terms + [pair_key(a, b) for a, b in itertools.pairwise(terms)]
+    rarities = [index.feature_idf(name) for name in names]
+    assert compiled.unit_idf[1] == max(rarities) < sum(index.feature_idf(t) for t in terms)
+    assert compiled.unit_idf[0] == index.feature_idf("onlin")
 
 
 def test_a_typed_word_counts_only_whole_inside_a_phrase() -> None:

@@ -197,7 +197,6 @@ ACRONYMS: Mapping[str, str] = {
 _TOKEN = re.compile(
     r"[^\W_]+(?:[-\u2010\u2011][^\W_]+)*|[.?!]+(?=\s|$)|[;:()\[\]\u2014]|\s[-\u2013]{1,2}\s"
 )
-_WORD = re.compile(r"[^\W_]+(?:[-\u2010\u2011][^\W_]+)*")  # a word as typed: "model-based"
 _HYPHEN = re.compile(r"[-\u2010\u2011]")
 _NAME_DROP = re.compile(r"[-\u2010\u2011'\u2019.]")
 _NAME_WORD = re.compile(r"[^\W\d_]+")
@@ -262,18 +261,17 @@ class Analyzer:
         """The index terms of ``text``, clause by clause (see :meth:`segments`)."""
         return list(itertools.chain.from_iterable(self.segments(text, query=query)))
 
-    @staticmethod
-    def typed_words(text: str) -> int:
-        """How many words ``text`` has as typed, a hyphenated compound or an acronym being
-        one ("RLAIF", "model-based": 1; "offline RL": 2)."""
-        return len(_WORD.findall(unicodedata.normalize("NFKC", text)))
-
     def units(self, text: str) -> list[tuple[str, tuple[str, ...]]]:
         """Profile text's typed words, each with its terms: ``"LLM-guided RL"`` gives
         ``("LLM-guided", (larg, languag, model, guid))`` and ``("RL", (reinforc, learn))``.
         A typed word names one thing, so the ranker counts it only where all of it is
         said. A free-standing prefix and its word are one ("pre training"); stop words and
-        punctuation are none."""
+        punctuation are none. A hyphenated compound of plain words, each distinctive on its
+        own, is one typed word per part (:meth:`_plain_parts`): "child-directed" gives
+        ``child`` and ``direct``, so a paper about a child's view of the world holds part
+        of it, as it would of "child directed"; the parts stay neighbours, so the phrase
+        still counts most. An acronym, a bound prefix ("self-alignment"), a generic part
+        ("model-based") or a stop word ("chain-of-thought") keeps the compound whole."""
         cache = self._caches[True]
         out: list[tuple[str, tuple[str, ...]]] = []
         pending: tuple[str, str] | None = None  # a free-standing prefix: (as typed, folded)
@@ -292,9 +290,28 @@ class Analyzer:
             if terms and joinable is not None and joinable in self._free_prefixes:
                 pending = (surface, joinable)
             elif terms:
-                out.append((surface, terms))
+                out.extend(self._plain_parts(surface) or [(surface, terms)])
         if pending is not None:
             out.append((pending[0], (self._stem(pending[1]),)))
+        return out
+
+    def _plain_parts(self, surface: str) -> list[tuple[str, tuple[str, ...]]]:
+        """The parts of a hyphenated compound of plain, distinctive words, each with its
+        terms; empty when the compound is one thing: a part is an acronym, a bound prefix,
+        a generic word ("model-based") or a stop word (a set phrase: "chain-of-thought",
+        "human-in-the-loop")."""
+        parts = _HYPHEN.split(surface)
+        if len(parts) < 2:
+            return []
+        out: list[tuple[str, tuple[str, ...]]] = []
+        for part in parts:
+            folded = fold(part)
+            if folded in self._hyphen_prefixes or folded in self._query_acronyms:
+                return []
+            terms = self._word(part, query=True)
+            if all(term in self.generic_terms for term in terms):  # a stop word too
+                return []
+            out.append((part, terms))
         return out
 
     def segments(self, text: str, *, query: bool = False) -> list[list[str]]:

@@ -12,9 +12,12 @@ paper gives for an interest is graded, best first:
    abstract, but not as the phrase (``near``);
 2. **apart** — every distinctive unit, but never close together (``scattered``);
 3. **partial** — only some of the units: counted by their idf share of the interest
-   (coverage) and by ``scattered`` when no two of its words stand together; or, when that
+   (coverage) and by ``scattered`` when no two of its words stand together, but not at all
+   when the interest's rarest distinctive unit occurs in no paper of the run; or, when that
    is more, one distinctive unit alone (the interest's rarest word, say): its own BM25F
-   times ``partial`` times its share of the interest's distinctive idf, squared.
+   times ``partial`` times its share of the interest's distinctive idf, squared. A unit's
+   idf is its rarity as one thing (its rarest term or inner pair), not the sum of its
+   terms': "RLHF" is one word of "online RLHF", not four.
 
 Within a grade, strength is BM25F (idf-weighted, the title counted ``title_boost`` times,
 saturating with repetition), times the share of the interest the paper states,
@@ -78,7 +81,10 @@ class Units:
             rarest = max(terms, key=idf)
             keys.append(vocab.get(rarest, -1))
             distinct.append(not all(term in generic for term in terms))
-            masses.append(sum(map(idf, terms)))
+            # How rare the typed word is as one thing: an acronym or compound stands for
+            # several terms, but "RLHF" is not four rare words; papers holding all of it
+            # are at most as many as hold its rarest term or inner pair.
+            masses.append(max(map(idf, names)))
         self.typed = tuple(surface for surface, _ in typed)
         self.feats = tuple(feats)
         self.keys = tuple(keys)
@@ -117,7 +123,7 @@ class GradeInput(NamedTuple):
     unit_feat_loc: IntArray  # -1: a feature no paper has
     unit_key: IntArray  # local index of the rarest term, -1 when no paper has it
     unit_distinct: npt.NDArray[np.bool_]
-    unit_idf: FloatArray  # the idf of its terms, summed
+    unit_idf: FloatArray  # its rarity as one thing: the idf of its rarest term or pair
     multiword: npt.NDArray[np.bool_]
     whole: npt.NDArray[np.bool_]
     complete: npt.NDArray[np.bool_]  # every word and pair occurs in some paper
@@ -253,7 +259,12 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
         all_units = True
         n_distinct = 0
         distinct_there = 0
+        rarest = -1  # the distinctive unit rarest as one thing
         for k in range(nu):
+            if g.unit_distinct[u0 + k] and (
+                rarest < 0 or g.unit_idf[u0 + k] > g.unit_idf[u0 + rarest]
+            ):
+                rarest = k
             ok = True
             for q in range(g.unit_feat_ptr[u0 + k], g.unit_feat_ptr[u0 + k + 1]):
                 x = g.unit_feat_loc[q]
@@ -342,6 +353,10 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
             elif all_units or (n_distinct >= 2 and distinct_there == n_distinct):
                 grade = 2  # every (distinctive) word, but not together
                 factor = scattered if g.multiword[i] else 1.0
+            elif rarest >= 0 and g.unit_key[u0 + rarest] < 0:
+                # Its rarest word is in no paper of the run ("forecasting" of "time series
+                # forecasting"): the commoner words alone do not say the paper is about it.
+                s = 0.0
             else:
                 paired = not g.multiword[i]
                 for q in range(g.pair_locs_ptr[i], g.pair_locs_ptr[i + 1]):

@@ -244,7 +244,7 @@ class LexicalIndex:
             multiword=bool(pairs),  # "math and code": two words, but no phrase to look for
             needed=tuple(sorted(needed)),
             complete=len(needed) == len(words) + len(pairs) > 0,
-            whole=len(words) > 1 and self.analyzer.typed_words(text) == 1,
+            whole=len(words) > 1 and len(units.typed) == 1,
             unit_feats=units.feats,
             unit_keys=units.keys,
             unit_distinct=units.distinct,
