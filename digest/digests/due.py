@@ -43,7 +43,7 @@ from digest.ranking.base import Profile
 from digest.store.db import chunks
 from digest.store.models import Digest, Interest, Subscriber
 from digest.subscribers.feedback import rated_papers
-from digest.subscribers.library import profile_of, spec_of
+from digest.subscribers.library import Profiles
 
 if TYPE_CHECKING:
     from digest.config.settings import Settings
@@ -280,12 +280,11 @@ def find_due(
     interests = _interests(session, ids)
     rated = rated_papers(session, ids)  # the reader's feedback, learned from by the ranker
     lookback = timedelta(days=options.lookback_days)
+    profiles = Profiles()
     due = []
     for slot, period, missed in wanted:
         subscriber = slot.subscriber
-        rows = interests[subscriber.id]
-        spec = spec_of(rows)
-        profile = profile_of(subscriber, rows, spec=spec)
+        profile, typed = profiles.build(subscriber, interests[subscriber.id])
         if profile.min_score is None and options.min_score is not None:
             profile = dataclasses.replace(profile, min_score=options.min_score)
         if subscriber.id in rated:
@@ -294,7 +293,6 @@ def find_due(
         # is recorded (window end) at ``now``, so it also covers the outage.
         as_of = period.send_at if missed else now
         start = outlook.last_end.get(subscriber.id or 0) or as_of - lookback
-        typed = tuple(spec.keywords)
         due.append(Due(subscriber, period, min(start, as_of), profile, missed, typed))
     return due
 
