@@ -167,5 +167,5 @@ def test_profiles_built_in_bulk_equal_the_ones_built_one_by_one(owner: _Owner) -
         for stored in STORED:
             rows = [_Row(*row) for row in stored]
             expected = (profile_of(owner, rows), tuple(spec_of(rows).keywords))
-            assert profiles.build(owner, rows) == expected
-            assert profiles.build(owner, rows[::-1]) == expected
+            assert profiles.build(owner, stored) == expected
+            assert profiles.build(owner, stored[::-1]) == expected

@@ -143,13 +143,19 @@ def build_profile(
     if isinstance(keywords, str) or isinstance(excludes, str) or isinstance(required, str):
         raise ProfileError("keywords, excludes and required must be lists of phrases")
     from_keywords = [parse_entry("keyword", k) for k in keywords]
-    entries = [entry for entry in from_keywords if entry[0] == "interest"]
-    entries += [parse_entry("author", a) for a in authors]
-    entries += [parse_entry("category", c) for c in categories]
-    entries += [parse_entry("exclude", e) for e in excludes]
-    entries += [parse_entry("require", r) for r in required]
-    entries += [entry for entry in from_keywords if entry[0] != "interest"]  # -x, +x
-    return assemble_profile(entries, min_score=min_score, popularity_weight=popularity_weight)
+    interests = [v for b, v in from_keywords if b == "interest"]
+    interests += [parse_entry("author", a)[1] for a in authors]
+    interests += [parse_entry("category", c)[1] for c in categories]
+    phrases = [parse_entry("exclude", e) for e in excludes]
+    phrases += [parse_entry("require", r) for r in required]
+    phrases += [entry for entry in from_keywords if entry[0] != "interest"]  # -x, +x last
+    return assemble_profile(
+        [v for v in interests if isinstance(v, Interest)],
+        [v for b, v in phrases if b == "exclude" and isinstance(v, str)],
+        [v for b, v in phrases if b == "require" and isinstance(v, str)],
+        min_score=min_score,
+        popularity_weight=popularity_weight,
+    )
 
 
 # One entry of a profile, parsed: an interest, or an exclusion or required phrase (normalised).
@@ -177,10 +183,14 @@ def parse_entry(kind: str, text: str) -> Entry:
 
 
 def assemble_profile(
-    entries: Sequence[Entry], *, min_score: float | None = None, popularity_weight: float = 0.0
+    interests: Sequence[Interest],
+    excludes: Sequence[str] = (),
+    required: Sequence[str] = (),
+    *,
+    min_score: float | None = None,
+    popularity_weight: float = 0.0,
 ) -> Profile:
-    """The profile of parsed entries, each kind in the entries' order."""
-    interests = tuple(value for _, value in entries if isinstance(value, Interest))
+    """The profile of parsed entries (see :func:`parse_entry`), checked as a whole."""
     if not interests:
         raise ProfileError("nothing to match: give at least one keyword, author or category")
     if min_score is not None and not (math.isfinite(min_score) and min_score >= 0):
@@ -190,9 +200,9 @@ def assemble_profile(
             f"popularity_weight must be between 0 and {MAX_WEIGHT:g}, got {popularity_weight!r}"
         )
     return Profile(
-        interests=interests,
-        excludes=tuple(v for b, v in entries if b == "exclude" and isinstance(v, str)),
-        required=tuple(v for b, v in entries if b == "require" and isinstance(v, str)),
+        interests=tuple(interests),
+        excludes=tuple(excludes),
+        required=tuple(required),
         min_score=None if min_score is None else float(min_score),
         popularity_weight=float(popularity_weight),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Protocol
 
 from email_validator import EmailNotValidError, validate_email
@@ -25,9 +26,9 @@ from digest.errors import (
     SubscriberError,
     UnknownSubscriberError,
 )
+from digest.ranking.base import Interest as RankInterest
 from digest.ranking.base import Profile
 from digest.ranking.profile_text import (
-    Entry,
     assemble_profile,
     build_profile,
     parse_entry,
@@ -132,9 +133,9 @@ class ProfileOwner(Protocol):
     def popularity_weight(self) -> float: ...
 
 
-def _typed(row: InterestLike) -> str:
+def _typed(text: str, weight: float) -> str:
     """A stored interest as its profile list holds it (``text^weight`` unless weight 1)."""
-    return row.text if row.weight == 1.0 else f"{row.text}^{row.weight:g}"
+    return text if weight == 1.0 else f"{text}^{weight:g}"
 
 
 def spec_of(interests: Sequence[InterestLike]) -> ProfileSpec:
@@ -142,54 +143,61 @@ def spec_of(interests: Sequence[InterestLike]) -> ProfileSpec:
     spec = ProfileSpec()
     lists = spec.by_kind()
     for row in sorted(interests, key=lambda r: (r.kind, r.position)):
-        lists[row.kind].append(_typed(row))
+        lists[row.kind].append(_typed(row.text, row.weight))
     return spec
 
 
-# Where build_profile puts a parsed entry: interests from keywords, authors, categories;
-# then the listed exclusions and required phrases; then those written as -x / +x keywords.
+# Where build_profile puts a parsed entry: interests from keywords, authors, categories
+# (0-2); the listed exclusions and required phrases (3, 4); then those written as -x and
+# +x keywords (5, 6).
 _PLACE = {("keyword", "interest"): 0, ("author", "interest"): 1, ("category", "interest"): 2}
 _PLACE |= {("exclude", "exclude"): 3, ("require", "require"): 4}
+_PLACE |= {("keyword", "exclude"): 5, ("keyword", "require"): 6}
+InterestRow = tuple[str, str, float, int]  # kind, text, weight, position: a stored interest
 
 
 class Profiles:
     """The ranking profiles of many subscribers, from their stored interest rows: each
     distinct entry is parsed once (a weekly run builds 100,000 profiles out of a few
     thousand distinct entries). ``build`` gives what :func:`profile_of` and
-    :func:`spec_of` would, without rebuilding and re-reading each profile's text."""
+    :func:`spec_of` would, without writing each profile's text and parsing it again."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str, float], tuple[Entry, str]] = {}
+        self._entries: dict[InterestRow, tuple[int, RankInterest | str, str | None]] = {}
 
     def build(
-        self, owner: ProfileOwner, rows: Sequence[InterestLike]
+        self, owner: ProfileOwner, rows: Sequence[InterestRow]
     ) -> tuple[Profile, tuple[str, ...]]:
         """The profile, and the keywords as the subscriber typed them (in their order)."""
         known = self._entries
-        placed: list[tuple[int, int, Entry]] = []
-        keywords: list[tuple[int, str]] = []
-        for row in rows:
-            kind = row.kind
-            found = known.get((kind, row.text, row.weight))
+        places: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+        keywords: list[str] = []
+        for row in sorted(rows, key=_KIND_POSITION):  # spec_of's order
+            found = known.get(row)
             if found is None:
-                typed = _typed(row)
-                found = known[(kind, row.text, row.weight)] = (parse_entry(kind, typed), typed)
-            entry, typed = found
-            placed.append((_PLACE.get((kind, entry[0]), 5), row.position, entry))
-            if kind == "keyword":
-                keywords.append((row.position, typed))
-        placed.sort(key=_first_two)
-        keywords.sort()
+                kind, text, weight, _ = row
+                typed = _typed(text, weight)
+                bucket, value = parse_entry(kind, typed)
+                found = known[row] = (
+                    _PLACE[kind, bucket],
+                    value,
+                    typed if kind == "keyword" else None,
+                )
+            place, value, keyword = found
+            places[place].append(value)
+            if keyword is not None:
+                keywords.append(keyword)
         profile = assemble_profile(
-            [entry for _, _, entry in placed],
+            places[0] + places[1] + places[2],
+            places[3] + places[5],
+            places[4] + places[6],
             min_score=owner.min_score,
             popularity_weight=owner.popularity_weight,
         )
-        return profile, tuple(text for _, text in keywords)
+        return profile, tuple(keywords)
 
 
-def _first_two(item: tuple[int, int, Entry]) -> tuple[int, int]:
-    return item[0], item[1]
+_KIND_POSITION = itemgetter(0, 3)
 
 
 def profile_of(
