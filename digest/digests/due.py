@@ -237,7 +237,7 @@ def _interests(session: Session, ids: list[int]) -> dict[int, list[InterestRow]]
     connection = session.connection()
     for chunk in chunks(ids):
         rows = connection.execute(select(*columns).where(table.c.subscriber_id.in_(chunk)))
-        for subscriber_id, kind, text, weight, position in rows.tuples().all():
+        for subscriber_id, kind, text, weight, position in rows.all():
             interests[subscriber_id].append((kind, text, weight, position))
     return interests
 
