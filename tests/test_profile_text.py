@@ -6,6 +6,7 @@ import pytest
 
 from digest.errors import ProfileError
 from digest.ranking import Interest, build_profile, parse_interest
+from digest.subscribers.library import Profiles, profile_of, spec_of
 
 
 @pytest.mark.parametrize(
@@ -119,3 +120,52 @@ def test_build_profile_errors_point_at_the_text(keywords: list[str], message: st
     with pytest.raises(ProfileError, match=message) as caught:
         build_profile(keywords)
     assert "\n" not in str(caught.value)
+
+
+class _Row:
+    """A stored interest row (kind, text, weight, position)."""
+
+    def __init__(self, kind: str, text: str, weight: float, position: int) -> None:
+        self.kind, self.text, self.weight, self.position = kind, text, weight, position
+
+
+class _Owner:
+    def __init__(self, min_score: float | None, popularity_weight: float) -> None:
+        self.min_score, self.popularity_weight = min_score, popularity_weight
+
+
+STORED = [  # one subscriber's rows each, in no particular order (as the store returns them)
+    [("keyword", "diffusion models", 1.0, 0)],
+    [
+        ("require", "video", 1.0, 0),
+        ("keyword", "graph neural networks", 2.0, 1),
+        ("exclude", "-x -robotics", 1.0, 0),
+        ("keyword", "RL: exploration", 0.5, 0),
+        ("category", "cs.LG", 1.5, 0),
+        ("author", "Yann LeCun", 1.0, 0),
+        ("exclude", "survey", 1.0, 1),
+    ],
+    [  # signed keywords (quoted when typed, so stored as text): -x and +x after the lists
+        ("keyword", "-robotics", 1.0, 2),
+        ("keyword", "+reward model", 1.0, 0),
+        ("keyword", "offline RL", 3.0, 1),
+        ("require", "benchmark", 1.0, 0),
+        ("exclude", "medical", 1.0, 0),
+        ("author", "author:Ada Lovelace", 1.0, 1),
+        ("author", "Grace Hopper", 2.0, 0),
+    ],
+    [("category", "q-bio.BM", 1.0, 0), ("keyword", "protein design", 1.0, 0)],
+]
+
+
+@pytest.mark.parametrize("owner", [_Owner(None, 0.0), _Owner(0.3, 1.5)])
+def test_profiles_built_in_bulk_equal_the_ones_built_one_by_one(owner: _Owner) -> None:
+    """``Profiles`` (a weekly run: each distinct entry parsed once) gives exactly what
+    ``profile_of`` and ``spec_of`` give for the same stored rows, whatever their order."""
+    profiles = Profiles()
+    for _ in range(2):  # the second time from what it remembered
+        for stored in STORED:
+            rows = [_Row(*row) for row in stored]
+            expected = (profile_of(owner, rows), tuple(spec_of(rows).keywords))
+            assert profiles.build(owner, stored) == expected
+            assert profiles.build(owner, stored[::-1]) == expected

@@ -186,27 +186,38 @@ def _explain(recorded: list[Recorded]) -> None:
 
     The ranker shares match objects between picks, and the one-match tuple of a match
     between the picks it alone explains: explanations are looked up by the identity of the
-    pick's match tuple, then by the identities of its matches. Identities are stable here:
-    every pick stays alive for the whole call.
+    pick's match tuple, then by the identities of its matches, and only then built, once per
+    distinct explanation: picks of different papers share one when their matches say the
+    same (``Pick.reason`` reads a match's interest, fields, evidence and words, never its
+    contribution). Identities are stable here: every pick stays alive for the whole call.
     """
     by_tuple: dict[int, Explained] = {}
     by_matches: dict[tuple[int, ...], Explained] = {}
+    by_said: dict[tuple[Any, ...], Explained] = {}
     by_interests: dict[tuple[str, ...], tuple[tuple[str, ...], str]] = {}
     for entry in recorded:
         explained = entry.explained
+        append = explained.append
         for pick in entry.selection.picks:
             known = by_tuple.get(id(pick.matches))
             if known is None:
                 signature = tuple(map(id, pick.matches))
                 known = by_matches.get(signature)
                 if known is None:
-                    interests = tuple(m.interest for m in pick.matches)
-                    shared = by_interests.get(interests)
-                    if shared is None:
-                        shared = by_interests[interests] = (interests, json.dumps(list(interests)))
-                    known = by_matches[signature] = (pick.reason(), *shared)
+                    said = tuple((m.interest, m.fields, m.evidence, m.words) for m in pick.matches)
+                    known = by_said.get(said)
+                    if known is None:
+                        interests = tuple(m.interest for m in pick.matches)
+                        shared = by_interests.get(interests)
+                        if shared is None:
+                            shared = by_interests[interests] = (
+                                interests,
+                                json.dumps(list(interests)),
+                            )
+                        known = by_said[said] = (pick.reason(), *shared)
+                    by_matches[signature] = known
                 by_tuple[id(pick.matches)] = known
-            explained.append(known)
+            append(known)
 
 
 class _ItemRows:
@@ -224,11 +235,22 @@ class _ItemRows:
             paper_ids = ids_of.get(id(papers))
             if paper_ids is None:
                 paper_ids = ids_of[id(papers)] = [paper.id or 0 for paper in papers]
-            for rank, (pick, (reason, _, encoded)) in enumerate(
-                zip(entry.selection.picks, entry.explained, strict=True), start=1
-            ):
-                paper_id, score = paper_ids[pick.index], round(float(pick.score), 6)
-                yield (digest_id, subscriber_id, paper_id, rank, score, reason, encoded)
+            # One digest's rows at a time, built by a comprehension (a generator's yield per
+            # row costs more than the row).
+            yield from [
+                (
+                    digest_id,
+                    subscriber_id,
+                    paper_ids[pick.index],
+                    rank,
+                    round(float(pick.score), 6),
+                    reason,
+                    encoded,
+                )
+                for rank, (pick, (reason, _, encoded)) in enumerate(
+                    zip(entry.selection.picks, entry.explained, strict=True), start=1
+                )
+            ]
 
 
 # Readiness and claims ---------------------------------------------------------------------

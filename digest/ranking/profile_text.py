@@ -60,6 +60,7 @@ import math
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Literal
 
 from digest.errors import ProfileError
 from digest.ranking.analyzer import Analyzer
@@ -141,18 +142,55 @@ def build_profile(
     exclusion and ``+phrase`` a required phrase, so one box of text can say everything."""
     if isinstance(keywords, str) or isinstance(excludes, str) or isinstance(required, str):
         raise ProfileError("keywords, excludes and required must be lists of phrases")
-    analyzer = default_analyzer()
-    excludes, required = list(excludes), list(required)
-    wanted: list[str] = []
-    for keyword in keywords:
-        sign, body = keyword.strip()[:1], keyword.strip()[1:]
+    from_keywords = [parse_entry("keyword", k) for k in keywords]
+    interests = [v for b, v in from_keywords if b == "interest"]
+    interests += [parse_entry("author", a)[1] for a in authors]
+    interests += [parse_entry("category", c)[1] for c in categories]
+    phrases = [parse_entry("exclude", e) for e in excludes]
+    phrases += [parse_entry("require", r) for r in required]
+    phrases += [entry for entry in from_keywords if entry[0] != "interest"]  # -x, +x last
+    return assemble_profile(
+        [v for v in interests if isinstance(v, Interest)],
+        [v for b, v in phrases if b == "exclude" and isinstance(v, str)],
+        [v for b, v in phrases if b == "require" and isinstance(v, str)],
+        min_score=min_score,
+        popularity_weight=popularity_weight,
+    )
+
+
+# One entry of a profile, parsed: an interest, or an exclusion or required phrase (normalised).
+Entry = tuple[Literal["interest", "exclude", "require"], Interest | str]
+
+
+def parse_entry(kind: str, text: str) -> Entry:
+    """One entry of a profile list (``kind``: keyword, author, category, exclude, require)
+    as :func:`build_profile` reads it; a function of its arguments only, so a caller building
+    many profiles may remember it per distinct entry."""
+    if kind == "keyword":
+        sign, body = text.strip()[:1], text.strip()[1:]
         if sign in "-+" and sign and body.strip():
-            (excludes if sign == "-" else required).append(body)
+            kind, text = ("exclude" if sign == "-" else "require"), body
         else:
-            wanted.append(keyword)
-    interests = [_parsed_interest(k) for k in wanted]
-    interests += [_parsed_interest(_prefixed("author", a)) for a in authors]
-    interests += [_parsed_interest(_prefixed("cat", c)) for c in categories]
+            return "interest", _parsed_interest(text)
+    if kind in ("author", "category"):
+        prefix = "author" if kind == "author" else "cat"
+        return "interest", _parsed_interest(_prefixed(prefix, text))
+    if kind == "exclude":
+        return "exclude", parse_phrase(_unsigned(text), analyzer=default_analyzer())
+    if kind == "require":
+        return "require", parse_phrase(text, analyzer=default_analyzer())
+    raise ProfileError(f"unknown kind of profile entry {kind!r}")
+
+
+def assemble_profile(
+    interests: Sequence[Interest],
+    excludes: Sequence[str] = (),
+    required: Sequence[str] = (),
+    *,
+    min_score: float | None = None,
+    popularity_weight: float = 0.0,
+) -> Profile:
+    """The profile of parsed entries (see :func:`parse_entry`), checked as a whole."""
     if not interests:
         raise ProfileError("nothing to match: give at least one keyword, author or category")
     if min_score is not None and not (math.isfinite(min_score) and min_score >= 0):
@@ -163,8 +201,8 @@ def build_profile(
         )
     return Profile(
         interests=tuple(interests),
-        excludes=tuple(parse_phrase(_unsigned(e), analyzer=analyzer) for e in excludes),
-        required=tuple(parse_phrase(r, analyzer=analyzer) for r in required),
+        excludes=tuple(excludes),
+        required=tuple(required),
         min_score=None if min_score is None else float(min_score),
         popularity_weight=float(popularity_weight),
     )

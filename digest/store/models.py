@@ -192,12 +192,15 @@ class DigestItem(SQLModel, table=True):
         Index("ix_digest_item_feed", "digest_id", "rank", "paper_id"),
     )
 
+    # No foreign keys (migration 0010): their per-row checks were most of the weekly run's
+    # 2-million-row insert. Items are written with their digest, in its transaction; deleting
+    # a digest (or its subscriber) deletes its items by trigger (``digest_item_cascade``).
     id: int | None = Field(default=None, primary_key=True)
-    digest_id: int = Field(foreign_key="digest.id", ondelete="CASCADE")
-    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
+    digest_id: int
+    subscriber_id: int  # the digest's subscriber
     # no index of its own: lookups go by (subscriber, paper); papers are never deleted, and
     # a 2-million-row weekly insert pays for every index
-    paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE")
+    paper_id: int
     rank: int
     score: float
     reason: str = ""
