@@ -14,9 +14,7 @@ input) at a fraction of the cost:
   write unfolded (no RFC 2047 word to decode, under 998 characters); otherwise the reference
   folder does them, and subjects (many digests share one) are remembered in an LRU;
 - List-Unsubscribe keeps its verbatim folding at the commas (RFC 2369 §2);
-- bodies are quoted-printable from :func:`~digest.delivery.qp.qp_lines` when the renderer
-  gave the body's lines (its per-paper pieces, :mod:`digest.render.pieces`), else
-  :func:`~digest.delivery.qp.qp_body`.
+- bodies are quoted-printable from :func:`~digest.delivery.qp.qp_body`.
 
 Everything here is pure: no database, and the DKIM key is read once per options, so a
 :class:`MessageWriter` can live in a worker process for a whole run::
@@ -51,7 +49,7 @@ from digest.delivery.message import (
     message_id_for,
     signer_for,
 )
-from digest.delivery.qp import clear_line_cache, qp_body, qp_lines
+from digest.delivery.qp import qp_body
 from digest.delivery.wire import WIRE_POLICY
 from digest.errors import RenderError
 from digest.render.display import as_utc, single_line
@@ -161,10 +159,10 @@ class MessageWriter:
             _CRLF,  # the blank line after the headers
             delimiter[2:],
             self._text_head,
-            _body(rendered.text, rendered.text_lines),
+            qp_body(rendered.text),
             delimiter,
             self._html_head,
-            _body(rendered.html, rendered.html_lines),
+            qp_body(rendered.html),
             delimiter[:-2],
             b"--\r\n",
         ]
@@ -215,11 +213,6 @@ class MessageWriter:
         return _plain(name, value) or reference_header(name, value)
 
 
-def _body(text: str, lines: tuple[str, ...] | None) -> bytes:
-    """A part's quoted-printable body, from its lines when the renderer gave them."""
-    return qp_lines(lines) if lines else qp_body(text)
-
-
 def _content_type(boundary: str) -> bytes:
     """The top-level Content-Type line, made as ``build_message`` makes it."""
     message = EmailMessage(policy=MAIL_POLICY)
@@ -246,7 +239,6 @@ def clear_caches() -> None:
     message_writer.cache_clear()
     _folded_subject.cache_clear()
     _date_header.cache_clear()
-    clear_line_cache()
 
 
 def wire_message(

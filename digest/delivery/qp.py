@@ -28,9 +28,6 @@ and on random text.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable
-
 _MAX = 76  # RFC 2045 §6.7: encoded lines at most 76 characters (the policy's line length)
 _PIECE = _MAX - 1  # room left for the "=" soft break
 _EQ = 0x3D
@@ -106,36 +103,3 @@ def qp_body(text: str) -> bytes:
         if len(line) > _MAX or line[-1:] in _TRAILING_WSP:
             lines[i] = _fold(line)
     return b"\r\n".join(lines)
-
-
-CHUNK_CACHE_SIZE = 65536  # encoded chunks remembered (~200 bytes each): ~25 MB per process
-
-
-def _encoded_chunk(chunk: str) -> bytes:
-    """Whole lines joined by LF (no CR), as :func:`qp_body` writes them, CRLF after each."""
-    out = []
-    for line in _escape(chunk.encode("utf-8")).split(b"\n"):
-        out.append(_fold(line) if len(line) > _MAX or line[-1:] in _TRAILING_WSP else line)
-    out.append(b"")
-    return b"\r\n".join(out)
-
-
-_remembered_chunk = functools.lru_cache(maxsize=CHUNK_CACHE_SIZE)(_encoded_chunk)
-
-
-def qp_lines(chunks: Iterable[str]) -> bytes:
-    """:func:`qp_body` of a text given as *chunks*: its lines in order, grouped by LF
-    (``"\\n".join(chunks)`` is the text without its final line break; no CR anywhere;
-    at least one chunk).
-
-    Each chunk's encoding is remembered: a digest's chunks are mostly the same strings as in
-    other digests (:mod:`digest.render.pieces`), whose hash Python keeps, so a chunk seen
-    before costs a dictionary lookup. A chunk of a ``str`` subclass (the renderer's
-    ``Fresh``: a line with the reader's own values) is encoded and forgotten.
-    """
-    return b"".join([_remembered_chunk(c) if type(c) is str else _encoded_chunk(c) for c in chunks])
-
-
-def clear_line_cache() -> None:
-    """Forget remembered chunks (benchmarks start cold with it)."""
-    _remembered_chunk.cache_clear()

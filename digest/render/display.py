@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
-from jinja2.filters import do_indent
-
 from digest.render.views import ItemView
 
 SNIPPET_CHARS = 300
@@ -26,7 +24,6 @@ SNIPPET_CHARS = 300
 PAPER_CACHE_SIZE = 8192
 AUTHORS_SHOWN = 3
 SUBJECT_TITLE_CHARS = 72
-TEXT_WIDTH = 72  # the plain-text part's columns
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 # C0/C1 controls, surrogates and U+FFFE/U+FFFF (not XML 1.0 characters: lxml refuses them)
@@ -52,11 +49,6 @@ def single_line(text: str) -> str:
     if not text.isprintable():  # rare: only then pay for translate()
         text = text.translate(_CONTROLS)
     return " ".join(text.split())
-
-
-def display_title(title: str) -> str:
-    """A paper's title as every view shows it: one line, "(untitled)" when empty."""
-    return single_line(title) or "(untitled)"
 
 
 def shorten(text: str, limit: int) -> str:
@@ -108,21 +100,6 @@ def wrap(text: str, width: int = 72) -> str:
     if current:
         lines.append(current)
     return "\n".join(lines)
-
-
-def number_pad(number: int) -> str:
-    """The plain-text part's indent under an item's number: as wide as ``"12. "``."""
-    return " " * (len(str(number)) + 2)
-
-
-@functools.lru_cache(maxsize=PAPER_CACHE_SIZE)
-def text_reason(reason: str, pad: str) -> str:
-    """The plain-text part's ``Why: …`` for an item: wrapped to :data:`TEXT_WIDTH` columns
-    after ``pad``, its next lines indented by ``pad`` ("" without a reason). Reasons recur
-    across digests: remembered."""
-    if not reason:
-        return ""
-    return do_indent(wrap(f"Why: {reason}", TEXT_WIDTH - len(pad)), pad)
 
 
 _WEIGHT_SUFFIX = re.compile(
@@ -211,8 +188,6 @@ class ItemContext:
     matched: tuple[str, ...]
     more_url: str | None = None  # "more like this" / "less like this" (the reader's feedback)
     less_url: str | None = None
-    text_pad: str = "   "  # the plain-text part: indent under the number (number_pad)
-    text_reason: str = ""  # the plain-text part: the reason, wrapped (text_reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +218,7 @@ def paper_display(
     subscriber (number, reason, matched) or on a datetime's zone (date) are not in the key.
     """
     return PaperDisplay(
-        title=display_title(title),
+        title=single_line(title) or "(untitled)",
         url=safe_url(url),
         authors=authors_line(authors),
         code_url=safe_url(code_url),
@@ -254,8 +229,6 @@ def paper_display(
 
 def item_context(item: ItemView, number: int) -> ItemContext:
     """Prepare one item for display (number is its 1-based position)."""
-    reason = single_line(item.reason)
-    pad = number_pad(number)
     paper = paper_display(
         item.title, item.url, item.abstract, item.authors, item.code_url, item.pdf_url
     )
@@ -267,7 +240,7 @@ def item_context(item: ItemView, number: int) -> ItemContext:
         authors=paper.authors,
         date=date_label(item.published or item.listed),
         date_kind="published" if item.published or not item.listed else "listed",
-        reason=reason,
+        reason=single_line(item.reason),
         upvotes=upvotes_label(item.upvotes),
         code_url=paper.code_url,
         pdf_url=paper.pdf_url,
@@ -275,8 +248,6 @@ def item_context(item: ItemView, number: int) -> ItemContext:
         matched=tuple(filter(None, map(single_line, item.matched))),
         more_url=safe_url(item.more_url),
         less_url=safe_url(item.less_url),
-        text_pad=pad,
-        text_reason=text_reason(reason, pad),
     )
 
 
