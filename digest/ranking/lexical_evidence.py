@@ -127,6 +127,7 @@ class GradeInput(NamedTuple):
     multiword: npt.NDArray[np.bool_]
     whole: npt.NDArray[np.bool_]
     complete: npt.NDArray[np.bool_]  # every word and pair occurs in some paper
+    rarest_absent: npt.NDArray[np.bool_]  # its rarest distinctive unit is in no paper
     pair_locs_ptr: IntArray  # the interest's neighbour pairs (local indices)
     pair_locs: IntArray
 
@@ -160,12 +161,16 @@ def grade_input(compiled: Sequence[Any]) -> GradeInput:
         out["needed_loc"].extend(loc(f) for f in c.needed)
         out["pair_locs"].extend(loc(f) for f in c.pairs)
         units = zip(c.unit_feats, c.unit_keys, c.unit_distinct, c.unit_idf, strict=True)
+        rarest: tuple[float, int] | None = None  # (idf, local key) of the rarest distinctive
         for feats, key, distinct, mass in units:
             out["unit_feat_loc"].extend(loc(f) for f in feats)
             out["unit_feat_ptr"].append(len(out["unit_feat_loc"]))
             out["unit_key"].append(loc(key))
             out["unit_distinct"].append(distinct)
             out["unit_idf"].append(mass)
+            if distinct and (rarest is None or mass > rarest[0]):  # the first of equals
+                rarest = (mass, out["unit_key"][-1])
+        out["rarest_absent"].append(rarest is not None and rarest[1] < 0)
         out["multiword"].append(c.multiword)
         out["whole"].append(c.whole)
         out["complete"].append(c.complete)
@@ -176,7 +181,7 @@ def grade_input(compiled: Sequence[Any]) -> GradeInput:
         out["unit_ptr"].append(len(out["unit_key"]))
         out["pair_locs_ptr"].append(len(out["pair_locs"]))
     floats = ("score_val", "cover_val", "unit_idf")
-    flags = ("unit_distinct", "multiword", "whole", "complete")
+    flags = ("unit_distinct", "multiword", "whole", "complete", "rarest_absent")
     arrays: dict[str, Any] = {
         name: np.asarray(
             values, dtype=np.float64 if name in floats else np.bool_ if name in flags else np.int64
@@ -259,12 +264,7 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
         all_units = True
         n_distinct = 0
         distinct_there = 0
-        rarest = -1  # the distinctive unit rarest as one thing
         for k in range(nu):
-            if g.unit_distinct[u0 + k] and (
-                rarest < 0 or g.unit_idf[u0 + k] > g.unit_idf[u0 + rarest]
-            ):
-                rarest = k
             ok = True
             for q in range(g.unit_feat_ptr[u0 + k], g.unit_feat_ptr[u0 + k + 1]):
                 x = g.unit_feat_loc[q]
@@ -353,7 +353,7 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
             elif all_units or (n_distinct >= 2 and distinct_there == n_distinct):
                 grade = 2  # every (distinctive) word, but not together
                 factor = scattered if g.multiword[i] else 1.0
-            elif rarest >= 0 and g.unit_key[u0 + rarest] < 0:
+            elif g.rarest_absent[i]:
                 # Its rarest word is in no paper of the run ("forecasting" of "time series
                 # forecasting"): the commoner words alone do not say the paper is about it.
                 s = 0.0
