@@ -142,20 +142,18 @@ def build_profile(
     exclusion and ``+phrase`` a required phrase, so one box of text can say everything."""
     if isinstance(keywords, str) or isinstance(excludes, str) or isinstance(required, str):
         raise ProfileError("keywords, excludes and required must be lists of phrases")
-    from_keywords = [parse_entry("keyword", k) for k in keywords]
-    interests = [v for b, v in from_keywords if b == "interest"]
-    interests += [parse_entry("author", a)[1] for a in authors]
-    interests += [parse_entry("category", c)[1] for c in categories]
-    phrases = [parse_entry("exclude", e) for e in excludes]
-    phrases += [parse_entry("require", r) for r in required]
-    phrases += [entry for entry in from_keywords if entry[0] != "interest"]  # -x, +x last
-    return assemble_profile(
-        [v for v in interests if isinstance(v, Interest)],
-        [v for b, v in phrases if b == "exclude" and isinstance(v, str)],
-        [v for b, v in phrases if b == "require" and isinstance(v, str)],
-        min_score=min_score,
-        popularity_weight=popularity_weight,
+    parts = ProfileParts()
+    lists = (
+        ("keyword", keywords),
+        ("author", authors),
+        ("category", categories),
+        ("exclude", excludes),
+        ("require", required),
     )
+    for kind, texts in lists:
+        for text in texts:
+            parts.add(kind, parse_entry(kind, text))
+    return parts.profile(min_score=min_score, popularity_weight=popularity_weight)
 
 
 # One entry of a profile, parsed: an interest, or an exclusion or required phrase (normalised).
@@ -182,15 +180,52 @@ def parse_entry(kind: str, text: str) -> Entry:
     raise ProfileError(f"unknown kind of profile entry {kind!r}")
 
 
-def assemble_profile(
+# Where a parsed entry goes, in the profile's order: interests from keywords, authors,
+# categories (places 0-2); exclusions and required phrases as listed (3, 4), then those
+# written as -x and +x keywords (5, 6).
+_PLACE = {("keyword", "interest"): 0, ("author", "interest"): 1, ("category", "interest"): 2}
+_PLACE |= {("exclude", "exclude"): 3, ("require", "require"): 4}
+_PLACE |= {("keyword", "exclude"): 5, ("keyword", "require"): 6}
+
+
+class ProfileParts:
+    """A profile's parsed entries (:func:`parse_entry`), each put where :func:`build_profile`
+    puts it, whatever order they come in within their kind's list."""
+
+    def __init__(self) -> None:
+        self._places: tuple[list[Interest | str], ...] = tuple([] for _ in range(7))
+
+    @staticmethod
+    def place(kind: str, entry: Entry) -> int:
+        """Where an entry of list ``kind`` goes (to remember with the entry)."""
+        return _PLACE[kind, entry[0]]
+
+    def add(self, kind: str, entry: Entry) -> None:
+        self.add_at(self.place(kind, entry), entry[1])
+
+    def add_at(self, place: int, value: Interest | str) -> None:
+        self._places[place].append(value)
+
+    def profile(self, *, min_score: float | None, popularity_weight: float) -> Profile:
+        """The profile of the entries added, checked as a whole."""
+        places = self._places
+        return _assemble(
+            [v for v in places[0] + places[1] + places[2] if isinstance(v, Interest)],
+            [v for v in places[3] + places[5] if isinstance(v, str)],
+            [v for v in places[4] + places[6] if isinstance(v, str)],
+            min_score=min_score,
+            popularity_weight=popularity_weight,
+        )
+
+
+def _assemble(
     interests: Sequence[Interest],
-    excludes: Sequence[str] = (),
-    required: Sequence[str] = (),
+    excludes: Sequence[str],
+    required: Sequence[str],
     *,
-    min_score: float | None = None,
-    popularity_weight: float = 0.0,
+    min_score: float | None,
+    popularity_weight: float,
 ) -> Profile:
-    """The profile of parsed entries (see :func:`parse_entry`), checked as a whole."""
     if not interests:
         raise ProfileError("nothing to match: give at least one keyword, author or category")
     if min_score is not None and not (math.isfinite(min_score) and min_score >= 0):

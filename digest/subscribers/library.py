@@ -28,12 +28,7 @@ from digest.errors import (
 )
 from digest.ranking.base import Interest as RankInterest
 from digest.ranking.base import Profile
-from digest.ranking.profile_text import (
-    assemble_profile,
-    build_profile,
-    parse_entry,
-    parse_interest,
-)
+from digest.ranking.profile_text import ProfileParts, build_profile, parse_entry, parse_interest
 from digest.store.models import Interest, Subscriber
 from digest.subscribers.feedback import Rating
 from digest.subscribers.fields import BY_NAME, PROFILE_FIELDS, SCHEDULE_FIELDS, STATUSES
@@ -147,13 +142,8 @@ def spec_of(interests: Sequence[InterestLike]) -> ProfileSpec:
     return spec
 
 
-# Where build_profile puts a parsed entry: interests from keywords, authors, categories
-# (0-2); the listed exclusions and required phrases (3, 4); then those written as -x and
-# +x keywords (5, 6).
-_PLACE = {("keyword", "interest"): 0, ("author", "interest"): 1, ("category", "interest"): 2}
-_PLACE |= {("exclude", "exclude"): 3, ("require", "require"): 4}
-_PLACE |= {("keyword", "exclude"): 5, ("keyword", "require"): 6}
 InterestRow = tuple[str, str, float, int]  # kind, text, weight, position: a stored interest
+_KIND_POSITION = itemgetter(0, 3)  # spec_of's order
 
 
 class Profiles:
@@ -170,34 +160,24 @@ class Profiles:
     ) -> tuple[Profile, tuple[str, ...]]:
         """The profile, and the keywords as the subscriber typed them (in their order)."""
         known = self._entries
-        places: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+        parts = ProfileParts()
         keywords: list[str] = []
-        for row in sorted(rows, key=_KIND_POSITION):  # spec_of's order
+        for row in sorted(rows, key=_KIND_POSITION):
             found = known.get(row)
             if found is None:
                 kind, text, weight, _ = row
                 typed = _typed(text, weight)
-                bucket, value = parse_entry(kind, typed)
-                found = known[row] = (
-                    _PLACE[kind, bucket],
-                    value,
-                    typed if kind == "keyword" else None,
-                )
+                entry = parse_entry(kind, typed)
+                keyword = typed if kind == "keyword" else None
+                found = known[row] = (ProfileParts.place(kind, entry), entry[1], keyword)
             place, value, keyword = found
-            places[place].append(value)
+            parts.add_at(place, value)
             if keyword is not None:
                 keywords.append(keyword)
-        profile = assemble_profile(
-            places[0] + places[1] + places[2],
-            places[3] + places[5],
-            places[4] + places[6],
-            min_score=owner.min_score,
-            popularity_weight=owner.popularity_weight,
+        profile = parts.profile(
+            min_score=owner.min_score, popularity_weight=owner.popularity_weight
         )
         return profile, tuple(keywords)
-
-
-_KIND_POSITION = itemgetter(0, 3)
 
 
 def profile_of(
