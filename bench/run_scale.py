@@ -318,6 +318,8 @@ class Clock:
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self.memory: list[tuple[str, float, float]] = []  # after each step: RSS, peak RSS
+        # after each step: this process's CPU seconds (user, system), all threads
+        self.cpu: dict[str, tuple[float, float]] = {}
 
     def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -357,6 +359,7 @@ class BenchObserver:
     def step(self, name: str, seconds: float) -> None:
         if name in MEMORY_STEPS:
             self.clock.memory.append((name, _rss_mb(), _hwm_mb()))
+            self.clock.cpu[name] = _cpu_seconds()
         self.clock.seconds[name] += seconds
         self.clock.calls[name] += 1
         if name == "build" and self.analyze is not None:
@@ -492,6 +495,27 @@ def print_run_table(clock: Clock, total: float, stopped: str | None, processes: 
     row("other", "engine + migration check, Run row, claimant, final commit", total - accounted)
     label = f"**run_digests, {stopped}**" if stopped else "**run_digests total**"
     print(f"| total | {label} | **{total:.1f} s** | 100% | | |")
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    """This process's CPU time so far (user, system), every thread."""
+    times = os.times()
+    return times.user, times.system
+
+
+def print_cpu_split(clock: Clock, messages: int) -> None:
+    """Where phase 2's CPU went, per message: the renderers' processes (the CPU time each
+    measured around its batches) and this process, all its threads (claims, hand-over, the
+    outbox writer or SMTP pool, results read from the renderers, the ledger)."""
+    if not messages or "deliver" not in clock.cpu or "deliverable" not in clock.cpu:
+        return
+    (user, system), (user0, system0) = clock.cpu["deliver"], clock.cpu["deliverable"]
+    per = 1000 / messages
+    print(
+        f"| phase 2 CPU per message: renderers / main process, all threads (user + system) | "
+        f"{clock.seconds['render_cpu'] * per:.2f} ms / "
+        f"{(user - user0) * per:.2f} + {(system - system0) * per:.2f} ms |"
+    )
 
 
 def extrapolate(clock: Clock, progress: Progress) -> None:
@@ -786,6 +810,7 @@ def bench(args: argparse.Namespace, settings: Settings, warm: float) -> None:
                 f"| rendering: messages per second per renderer / over {processes} | "
                 f"{rate:.0f} / **{rate * processes:.0f}** |"
             )
+        print_cpu_split(clock, report.sent + report.failed)
     else:
         print(f"| **run {run.stopped}** | after {run.seconds:.0f} s |")
         extrapolate(clock, run.progress)

@@ -200,6 +200,7 @@ class Delivery:
         with timed(self.observer, "render_wait"):
             batch = future.result()
         self.observer.step("render", batch.seconds)  # the renderer's own time, any process
+        self.observer.step("render_cpu", batch.cpu)
         rendered = batch.items
         failures: list[Finish] = []
         for item in rendered:

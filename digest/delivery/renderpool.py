@@ -59,10 +59,12 @@ class RenderFailure:
 
 @dataclass(frozen=True, slots=True)
 class RenderedBatch:
-    """A batch's messages, and how long the renderer worked on them (seconds)."""
+    """A batch's messages, and how long the renderer worked on them: seconds of wall clock
+    and of the renderer process's CPU time."""
 
     items: list[Rendered | RenderFailure]
     seconds: float
+    cpu: float = 0.0
 
 
 def render_batch(
@@ -114,10 +116,10 @@ def _init_worker(setup: RenderSetup, papers_file: str, parent: int) -> None:
 
 def _render_in_worker(batch: Batch) -> RenderedBatch:
     assert _WORKER_SETUP is not None
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     _WORKER_PAPERS.update(batch.papers)  # papers of older digests, kept for later batches
     items = render_batch(Batch(batch.payloads), _WORKER_PAPERS, _WORKER_SETUP)
-    return RenderedBatch(items, time.perf_counter() - started)
+    return RenderedBatch(items, time.perf_counter() - started, time.process_time() - started_cpu)
 
 
 def default_processes() -> int:
@@ -167,11 +169,15 @@ class RenderPool:
         if self._executor is not None:
             return self._executor.submit(_render_in_worker, batch)
         future: Future[RenderedBatch] = Future()
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         try:
             self.papers.update(batch.papers)
             items = render_batch(Batch(batch.payloads), self.papers, self.setup)
-            future.set_result(RenderedBatch(items, time.perf_counter() - started))
+            future.set_result(
+                RenderedBatch(
+                    items, time.perf_counter() - started, time.thread_time() - started_cpu
+                )
+            )
         except BaseException as exc:
             future.set_exception(exc)
         return future
