@@ -3,10 +3,11 @@
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from digest.config.settings import Settings
 from digest.store import db
@@ -154,3 +155,32 @@ def test_migrations_match_the_models(backend: str, make_settings: Callable[..., 
         assert compare_metadata(context, SQLModel.metadata) == []
     assert db.current_revisions(engine) == db.head_revisions()
     assert len(db.head_revisions()) == 1  # one linear history
+
+
+def test_one_of_asks_for_many_values_in_few_statements(
+    backend: str, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``db.one_of``: on PostgreSQL one ``= ANY(array)`` whatever the count, elsewhere ``IN``
+    lists of ``IN_CHUNK``; either way the union of its conditions is exactly the values
+    asked for, integers and text alike, and no values ask nothing."""
+    monkeypatch.setattr(db, "IN_CHUNK", 4)  # a size knob, not the logic
+    settings = make_settings()
+    records = [PaperRecord(title=f"Paper {n}", arxiv_id=f"2411.{n:05d}") for n in range(11)]
+    with db.transaction(settings) as session:
+        upsert_records(session, records, source="hf", now=T0)
+        ids: dict[str, int] = {
+            key: int(i) for key, i in session.execute(select(Paper.key, Paper.id))
+        }
+    wanted = sorted(ids)[1:10]  # nine of the eleven
+    with db.transaction(settings) as session:
+        by_key = list(db.one_of(session, col(Paper.key), wanted))
+        found = [
+            key for c in by_key for key in session.execute(select(Paper.key).where(c)).scalars()
+        ]
+        by_id = list(db.one_of(session, col(Paper.id), [ids[k] for k in wanted]))
+        found_ids = [i for c in by_id for i in session.execute(select(Paper.id).where(c)).scalars()]
+        assert list(db.one_of(session, col(Paper.id), [])) == []
+    assert sorted(found) == wanted
+    assert sorted(found_ids) == sorted(ids[k] for k in wanted)
+    expected = 1 if backend == "postgres" else 3  # nine values in lists of four
+    assert len(by_key) == len(by_id) == expected

@@ -40,7 +40,7 @@ from digest.digests.periods import (
     previous_period,
 )
 from digest.ranking.base import Profile
-from digest.store.db import chunks
+from digest.store.db import one_of
 from digest.store.models import Digest, Interest, Subscriber
 from digest.subscribers.feedback import rated_papers
 from digest.subscribers.library import InterestRow, Profiles
@@ -203,12 +203,12 @@ def _read_outlook(session: Session, slots: list[Slot], now: datetime) -> Outlook
     period_keys = {slot.current.key for slot in slots} | {slot.previous.key for slot in slots}
     keys: set[tuple[int, str]] = set()
     last_end: dict[int, datetime] = {}
-    for chunk in chunks(ids):
+    for member in one_of(session, col(Digest.subscriber_id), ids):
         keys.update(
             (int(s), str(k))
             for s, k in session.execute(
                 select(col(Digest.subscriber_id), col(Digest.period_key)).where(
-                    col(Digest.subscriber_id).in_(chunk), col(Digest.period_key).in_(period_keys)
+                    member, col(Digest.period_key).in_(period_keys)
                 )
             ).all()
         )
@@ -216,7 +216,7 @@ def _read_outlook(session: Session, slots: list[Slot], now: datetime) -> Outlook
             (int(s), end)
             for s, end in session.execute(
                 select(col(Digest.subscriber_id), func.max(col(Digest.window_end)))
-                .where(col(Digest.subscriber_id).in_(chunk))
+                .where(member)
                 .group_by(col(Digest.subscriber_id))
             ).all()
         )
@@ -235,8 +235,8 @@ def _interests(session: Session, ids: list[int]) -> dict[int, list[InterestRow]]
     table = Interest.metadata.tables["interest"]
     columns = (table.c.subscriber_id, table.c.kind, table.c.text, table.c.weight, table.c.position)
     connection = session.connection()
-    for chunk in chunks(ids):
-        rows = connection.execute(select(*columns).where(table.c.subscriber_id.in_(chunk)))
+    for member in one_of(session, table.c.subscriber_id, ids):
+        rows = connection.execute(select(*columns).where(member))
         for subscriber_id, kind, text, weight, position in rows.all():
             interests[subscriber_id].append((kind, text, weight, position))
     return interests

@@ -21,7 +21,7 @@ from sqlmodel import Session, col
 from digest.digests.due import Due
 from digest.ranking.base import Pick, RankDoc, Ranker, UsesStore
 from digest.ranking.memory import release_free_memory
-from digest.store.db import chunks
+from digest.store.db import one_of
 from digest.store.models import DigestItem, Paper
 from digest.store.papers import papers_first_seen_between
 
@@ -67,11 +67,10 @@ def select_papers(
     starts = np.array([d.window_start.timestamp() for d in due])
     row_of = {d.subscriber.id: i for i, d in enumerate(due)}
     delivered: dict[int, list[int]] = defaultdict(list)
-    for subscriber_ids in chunks(list(row_of)):
-        for paper_ids in chunks(list(index)):
+    for subscribers in one_of(session, col(DigestItem.subscriber_id), list(row_of)):
+        for paper_ids in one_of(session, col(DigestItem.paper_id), list(index)):
             ledger = select(col(DigestItem.subscriber_id), col(DigestItem.paper_id)).where(
-                col(DigestItem.subscriber_id).in_(subscriber_ids),
-                col(DigestItem.paper_id).in_(paper_ids),
+                subscribers, paper_ids
             )
             for subscriber_id, paper_id in session.execute(ledger).all():
                 delivered[row_of[subscriber_id]].append(index[paper_id])

@@ -25,7 +25,7 @@ from sqlmodel import Session, col
 from digest.digests.ledger import Item, Recorded, digest_key
 from digest.render.assemble import ViewOptions, item_view
 from digest.render.views import DigestView
-from digest.store.db import chunks
+from digest.store.db import one_of
 from digest.store.models import Digest, DigestItem, Interest, Paper, Subscriber
 from digest.subscribers.library import spec_of
 from digest.subscribers.links import links_for
@@ -218,8 +218,8 @@ def load_batch(session: Session, digest_ids: Sequence[int], *, known_papers: set
         if paper_id not in known_papers:
             needed.add(paper_id)
     interests = _interest_texts(session, sorted({row[1] for row in heads}))
-    for paper_ids in chunks(sorted(needed)):
-        for paper in session.execute(select(Paper).where(col(Paper.id).in_(paper_ids))).scalars():
+    for paper_ids in one_of(session, col(Paper.id), sorted(needed)):
+        for paper in session.execute(select(Paper).where(paper_ids)).scalars():
             batch.papers[paper.id or 0] = PaperFields.of(paper)
     for digest_id, subscriber_id, period_key, label, window_end, email, name, token in heads:
         batch.payloads.append(
@@ -242,9 +242,7 @@ def load_batch(session: Session, digest_ids: Sequence[int], *, known_papers: set
 def _interest_texts(session: Session, subscriber_ids: list[int]) -> dict[int, tuple[str, ...]]:
     """Each subscriber's interests as they read them (the digest footer)."""
     rows: dict[int, list[Interest]] = defaultdict(list)
-    for chunk in chunks(subscriber_ids):
-        for interest in session.execute(
-            select(Interest).where(col(Interest.subscriber_id).in_(chunk))
-        ).scalars():
+    for subscribers in one_of(session, col(Interest.subscriber_id), subscriber_ids):
+        for interest in session.execute(select(Interest).where(subscribers)).scalars():
             rows[interest.subscriber_id].append(interest)
     return {sid: tuple(spec_of(found).keywords) for sid, found in rows.items()}

@@ -19,7 +19,7 @@ from sqlmodel import Session, col
 
 from digest.errors import ProfileError, UnknownPaperError
 from digest.ranking.base import RankDoc, Rated
-from digest.store.db import chunks
+from digest.store.db import one_of
 from digest.store.models import Feedback, Paper, Subscriber
 from digest.store.papers import dialect_insert
 
@@ -98,11 +98,11 @@ def rated_papers(session: Session, subscriber_ids: Sequence[int]) -> dict[int, t
     number of subscribers; subscribers without ratings are absent."""
     found: dict[int, list[Rated]] = defaultdict(list)
     kept: dict[tuple[int, int], int] = defaultdict(int)
-    for chunk in chunks(list(subscriber_ids)):
+    for member in one_of(session, col(Feedback.subscriber_id), list(subscriber_ids)):
         rows = session.execute(
             select(col(Feedback.subscriber_id), col(Feedback.vote), Paper)
             .join(Paper, col(Paper.id) == col(Feedback.paper_id))
-            .where(col(Feedback.subscriber_id).in_(chunk))
+            .where(member)
             .order_by(
                 col(Feedback.subscriber_id), col(Feedback.created_at).desc(), col(Feedback.id)
             )
@@ -158,10 +158,8 @@ def replace_ratings(
     session.execute(delete(Feedback).where(col(Feedback.subscriber_id) == subscriber.id))
     wanted = {key: (vote, when) for key, vote, when in ratings}
     ids: dict[str, int] = {}
-    for chunk in chunks(list(wanted)):
-        rows = session.execute(
-            select(col(Paper.key), col(Paper.id)).where(col(Paper.key).in_(chunk))
-        )
+    for member in one_of(session, col(Paper.key), list(wanted)):
+        rows = session.execute(select(col(Paper.key), col(Paper.id)).where(member))
         ids.update((key, paper_id) for key, paper_id in rows.all())
     for key, (vote, when) in wanted.items():
         if key in ids:
