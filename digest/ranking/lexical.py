@@ -300,8 +300,11 @@ class _Explanations:
             refs = refs.copy()
             refs[liked] = self._size + np.arange(liked.size)
         if self._run_wide:
-            shared = np.flatnonzero(refs < self._size)
-            unseen = shared[~self._built[refs[shared]]]
+            if liked.size:
+                shared = np.flatnonzero(refs < self._size)
+                unseen = shared[~self._built[refs[shared]]]
+            else:
+                unseen = np.flatnonzero(~self._built[refs])
             ids, first = np.unique(refs[unseen], return_index=True)
             fresh = unseen[first]
             self._built[ids] = True
