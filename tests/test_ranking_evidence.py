@@ -10,7 +10,8 @@ import pytest
 
 from digest.ranking import LexicalRanker, Pick, Profile, RankDoc, Rated, build_profile
 from digest.ranking.lexical_evidence import pair_key
-from digest.ranking.lexical_index import LexicalIndex
+from digest.ranking.lexical_index import LexicalIndex, LexicalParams
+from digest.ranking.lexical_plan import build_plan
 
 COMMON = "Experiments on several datasets show consistent gains over strong baselines."
 # Filler papers give the words realistic document frequencies and the abstracts a
@@ -400,8 +401,6 @@ def index() -> LexicalIndex:
 
 
 def test_a_rated_paper_in_the_batch_is_most_like_itself(index: LexicalIndex) -> None:
-    from digest.ranking.lexical_plan import build_plan  # noqa: PLC0415 - the plan's internals
-
     twin = LEARNING[0]
     plan = build_plan(index, [Profile((), rated=(Rated(twin, 1), Rated(LIKED, 1)))])
     likeness = plan.ratings.likeness.toarray()
@@ -410,3 +409,66 @@ def test_a_rated_paper_in_the_batch_is_most_like_itself(index: LexicalIndex) -> 
         twin.title,
         "Barlow Twins: Self-Supervised Learning via Redundancy\u2026",
     ]
+
+
+RL_RATED = RankDoc(
+    "rated:rl",
+    "Reinforcement learning for reasoning with verifiable rewards",
+    "Policy optimisation with verifiable rewards teaches a language model long "
+    "chain-of-thought reasoning on math problems.",
+)
+RL_LATER = [
+    RankDoc(
+        "matched",
+        "Verifiable rewards for math reasoning",
+        "Policy optimisation with verifiable rewards on math problems elicits long "
+        f"chain-of-thought reasoning in a language model. {COMMON}",
+    ),
+    RankDoc(
+        "unmatched",
+        "Verifiable rewards for math problems",
+        f"Policy optimisation with verifiable rewards on math problems. {COMMON}",
+    ),
+]
+
+
+def test_a_rating_lifts_a_paper_less_the_more_the_interests_already_do() -> None:
+    """What likeness to a paper rated up adds is ``like_weight`` x its graded likeness,
+    divided by ``1 + v / like_damp`` where ``v`` is the interests' own score for the paper:
+    the same paper, equally alike, gains less for a profile whose interest says it three
+    times as strongly, and a paper no interest matches gains the full amount. The pick's
+    "like …" explanation carries exactly what was added."""
+    params = replace(LexicalParams(), bag_weight=0.0)  # scores are then the interests' own
+    ranker = LexicalRanker(params=params)
+    index = ranker.prepare(RL_LATER + FILLER)
+    vote = (Rated(RL_RATED, 1),)
+    weak, strong = build_profile(["chain-of-thought"]), build_profile(["chain-of-thought^3"])
+    plan = build_plan(index, [replace(weak, rated=vote)])
+    likeness = plan.ratings.likeness.toarray()[0]
+    span = params.like_full - params.like_from
+    graded = [min(max((c - params.like_from) / span, 0.0), 1.0) for c in likeness[:2]]
+    assert min(graded) > 0  # both papers are alike to the rated one
+    gains = []
+    for profile in (weak, strong):
+        plain, learned = ranker.rank(index, [profile, replace(profile, rated=vote)], top_n=5)
+        [before] = [p for p in plain if p.index == 0]  # only "matched" matches an interest
+        after = {p.index: p for p in learned}
+        own = before.score
+        gain = after[0].score - own
+        assert gain == pytest.approx(params.like_weight * graded[0] / (1 + own / params.like_damp))
+        [liked] = [m for m in after[0].matches if m.evidence == "liked"]
+        assert liked.contribution == pytest.approx(gain)
+        # Brought by its likeness alone (the short digest's empty slot): the full amount.
+        assert after[1].score == pytest.approx(params.like_weight * graded[1])
+        assert [m.evidence for m in after[1].matches] == ["liked"]
+        gains.append(gain)
+    assert gains[1] < gains[0]
+    undamped = LexicalRanker(params=replace(params, like_damp=0.0))
+    undamped_index = undamped.prepare(RL_LATER + FILLER)
+    for profile in (weak, strong):  # like_damp 0: the old rule, the full amount for all
+        plain, learned = undamped.rank(
+            undamped_index, [profile, replace(profile, rated=vote)], top_n=5
+        )
+        gain = learned[0].score - plain[0].score
+        assert learned[0].index == plain[0].index == 0
+        assert gain == pytest.approx(params.like_weight * graded[0])

@@ -154,6 +154,9 @@ def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarr
         span = params.like_full - params.like_from
         return min(max((x - params.like_from) / span, 0.0), 1.0)
 
+    def lifted(x: float, own: float) -> float:  # what likeness x adds to a paper scored own
+        return params.like_weight * graded(x) / (1 + own / params.like_damp)
+
     banned = (plan.excl @ plan.excl_match).toarray() > 0
     have = (plan.req @ plan.req_match).toarray()
     bag_max = plan.bag_full
@@ -187,12 +190,14 @@ def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarr
             rest = dict.fromkeys(best, 0.0)
         weight = plan.popularity_weight[p]
         kept, extra = [], []
+        interests: dict[int, float] = {}  # the interests' own score of each paper
         for d, own in best.items():
             score = own
             if rest[d] > 0:
                 score += params.bonus * -math.expm1(-rest[d] / params.bonus)
+            interests[d] = score
             if ratings and (d in like or d in unlike):
-                score += params.like_weight * graded(like.get(d, 0.0))
+                score += lifted(like.get(d, 0.0), interests[d])
                 score -= params.dislike_weight * graded(unlike.get(d, 0.0))
             if score <= 0 and not plan.popular_only[p]:
                 continue
@@ -241,7 +246,7 @@ def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarr
                     for doc, c, _ in row(likeness, votes.indices[e]):
                         if doc == d:
                             title = plan.ratings.titles[votes.indices[e]]
-                            amount = params.like_weight * graded(c)
+                            amount = lifted(c, interests[d])
                             if amount > 0:
                                 match = (title, (), amount, "liked", ())
                                 found.append((-amount, 1_000_000 + n, match))

@@ -184,9 +184,7 @@ class LexicalRanker:
                 (start, min(start + chunk_size, len(profiles)))
                 for start in range(0, len(profiles), chunk_size)
             ]
-            explanations = _Explanations(
-                plan, context.n_matches + plan.ratings.likeness.nnz, len(prepared.docs)
-            )
+            explanations = _Explanations(plan, context.n_matches, len(prepared.docs))
             results: list[list[Pick]] = []
             for arrays in self._chunks(context, bounds):
                 results.extend(explanations.picks(arrays))
@@ -241,11 +239,14 @@ class _Explanations:
     """Turns a chunk's arrays into picks. A Match is one (interest, weight, paper): built
     once per run and shared by every pick it explains (at 100,000 profiles, ~200,000
     distinct ones for ~1.4 million uses), as is the one-element tuple of a pick it alone
-    explains. Beyond ``MATCH_CACHE`` possible matches, they are shared within a chunk only."""
+    explains. Beyond ``MATCH_CACHE`` possible matches, they are shared within a chunk only.
+    A paper rated up explaining a pick is never shared: what it added depends on the
+    profile's own score for the pick (lexical_kernel)."""
 
     def __init__(self, plan: Plan, n_matches: int, n_docs: int) -> None:
         self._plan = plan
         self._papers = np.array(list(range(n_docs)), dtype=object)
+        self._size = n_matches
         self._run_wide = n_matches <= MATCH_CACHE
         size = n_matches if self._run_wide else 0
         self._single: list[tuple[Match]] = [_NONE] * size  # match id -> (match,)
@@ -294,12 +295,24 @@ class _Explanations:
 
     def _explained(self, arrays: ChunkPicks) -> list[tuple[Match, ...]]:
         refs = arrays.match_ids
+        liked = np.flatnonzero(refs < 0)  # papers rated up: one Match per use, after the rest
+        if liked.size:
+            refs = refs.copy()
+            refs[liked] = self._size + np.arange(liked.size)
         if self._run_wide:
-            unseen = np.flatnonzero(~self._built[refs])
+            if liked.size:
+                shared = np.flatnonzero(refs < self._size)
+                unseen = shared[~self._built[refs[shared]]]
+            else:
+                unseen = np.flatnonzero(~self._built[refs])
             ids, first = np.unique(refs[unseen], return_index=True)
             fresh = unseen[first]
             self._built[ids] = True
             single = self._single
+            if liked.size:
+                ids = np.concatenate([ids, refs[liked]])
+                fresh = np.concatenate([fresh, liked])
+                single.extend([_NONE] * liked.size)
         else:
             ids, fresh, refs = np.unique(refs, return_index=True, return_inverse=True)
             ids = np.arange(ids.size)
@@ -324,6 +337,8 @@ class _Explanations:
                     zip(*[iter(matches)] * count, strict=True),
                 )
             )
+        if self._run_wide and liked.size:
+            del single[self._size :]
         return explained
 
 

@@ -50,7 +50,7 @@ class RunContext:
     knobs: Knobs
     # A match is an (interest, spelling, weight) label on a contrib entry of its interest:
     # run-wide id label_base[label] + entry position, in [0, n_matches); a paper rated up,
-    # n_matches + its likeness entry position.
+    # -1: what it adds depends on the profile's own score for the paper, so it is not shared.
     label_base: IntArray
     n_matches: int
 
@@ -79,6 +79,7 @@ class RunContext:
             p.dislike_weight,
             p.like_from,
             p.like_full,
+            p.like_damp,
         )
         return cls(
             index,
@@ -126,7 +127,7 @@ class ChunkPicks(NamedTuple):
     cols: IntArray  # paper index of each pick
     vals: FloatArray  # score of each pick
     match_bounds: IntArray  # matches of pick i are [match_bounds[i], match_bounds[i + 1])
-    match_ids: IntArray  # run-wide id of the match (see RunContext)
+    match_ids: IntArray  # run-wide id of the match (see RunContext); -1: a paper rated up
     match_texts: IntArray  # index into plan.texts; a paper rated up: -1 - its feedback row
     match_fields: IntArray  # explanation code (see lexical.explain)
     match_masks: IntArray  # units of the interest the paper holds (plan.masks)
@@ -189,7 +190,7 @@ def chunk_picks(context: RunContext, start: int, stop: int) -> ChunkPicks:
         )
     own = ~liked
     e, q = entry[own], pos[own]
-    ids = context.n_matches + pos
+    ids = np.full(entry.size, -1, dtype=np.int64)
     ids[own] = context.label_base[plan.labels[e]] + q
     texts = -1 - plan.ratings.votes.indices[np.where(liked, -1 - entry, 0)].astype(np.int64)
     texts[own] = plan.spellings[e]

@@ -90,11 +90,13 @@ class LexicalParams:
     # The reader's ratings (lexical_feedback): likeness to the closest paper rated up adds
     # at most ``like_weight``, to the closest rated down takes at most ``dislike_weight``;
     # likeness (a rated paper's features' share) counts from ``like_from``, fully at
-    # ``like_full``.
+    # ``like_full``. What likeness adds is divided by ``1 + v / like_damp``, ``v`` the
+    # interests' own score for the paper (0 disables): strong matches move little.
     like_weight: float = 0.45
     dislike_weight: float = 0.15
     like_from: float = 0.15
     like_full: float = 0.6
+    like_damp: float = 2.0
     bag_weight: float = 1.0  # re-ranking by whole-profile word evidence (0: off)
     bag_spread: float = 0.3  # weight of the other interests' word shares in it
     rerank_depth: int = 30  # how many of the best interest matches are re-ranked

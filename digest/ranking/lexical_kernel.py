@@ -79,6 +79,7 @@ class Knobs(NamedTuple):
     dislike_weight: float
     like_from: float
     like_full: float
+    like_damp: float
 
 
 def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstring
@@ -116,10 +117,12 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
     ``bonus * (1 - exp(-rest / bonus))`` where ``rest`` sums the other interests that are
     substantial (each at least ``substantial``): one interest squarely met beats several
     mentioned in passing. Ratings add ``like_weight`` times the likeness to the closest
-    paper rated up and take ``dislike_weight`` times that to the closest rated down; papers
-    only the likeness brings are kept apart and at most ``min(liked, max(1, top // 4))``
-    of them join the top, or, in a digest with fewer than ``top`` matches, as many as fill
-    its empty slots, never more than ``liked`` (see :mod:`digest.ranking.lexical_feedback`).
+    paper rated up, divided by ``1 + v / like_damp`` where ``v`` is what the interests give
+    the paper (so a strong match moves little), and take ``dislike_weight`` times that to
+    the closest rated down; papers only the likeness brings are kept apart and at most
+    ``min(liked, max(1, top // 4))`` of them join the top, or, in a digest with fewer than
+    ``top`` matches, as many as fill its empty slots, never more than ``liked`` (see
+    :mod:`digest.ranking.lexical_feedback`).
 
     ``allowed`` is the chunk's rows x papers eligibility, or an empty (0, 0) array when
     every paper may be picked. With ``bag_weight > 0`` the best ``depth`` are re-ranked by
@@ -271,7 +274,9 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
             if has_ratings and rated[d] == stamp:
                 up_part = min(max((like[d] - knobs.like_from) / span, 0.0), 1.0)
                 down_part = min(max((unlike[d] - knobs.like_from) / span, 0.0), 1.0)
-                v += knobs.like_weight * up_part
+                # The stronger the interests' own evidence ``v``, the less a likeness adds.
+                damp = 1.0 + v / knobs.like_damp if knobs.like_damp > 0.0 else 1.0
+                v += knobs.like_weight * up_part / damp
                 v -= knobs.dislike_weight * down_part
                 if best[d] == 0.0:  # brought by likeness alone: ranked apart, below
                     if cap > 0 and v > 0.0:
@@ -431,6 +436,11 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
                     span = knobs.like_full - knobs.like_from
                     part = min(max((likeness.data[q] - knobs.like_from) / span, 0.0), 1.0)
                     amount = knobs.like_weight * part
+                    if knobs.like_damp > 0.0:  # as in the score: the interests' own v
+                        own = best[d]
+                        if rest[d] > 0.0 and bonus > 0.0:
+                            own += bonus * -math.expm1(-rest[d] / bonus)
+                        amount /= 1.0 + own / knobs.like_damp
                     if amount <= 0.0:
                         continue
                 else:
