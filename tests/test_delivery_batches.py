@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,12 @@ from sqlmodel import Session, col
 from digest.config.settings import Settings
 from digest.delivery.base import BaseTransport
 from digest.digests.claims import ClaimantLease, reap_local
-from digest.digests.ledger import DIGEST_ITEM
+from digest.digests.ledger import DIGEST, DIGEST_ITEM
 from digest.errors import DeliveryError
 from digest.ranking import get_ranker
 from digest.runner import build_due_digests, run_digests
 from digest.store import db
-from digest.store.bulk import insert_ignoring
+from digest.store.bulk import insert_ignoring, insert_returning
 from digest.store.models import Claimant, Digest, DigestItem, Subscriber
 from digest.testing.smtp import SmtpSink
 from tests.scheduler_support import add_papers, subscribe
@@ -253,3 +253,65 @@ def test_bulk_insert_streams_rows_and_skips_conflicts_among_new_ones(
     assert {p for p, reason in stored if reason == "again"} == {paper_ids[0]}  # the new one
     # PostgreSQL's COPY meets the conflict and copies again through a temporary table.
     assert rows.reads == (2 if backend == "postgres" else 1)
+
+
+def test_insert_returning_returns_the_new_rows_only_and_stores_values_as_given(
+    make_settings: Callable[..., Settings], backend: str
+) -> None:
+    """``bulk.insert_returning`` (PostgreSQL: one ``unnest`` of arrays; SQLite: VALUES lists
+    of 500): more rows than one list, text that array literals would have to quote, a
+    missing value and time zones; the second call's conflicts are skipped and not returned."""
+    settings = make_settings()
+    for i in range(2):
+        subscribe(settings, f"reader{i:02d}@example.org", at=NOW - timedelta(days=2))
+    with db.transaction(settings) as session:
+        subscribers = sorted(session.execute(select(col(Subscriber.id))).scalars())
+    label = 'week "48", {a,b} \\ NULL — ünï'
+    start = datetime(2026, 11, 16, 9, 0, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+
+    def row(subscriber: int, k: int) -> tuple[Any, ...]:
+        subject = None if k % 7 == 0 else label
+        return (
+            subscriber,
+            f"weekly:{k}",
+            f"{label} {k}",
+            "pending",
+            subject,
+            start,
+            NOW,
+            NOW,
+            k,
+            0,
+        )
+
+    def rows(keys: range) -> list[tuple[Any, ...]]:
+        return [row(s, k) for s in subscribers for k in keys]
+
+    columns = (
+        "subscriber_id", "period_key", "period_label", "status", "subject", "window_start",
+        "window_end", "created_at", "item_count", "attempts",
+    )  # fmt: skip
+    keys = {"conflict": ("subscriber_id", "period_key"), "returning": ("id", "period_key")}
+    with db.transaction(settings) as session:
+        first = insert_returning(session, DIGEST, columns, rows(range(600)), **keys)
+        second = insert_returning(session, DIGEST, columns, rows(range(590, 610)), **keys)
+        stored = session.execute(
+            select(
+                col(Digest.id), col(Digest.period_key), col(Digest.period_label),
+                col(Digest.subject), col(Digest.window_start), col(Digest.item_count),
+            )
+        ).all()  # fmt: skip
+    assert len(first) == 1200 and len({row[0] for row in first}) == 1200
+    assert sorted(key for _, key in second) == sorted(
+        f"weekly:{k}" for k in range(600, 610) for _ in subscribers
+    )
+    assert len(stored) == 1220
+    assert {row[0] for row in stored} == {row[0] for row in first + second}
+    for _, key, period_label, subject, window_start, item_count in stored:
+        k = int(key.split(":")[1])
+        assert (period_label, subject, item_count) == (
+            f"{label} {k}",
+            None if k % 7 == 0 else label,
+            k,
+        )
+        assert window_start == start  # the same instant, whatever zone the driver returns

@@ -1,8 +1,10 @@
 """Bulk writes through the driver's own fast paths, for the run's hundreds of thousands of
 rows (ORM objects and per-row SQL compilation cost more than the database work).
 
-- :func:`insert_returning`: multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING``, one
-  statement per few hundred rows, built once per size (SQLite and PostgreSQL).
+- :func:`insert_returning`: ``INSERT … ON CONFLICT DO NOTHING RETURNING``: on SQLite
+  multi-row ``VALUES``, one statement per few hundred rows, built once per size; on
+  PostgreSQL one statement whatever the count, ``SELECT * FROM unnest(…)`` of one array
+  parameter per column.
 - :func:`insert_ignoring`: rows whose returned ids are not needed, streamed from an iterable
   (never a list of millions of tuples): SQLite ``executemany``, PostgreSQL ``COPY`` (on a
   conflict, into a temporary table then one ``INSERT … SELECT … ON CONFLICT DO NOTHING``).
@@ -78,11 +80,23 @@ def insert_returning(
         return []
     raw = session.connection().connection.driver_connection
     assert raw is not None
+    tail = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING RETURNING {', '.join(returning)}"
+    prepared = _prepared(rows, _processors(session, table, columns))
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
+        # One statement for all the rows: a column of values per array parameter, planned
+        # once. Multi-row VALUES lists of 500 rows (4,500 parameters) took ~70 ms each.
+        arrays = ", ".join(f"%s::{table.c[name].type.compile(dialect)}[]" for name in columns)
+        unnest = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - our own names
+            f"SELECT * FROM unnest({arrays}){tail}"
+        )
+        with raw.cursor() as cursor:
+            cursor.execute(unnest, [list(values) for values in zip(*prepared, strict=True)])
+            return [tuple(row) for row in cursor.fetchall()]
     mark = _placeholder(session)
     one = "(" + ", ".join([mark] * len(columns)) + ")"
     head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "  # noqa: S608 - our own table and column names
-    tail = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING RETURNING {', '.join(returning)}"
-    prepared = _prepared(rows, _processors(session, table, columns))
     out: list[tuple[Any, ...]] = []
     statements: dict[int, str] = {}
     cursor = raw.cursor()
