@@ -4,13 +4,14 @@ learning from the reader's ratings (digest.ranking.lexical_evidence, lexical_fee
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import replace
 
 import pytest
 
 from digest.ranking import LexicalRanker, Pick, Profile, RankDoc, Rated, build_profile
 from digest.ranking.lexical_evidence import pair_key
-from digest.ranking.lexical_index import LexicalIndex
+from digest.ranking.lexical_index import LexicalIndex, LexicalParams
 
 COMMON = "Experiments on several datasets show consistent gains over strong baselines."
 # Filler papers give the words realistic document frequencies and the abstracts a
@@ -33,7 +34,9 @@ FILLER = [
 
 
 def ranked(docs: list[RankDoc], *profiles: Profile, top: int = 10) -> list[list[Pick]]:
-    ranker = LexicalRanker()
+    """The grades as the match rule sees them: short digests are not completed here
+    (``fill_floor`` off; completion is tested in test_ranking_fill.py)."""
+    ranker = LexicalRanker(params=LexicalParams(fill_floor=math.inf))
     return ranker.rank(ranker.prepare(docs + FILLER), profiles, top_n=top)
 
 

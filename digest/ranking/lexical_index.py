@@ -79,6 +79,9 @@ class LexicalParams:
     coverage_power: float = 2.0
     pair_coverage: float = 1.0  # weight of neighbour pairs in coverage, relative to words
     floor: float = 1.5  # raw score below which an interest does not match
+    # A digest with at least one match but fewer than ``top`` is completed with papers
+    # whose evidence reaches only this (listed after the matches; ``>= floor``: never).
+    fill_floor: float = 0.25
     scale: float = 10.0
     author_strength: float = 10.0
     category_strength: float = 5.0
