@@ -283,7 +283,11 @@ def _contributions(
         raw = compiled_matrix([c.score for c in part], n_features) @ index.weights_t
         cover = compiled_matrix([c.coverage for c in part], n_features) @ views.held
         s = _scaled(raw, cover, p.coverage_power)
-        hopeless = (s.data * bound < p.floor) & (_raw_at(raw, s) * p.partial < p.floor)
+        # One word alone gets at most the whole BM25F times partial times the largest
+        # share a distinctive word has of the interest, squared.
+        alone = np.array([_alone_bound(c) for c in part], dtype=np.float64)
+        alone = np.repeat(alone, np.diff(s.indptr))
+        hopeless = (s.data * bound < p.floor) & (_raw_at(raw, s) * p.partial * alone < p.floor)
         s.data[hopeless] = 0.0
         s.eliminate_zeros()
         s.sort_indices()
@@ -373,6 +377,19 @@ def _bag_rows(index: LexicalIndex, compiled: Sequence[Compiled]) -> Matrix:
     bag.sort_indices()
     # float32: only a bonus in [0, 1] is made of it, and the kernel may hold it dense.
     return sp.csr_matrix(bag, dtype=np.float32)
+
+
+def _alone_bound(c: Compiled) -> float:
+    """The most an interest's one-word-alone credit can be, as a share of ``partial`` x
+    its whole BM25F: its most distinctive unit's share of the distinctive idf, squared (a
+    hair above, for rounding); 1 for authors and categories (no grades)."""
+    if c.kind != "keyword":
+        return 1.0
+    masses = [m for m, d in zip(c.unit_idf, c.unit_distinct, strict=True) if d]
+    total = sum(masses)
+    if total <= 0.0:
+        return 0.0
+    return (max(masses) / total) ** 2 * (1.0 + 1e-9)
 
 
 def _raw_at(raw: Matrix, s: Matrix) -> npt.NDArray[np.float64]:
