@@ -27,7 +27,9 @@ from digest.ranking import (
     lexical,
     lexical_chunk,
     lexical_kernel,
+    lexical_plan,
 )
+from digest.ranking.lexical_index import LexicalParams
 from digest.ranking.lexical_plan import build_plan
 
 DATA = Path(__file__).parent / "data" / "ranking"
@@ -379,3 +381,22 @@ def test_ties_and_excluded_top_papers_are_exact(index: LexicalIndex) -> None:
 def test_threads_must_be_positive() -> None:
     with pytest.raises(ValueError, match="threads"):
         LexicalRanker(threads=0)
+
+
+@pytest.mark.parametrize("floor", [LexicalParams().floor, LexicalParams().fill_floor])
+def test_the_one_word_bound_prunes_only_what_cannot_match(
+    index: LexicalIndex, floor: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Candidates are dropped before grading when even their best one-word-alone credit
+    (partial x BM25F x the largest distinctive word share, squared) stays under the floor:
+    the plan is the one the loose bound (share 1) gives, at the match floor and at the
+    completion's."""
+    at = dataclasses.replace(index, params=dataclasses.replace(index.params, floor=floor))
+    many = profiles(300, seed=31)
+    tight = build_plan(at, many)
+    monkeypatch.setattr(lexical_plan, "_alone_bound", lambda c: 1.0)
+    loose = build_plan(at, many)
+    assert tight.contrib.nnz > 300
+    assert (tight.contrib != loose.contrib).nnz == 0
+    assert np.array_equal(tight.fields, loose.fields)
+    assert np.array_equal(tight.masks, loose.masks)
