@@ -67,7 +67,6 @@ the GIL) while the calling thread turns the previous chunk into
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import itertools
 import operator
@@ -225,10 +224,12 @@ class LexicalRanker:
         chunk_size: int,
         blend: Callable[[Plan], Plan] | None,
         on_chunk: Callable[[int, list[list[Pick]]], None] | None,
+        *,
+        floor: float | None = None,
     ) -> list[list[Pick]]:
         """One pass: compile the plan, score every chunk, build the picks (each chunk's
         handed to ``on_chunk`` with its first profile's position)."""
-        plan = build_plan(prepared, profiles)
+        plan = build_plan(prepared, profiles, floor=floor)
         if blend is not None:
             plan = blend(plan)
         release_free_memory()  # the plan's temporaries, before a million picks
@@ -262,8 +263,6 @@ class LexicalRanker:
         keeps its empty digest (a week without its subject says so), and one that set
         ``min_score`` keeps its own threshold. A completing pick keeps its own score
         (it may exceed a match's: the list's order is the digest's order)."""
-        params = dataclasses.replace(prepared.params, floor=prepared.params.fill_floor)
-        weaker = dataclasses.replace(prepared, params=params)
         subset = [profiles[i] for i in short]
         more = tops[short] + np.fromiter((len(results[i]) for i in short), np.int64, len(short))
         stacked = np.concatenate(kept) if kept else None
@@ -273,7 +272,14 @@ class LexicalRanker:
             return stacked[start:stop]
 
         extra = self._run(
-            weaker, subset, more, rows if stacked is not None else None, chunk_size, None, None
+            prepared,
+            subset,
+            more,
+            rows if stacked is not None else None,
+            chunk_size,
+            None,
+            None,
+            floor=prepared.params.fill_floor,
         )
         for i, picks in zip(short, extra, strict=True):
             found = results[i]

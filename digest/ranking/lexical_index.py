@@ -38,7 +38,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
@@ -162,6 +162,9 @@ class LexicalIndex:
     tokens: npt.NDArray[np.int32]
     token_pos: npt.NDArray[np.int32]
     token_starts: npt.NDArray[np.int64]
+    # Compiled interests by (kind, text), filled by ``compiled`` (bounded by the distinct
+    # interests ranked against this index).
+    memo: dict[tuple[str, str], Compiled] = field(default_factory=dict, init=False, repr=False)
 
     def views(self) -> Views:
         """The presence, capped weight and field matrices (features x docs), built now;
@@ -185,6 +188,15 @@ class LexicalIndex:
             title=like((bits & 1).astype(np.float64)),
             abstract=like((bits >> 1 & 1).astype(np.float64)),
         )
+
+    def compiled(self, kind: InterestKind, text: str) -> Compiled:
+        """:meth:`compile`, remembered for this index (a run that ranks twice, to complete
+        short digests, compiles each interest once)."""
+        key = (kind, text)
+        found = self.memo.get(key)
+        if found is None:
+            found = self.memo[key] = self.compile(kind, text)
+        return found
 
     def compile(self, kind: InterestKind, text: str) -> Compiled:
         """Compile an interest (or exclusion/required phrase) against this vocabulary."""
