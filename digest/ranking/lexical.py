@@ -31,6 +31,14 @@ How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_ind
   picked, except for a profile with no interests and a popularity weight, which gets the
   most upvoted papers.
 
+A digest with at least one pick but fewer than ``top`` is then completed: after its picks
+come the next papers of the same ranking run with the match floor at ``fill_floor``
+(0.25 instead of 1.5), explained by the same grades ("partly matched …" for partial
+evidence). A profile nothing matches keeps its empty digest (the off-topic profiles of
+the relevance benchmark get nothing), and one that sets ``min_score`` keeps its own
+threshold; ``fill_floor >= floor`` turns completion off. The second run covers only the
+short digests, with the same eligibility.
+
 A paper is picked when at least one interest matches and, if the profile sets
 ``min_score``, the score (popularity and ratings included) reaches it; a paper matching an
 exclusion, or missing a required phrase, is never picked, whatever the ratings say. Ties are
@@ -69,6 +77,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
+import numpy.typing as npt
 
 from digest.ranking.analyzer import Analyzer
 from digest.ranking.base import (
@@ -174,21 +183,113 @@ class LexicalRanker:
         tops = _top_counts(top_n, len(profiles))
         if not profiles:
             return []
-        with _gc_paused():
-            plan = build_plan(prepared, profiles)
-            if blend is not None:
-                plan = blend(plan)
-            release_free_memory()  # the plan's temporaries, before a million picks
-            context = RunContext.build(prepared, plan, tops, eligible)
-            bounds = [
-                (start, min(start + chunk_size, len(profiles)))
-                for start in range(0, len(profiles), chunk_size)
+        fill = blend is None and prepared.params.fill_floor < prepared.params.floor
+        short: list[int] = []  # profiles to complete (see _complete)
+        masks: dict[int, npt.NDArray[np.bool_]] = {}  # chunk start -> its eligibility
+        kept: list[npt.NDArray[np.bool_]] = []  # the short profiles' rows of those
+        remember = eligible
+        if fill and eligible is not None:
+            source = eligible
+
+            def remember(start: int, stop: int) -> npt.NDArray[np.bool_]:
+                mask = np.asarray(source(start, stop), dtype=np.bool_)
+                masks[start] = mask
+                return mask
+
+        def note(start: int, picks: list[list[Pick]]) -> None:
+            rows = [
+                start + k
+                for k, found in enumerate(picks)
+                if 0 < len(found) < tops[start + k] and profiles[start + k].min_score is None
             ]
-            explanations = _Explanations(plan, context.n_matches, len(prepared.docs))
-            results: list[list[Pick]] = []
-            for arrays in self._chunks(context, bounds):
-                results.extend(explanations.picks(arrays))
+            short.extend(rows)
+            mask = masks.pop(start, None)  # dropped as soon as its chunk is done
+            if mask is not None and rows:
+                kept.append(mask[np.asarray(rows) - start])
+
+        with _gc_paused():
+            results = self._run(
+                prepared, profiles, tops, remember, chunk_size, blend, note if fill else None
+            )
+            if short:
+                self._complete(prepared, profiles, tops, results, short, kept, chunk_size)
             return results
+
+    def _run(
+        self,
+        prepared: LexicalIndex,
+        profiles: Sequence[Profile],
+        tops: IntArray,
+        eligible: EligibleFn | None,
+        chunk_size: int,
+        blend: Callable[[Plan], Plan] | None,
+        on_chunk: Callable[[int, list[list[Pick]]], None] | None,
+        *,
+        floor: float | None = None,
+    ) -> list[list[Pick]]:
+        """One pass: compile the plan, score every chunk, build the picks (each chunk's
+        handed to ``on_chunk`` with its first profile's position)."""
+        plan = build_plan(prepared, profiles, floor=floor)
+        if blend is not None:
+            plan = blend(plan)
+        release_free_memory()  # the plan's temporaries, before a million picks
+        context = RunContext.build(prepared, plan, tops, eligible)
+        bounds = _bounds(len(profiles), chunk_size)
+        explanations = _Explanations(plan, context.n_matches, len(prepared.docs))
+        results: list[list[Pick]] = []
+        for (start, _), arrays in zip(bounds, self._chunks(context, bounds), strict=True):
+            picks = explanations.picks(arrays)
+            if on_chunk is not None:
+                on_chunk(start, picks)
+            results.extend(picks)
+        return results
+
+    def _complete(
+        self,
+        prepared: LexicalIndex,
+        profiles: Sequence[Profile],
+        tops: IntArray,
+        results: list[list[Pick]],
+        short: list[int],
+        kept: list[npt.NDArray[np.bool_]],
+        chunk_size: int,
+    ) -> None:
+        """Complete the short digests in place: a profile with at least one match but
+        fewer than its ``top`` gets, after its matches, the next papers whose evidence
+        reaches ``fill_floor`` (the same grades, explained the same way: "partly …" when
+        partial), ranked as a pass with that floor ranks them. A profile nothing matches
+        keeps its empty digest (a week without its subject says so), and one that set
+        ``min_score`` keeps its own threshold. A completing pick keeps its own score
+        (it may exceed a match's: the list's order is the digest's order)."""
+        subset = [profiles[i] for i in short]
+        more = tops[short] + np.fromiter((len(results[i]) for i in short), np.int64, len(short))
+        stacked = np.concatenate(kept) if kept else None
+
+        def rows(start: int, stop: int) -> npt.NDArray[np.bool_]:
+            assert stacked is not None  # only passed when the first pass had a mask
+            return stacked[start:stop]
+
+        extra = self._run(
+            prepared,
+            subset,
+            more,
+            rows if stacked is not None else None,
+            chunk_size,
+            None,
+            None,
+            floor=prepared.params.fill_floor,
+        )
+        for i, picks in zip(short, extra, strict=True):
+            found = results[i]
+            have = {p.index for p in found}
+            room = int(tops[i]) - len(found)
+            for pick in picks:
+                if room == 0:
+                    break
+                if pick.index in have:
+                    continue
+                found.append(pick)
+                room -= 1
 
     def _chunks(self, context: RunContext, bounds: list[tuple[int, int]]) -> Iterator[ChunkPicks]:
         """Each chunk's arrays, in order; computed ahead in a worker thread if enabled."""
@@ -222,6 +323,10 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _bounds(n: int, chunk_size: int) -> list[tuple[int, int]]:
+    return [(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size)]
 
 
 def _top_counts(top_n: int | Sequence[int], n: int) -> IntArray:
