@@ -205,7 +205,8 @@ def reference(
             interests[d] = score
             if ratings and (d in like or d in unlike):
                 score += lifted(like.get(d, 0.0), interests[d])
-                score -= params.dislike_weight * graded(unlike.get(d, 0.0))
+                if unlike.get(d, 0.0) > like.get(d, 0.0):  # else nearer a paper rated up
+                    score -= params.dislike_weight * graded(unlike.get(d, 0.0))
             if score <= 0 and not plan.popular_only[p]:
                 continue
             score = score + weight * index.popularity[d] if weight > 0 else score
@@ -263,18 +264,48 @@ def reference(
 
 
 def completed(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarray) -> list:
-    """The reference with short digests completed: a profile with at least one match but
-    fewer than ``top`` (and no ``min_score``) gets, after its matches, the next papers of a
-    pass whose match floor is ``fill_floor`` (asked for ``top`` more than it has)."""
+    """The reference with short digests completed: a profile with at least one match (not
+    counting papers its ratings alone brought) but fewer than ``top`` (and no
+    ``min_score``) keeps its matches and the first ``max(1, top // 4)`` papers its ratings
+    alone brought, then gets the next papers of a pass whose match floor is ``fill_floor``
+    (asked for ``top`` more than it kept), no more brought by ratings alone than that cap
+    allows unless nothing else fills the slot."""
+
+    def alone(pick: tuple) -> bool:
+        return bool(pick[2]) and all(m[3] == "liked" for m in pick[2])
+
     first = reference(index, many, top, mask)
+    short = [
+        0 < sum(not alone(x) for x in row) < top and profile.min_score is None
+        for row, profile in zip(first, many, strict=True)
+    ]
+    caps = []
+    for k, row in enumerate(first):
+        cap = max(1, top // 4)
+        if short[k]:
+            owed = [x for x in row if alone(x)]
+            row[:] = [x for x in row if not alone(x) or x in owed[:cap]]
+            cap -= len(owed[:cap])
+        caps.append(cap)
     weaker = dataclasses.replace(
         index, params=dataclasses.replace(index.params, floor=index.params.fill_floor)
     )
     more = reference(weaker, many, [top + len(row) for row in first], mask)
-    for row, extra, profile in zip(first, more, many, strict=True):
-        if 0 < len(row) < top and profile.min_score is None:
+    for k, (row, extra) in enumerate(zip(first, more, strict=True)):
+        if short[k]:
             have = {d for d, _, _ in row}
-            row.extend([pick for pick in extra if pick[0] not in have][: top - len(row)])
+            fresh = [x for x in extra if x[0] not in have]
+            cap, room, later = caps[k], top - len(row), []
+            for pick in fresh:
+                if room == 0:
+                    break
+                if alone(pick) and cap == 0:
+                    later.append(pick)
+                    continue
+                cap -= alone(pick)
+                row.append(pick)
+                room -= 1
+            row.extend(later[:room])
     return first
 
 

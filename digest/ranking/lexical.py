@@ -22,9 +22,10 @@ How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_ind
   One interest squarely met beats two mentioned in passing;
 - the reader's ratings (:mod:`digest.ranking.lexical_feedback`) add up to ``like_weight``
   for likeness to a paper rated up and take up to ``dislike_weight`` for likeness to one
-  rated down; at most ``max(1, top // 4)`` picks may come from likeness alone, or as many
-  as fill the empty slots of a digest with fewer than ``top`` matches, and never more than
-  the number of papers rated up;
+  rated down (unless one rated up is at least as alike); at most ``max(1, top // 4)``
+  picks may come from likeness alone, or as many as fill the slots of a digest with fewer
+  than ``top`` matches that its completion with weaker evidence leaves empty, and never
+  more than the number of papers rated up;
 - with ``popularity_weight > 0`` the paper also gets
   ``popularity_weight * log1p(upvotes) / log1p(100)`` (100 upvotes add exactly the weight);
 - the score of a paper no interest matches (nor likeness brings) is zero: it is never
@@ -200,7 +201,7 @@ class LexicalRanker:
             rows = [
                 start + k
                 for k, found in enumerate(picks)
-                if 0 < len(found) < tops[start + k] and profiles[start + k].min_score is None
+                if 0 < _n_matched(found) < tops[start + k] and profiles[start + k].min_score is None
             ]
             short.extend(rows)
             mask = masks.pop(start, None)  # dropped as soon as its chunk is done
@@ -260,7 +261,22 @@ class LexicalRanker:
         partial), ranked as a pass with that floor ranks them. A profile nothing matches
         keeps its empty digest (a week without its subject says so), and one that set
         ``min_score`` keeps its own threshold. A completing pick keeps its own score
-        (it may exceed a match's: the list's order is the digest's order)."""
+        (it may exceed a match's: the list's order is the digest's order).
+
+        The reader's ratings count in this pass as in the first (the same plan and
+        kernel: likeness to a paper rated up adds, to one rated down takes away, the
+        exclusions and required phrases still apply). Whether a digest is short counts
+        its matches only, not the papers its ratings alone brought. Those are held to the
+        cap of a full digest, ``max(1, top // 4)`` (the first pass's best, where it
+        ranked them); the sixth round's rule that they may fill every empty slot of a
+        short digest now applies to the slots the weaker evidence leaves empty: a paper
+        no interest says anything about does not push out one an interest partly
+        matches."""
+        caps: dict[int, int] = {}  # papers likeness alone may still bring, per profile
+        for i in short:
+            cap = max(1, int(tops[i]) // 4)  # as in a full digest (lexical_kernel)
+            results[i] = [p for p in results[i] if not _owed_to_ratings(p) or (cap := cap - 1) >= 0]
+            caps[i] = max(cap, 0)
         subset = [profiles[i] for i in short]
         more = tops[short] + np.fromiter((len(results[i]) for i in short), np.int64, len(short))
         stacked = np.concatenate(kept) if kept else None
@@ -283,13 +299,21 @@ class LexicalRanker:
             found = results[i]
             have = {p.index for p in found}
             room = int(tops[i]) - len(found)
+            cap = caps[i]
+            later: list[Pick] = []  # brought by likeness alone beyond the cap
             for pick in picks:
                 if room == 0:
                     break
                 if pick.index in have:
                     continue
+                if _owed_to_ratings(pick):
+                    if cap == 0:
+                        later.append(pick)
+                        continue
+                    cap -= 1
                 found.append(pick)
                 room -= 1
+            found.extend(later[:room])  # the slots nothing else fills
 
     def _chunks(self, context: RunContext, bounds: list[tuple[int, int]]) -> Iterator[ChunkPicks]:
         """Each chunk's arrays, in order; computed ahead in a worker thread if enabled."""
@@ -464,3 +488,13 @@ def compile_kernel() -> None:
         top_n=1,
         eligible=lambda start, stop: np.ones((stop - start, len(docs)), dtype=np.bool_),
     )
+
+
+def _owed_to_ratings(pick: Pick) -> bool:
+    """A pick only the likeness to papers rated up brought (no interest matches it)."""
+    return bool(pick.matches) and all(m.evidence == "liked" for m in pick.matches)
+
+
+def _n_matched(picks: list[Pick]) -> int:
+    """How many of a profile's picks an interest (or the upvote prior) brought."""
+    return sum(1 for p in picks if not _owed_to_ratings(p))
