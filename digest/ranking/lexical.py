@@ -201,7 +201,8 @@ class LexicalRanker:
             rows = [
                 start + k
                 for k, found in enumerate(picks)
-                if 0 < _n_matched(found) < tops[start + k] and profiles[start + k].min_score is None
+                if profiles[start + k].min_score is None
+                and 0 < _n_matched(found, profiles[start + k]) < tops[start + k]
             ]
             short.extend(rows)
             mask = masks.pop(start, None)  # dropped as soon as its chunk is done
@@ -495,6 +496,8 @@ def _owed_to_ratings(pick: Pick) -> bool:
     return bool(pick.matches) and all(m.evidence == "liked" for m in pick.matches)
 
 
-def _n_matched(picks: list[Pick]) -> int:
+def _n_matched(picks: list[Pick], profile: Profile) -> int:
     """How many of a profile's picks an interest (or the upvote prior) brought."""
+    if not profile.rated:  # nothing else can bring one
+        return len(picks)
     return sum(1 for p in picks if not _owed_to_ratings(p))
