@@ -4,6 +4,7 @@ hand-made papers whose expected picks are obvious."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from digest.ranking import (
     build_profile,
     get_ranker,
 )
+from digest.ranking.lexical_index import LexicalParams
 
 DATA = Path(__file__).parent / "data" / "ranking"
 
@@ -34,6 +36,11 @@ def seed_docs() -> list[RankDoc]:
 @pytest.fixture(scope="module")
 def seeds(seed_docs: list[RankDoc]) -> LexicalIndex:
     return LexicalRanker().prepare(seed_docs)
+
+
+# The match rule alone, without completing short digests (LexicalParams.fill_floor): for
+# tests of what an interest matches on a handful of papers.
+MATCH_RULE = LexicalParams(fill_floor=math.inf)
 
 
 def rank(
@@ -359,7 +366,7 @@ PHRASES = [
 
 @pytest.fixture(scope="module")
 def phrases() -> LexicalIndex:
-    return LexicalRanker().prepare(PHRASES)
+    return LexicalRanker(params=MATCH_RULE).prepare(PHRASES)
 
 
 def test_phrase_beats_scattered_words_and_part_of_a_phrase_is_not_a_match(
@@ -396,7 +403,7 @@ def test_explanations_say_where_each_interest_matched(phrases: LexicalIndex) -> 
 
 
 def test_no_phrase_across_a_sentence_end_or_an_and() -> None:
-    index = LexicalRanker().prepare(
+    index = LexicalRanker(params=MATCH_RULE).prepare(
         [
             RankDoc("phrase", "Control", "We learn robotics models from video."),
             RankDoc("sentence", "Control", "We study robotics. Models are learned from video."),
@@ -411,7 +418,7 @@ def test_no_phrase_across_a_sentence_end_or_an_and() -> None:
 
 
 def test_an_interest_joined_by_and_is_two_words_not_a_phrase() -> None:
-    index = LexicalRanker().prepare(
+    index = LexicalRanker(params=MATCH_RULE).prepare(
         [
             RankDoc("both", "Reasoning", "Math and code reasoning with verifiers."),
             RankDoc("apart", "Reasoning", "Math reasoning with verifiers. Code generation too."),
@@ -464,7 +471,7 @@ def test_views_are_built_without_touching_the_index(seeds: LexicalIndex) -> None
 def test_one_typed_word_matches_only_whole() -> None:
     """An acronym or a hyphenated compound is one concept: a paper holding only some of
     the words it stands for does not match it, however many of them."""
-    index = LexicalRanker().prepare(
+    index = LexicalRanker(params=MATCH_RULE).prepare(
         [
             RankDoc("acronym", "Scaling RLAIF", "We train with RLAIF on dialogue tasks."),
             RankDoc(
@@ -484,7 +491,7 @@ def test_one_typed_word_matches_only_whole() -> None:
     assert not index.compile("keyword", "AI feedback").whole
     [picks] = rank(index, build_profile(["RLAIF"]))
     assert sorted(index.docs[p.index].key for p in picks) == ["acronym", "spelled"]
-    compound = LexicalRanker().prepare(
+    compound = LexicalRanker(params=MATCH_RULE).prepare(
         [
             RankDoc("whole", "Model-based control", "A model-based planner for robots."),
             RankDoc("parts", "Control", "A model of the arm, based on physics, for robots."),

@@ -4,6 +4,7 @@ learning from the reader's ratings (digest.ranking.lexical_evidence, lexical_fee
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import replace
 
 import pytest
@@ -34,7 +35,9 @@ FILLER = [
 
 
 def ranked(docs: list[RankDoc], *profiles: Profile, top: int = 10) -> list[list[Pick]]:
-    ranker = LexicalRanker()
+    """The grades as the match rule sees them: short digests are not completed here
+    (``fill_floor`` off; completion is tested in test_ranking_fill.py)."""
+    ranker = LexicalRanker(params=LexicalParams(fill_floor=math.inf))
     return ranker.rank(ranker.prepare(docs + FILLER), profiles, top_n=top)
 
 

@@ -5,6 +5,7 @@ Speed and memory targets live in bench/rank_scale.py and docs/benchmarks.md, not
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -26,7 +27,9 @@ from digest.ranking import (
     lexical,
     lexical_chunk,
     lexical_kernel,
+    lexical_plan,
 )
+from digest.ranking.lexical_index import LexicalParams
 from digest.ranking.lexical_plan import build_plan
 
 DATA = Path(__file__).parent / "data" / "ranking"
@@ -137,10 +140,13 @@ def test_chunked_equals_unchunked(index: LexicalIndex, chunk_size: int, threads:
     assert chunked == whole
 
 
-def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarray) -> list:
+def reference(
+    index: LexicalIndex, many: list[Profile], top: int | list[int], mask: np.ndarray
+) -> list:
     """The ranking rule written out plainly from the compiled plan, one profile at a time:
     Python loops and sorts over the plan's sparse rows, for the scores, the rated papers'
-    likeness, the top and the explanations."""
+    likeness, the top and the explanations (one pass: no completion of short digests)."""
+    tops = top if isinstance(top, list) else [top] * len(many)
     plan = build_plan(index, many)
     params = index.params
     contrib, likeness, votes = plan.contrib, plan.ratings.likeness, plan.ratings.votes
@@ -162,6 +168,7 @@ def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarr
     bag_max = plan.bag_full
     out = []
     for p in range(len(many)):
+        top = tops[p]
         entries = list(range(plan.weights.indptr[p], plan.weights.indptr[p + 1]))
         best: dict[int, float] = {}
         rest: dict[int, float] = {}
@@ -198,7 +205,8 @@ def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarr
             interests[d] = score
             if ratings and (d in like or d in unlike):
                 score += lifted(like.get(d, 0.0), interests[d])
-                score -= params.dislike_weight * graded(unlike.get(d, 0.0))
+                if unlike.get(d, 0.0) > like.get(d, 0.0):  # else nearer a paper rated up
+                    score -= params.dislike_weight * graded(unlike.get(d, 0.0))
             if score <= 0 and not plan.popular_only[p]:
                 continue
             score = score + weight * index.popularity[d] if weight > 0 else score
@@ -255,14 +263,63 @@ def reference(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarr
     return out
 
 
+def completed(index: LexicalIndex, many: list[Profile], top: int, mask: np.ndarray) -> list:
+    """The reference with short digests completed: a profile with at least one match (not
+    counting papers its ratings alone brought) but fewer than ``top`` (and no
+    ``min_score``) keeps its matches and the first ``max(1, top // 4)`` papers its ratings
+    alone brought, then gets the next papers of a pass whose match floor is ``fill_floor``
+    (asked for ``top`` more than it kept), no more brought by ratings alone than that cap
+    allows unless nothing else fills the slot."""
+
+    def alone(pick: tuple) -> bool:
+        return bool(pick[2]) and all(m[3] == "liked" for m in pick[2])
+
+    first = reference(index, many, top, mask)
+    short = [
+        0 < sum(not alone(x) for x in row) < top and profile.min_score is None
+        for row, profile in zip(first, many, strict=True)
+    ]
+    caps = []
+    for k, row in enumerate(first):
+        cap = max(1, top // 4)
+        if short[k]:
+            owed = [x for x in row if alone(x)]
+            row[:] = [x for x in row if not alone(x) or x in owed[:cap]]
+            cap -= len(owed[:cap])
+        caps.append(cap)
+    weaker = dataclasses.replace(
+        index, params=dataclasses.replace(index.params, floor=index.params.fill_floor)
+    )
+    more = reference(weaker, many, [top + len(row) for row in first], mask)
+    for k, (row, extra) in enumerate(zip(first, more, strict=True)):
+        if short[k]:
+            have = {d for d, _, _ in row}
+            fresh = [x for x in extra if x[0] not in have]
+            cap, room, later = caps[k], top - len(row), []
+            for pick in fresh:
+                if room == 0:
+                    break
+                if alone(pick) and cap == 0:
+                    later.append(pick)
+                    continue
+                cap -= alone(pick)
+                row.append(pick)
+                room -= 1
+            row.extend(later[:room])
+    return first
+
+
 def test_compiled_kernel_follows_the_plain_rule(index: LexicalIndex) -> None:
     many = profiles(400, seed=23)
     mask = eligible_for(len(index.docs), len(many))
     ranked = LexicalRanker().rank(
         index, many, top_n=9, eligible=lambda a, b: mask[a:b], chunk_size=128
     )
-    expected = reference(index, many, 9, mask)
+    expected = completed(index, many, 9, mask)
     assert sum(map(len, expected)) > 1000
+    # Some digests were completed, and each completion differs from the one-pass rule.
+    plain = reference(index, many, 9, mask)
+    assert sum(map(len, plain)) < sum(map(len, expected))
     assert explained(ranked) == expected
 
 
@@ -360,3 +417,22 @@ def test_ties_and_excluded_top_papers_are_exact(index: LexicalIndex) -> None:
 def test_threads_must_be_positive() -> None:
     with pytest.raises(ValueError, match="threads"):
         LexicalRanker(threads=0)
+
+
+@pytest.mark.parametrize("floor", [LexicalParams().floor, LexicalParams().fill_floor])
+def test_the_one_word_bound_prunes_only_what_cannot_match(
+    index: LexicalIndex, floor: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Candidates are dropped before grading when even their best one-word-alone credit
+    (partial x BM25F x the largest distinctive word share, squared) stays under the floor:
+    the plan is the one the loose bound (share 1) gives, at the match floor and at the
+    completion's."""
+    at = dataclasses.replace(index, params=dataclasses.replace(index.params, floor=floor))
+    many = profiles(300, seed=31)
+    tight = build_plan(at, many)
+    monkeypatch.setattr(lexical_plan, "_alone_bound", lambda c: 1.0)
+    loose = build_plan(at, many)
+    assert tight.contrib.nnz > 300
+    assert (tight.contrib != loose.contrib).nnz == 0
+    assert np.array_equal(tight.fields, loose.fields)
+    assert np.array_equal(tight.masks, loose.masks)

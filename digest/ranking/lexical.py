@@ -22,14 +22,23 @@ How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_ind
   One interest squarely met beats two mentioned in passing;
 - the reader's ratings (:mod:`digest.ranking.lexical_feedback`) add up to ``like_weight``
   for likeness to a paper rated up and take up to ``dislike_weight`` for likeness to one
-  rated down; at most ``max(1, top // 4)`` picks may come from likeness alone, or as many
-  as fill the empty slots of a digest with fewer than ``top`` matches, and never more than
-  the number of papers rated up;
+  rated down (unless one rated up is at least as alike); at most ``max(1, top // 4)``
+  picks may come from likeness alone, or as many as fill the slots of a digest with fewer
+  than ``top`` matches that its completion with weaker evidence leaves empty, and never
+  more than the number of papers rated up;
 - with ``popularity_weight > 0`` the paper also gets
   ``popularity_weight * log1p(upvotes) / log1p(100)`` (100 upvotes add exactly the weight);
 - the score of a paper no interest matches (nor likeness brings) is zero: it is never
   picked, except for a profile with no interests and a popularity weight, which gets the
   most upvoted papers.
+
+A digest with at least one pick but fewer than ``top`` is then completed: after its picks
+come the next papers of the same ranking run with the match floor at ``fill_floor``
+(0.25 instead of 1.5), explained by the same grades ("partly matched …" for partial
+evidence). A profile nothing matches keeps its empty digest (the off-topic profiles of
+the relevance benchmark get nothing), and one that sets ``min_score`` keeps its own
+threshold; ``fill_floor >= floor`` turns completion off. The second run covers only the
+short digests, with the same eligibility.
 
 A paper is picked when at least one interest matches and, if the profile sets
 ``min_score``, the score (popularity and ratings included) reaches it; a paper matching an
@@ -69,6 +78,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
+import numpy.typing as npt
 
 from digest.ranking.analyzer import Analyzer
 from digest.ranking.base import (
@@ -174,21 +184,137 @@ class LexicalRanker:
         tops = _top_counts(top_n, len(profiles))
         if not profiles:
             return []
-        with _gc_paused():
-            plan = build_plan(prepared, profiles)
-            if blend is not None:
-                plan = blend(plan)
-            release_free_memory()  # the plan's temporaries, before a million picks
-            context = RunContext.build(prepared, plan, tops, eligible)
-            bounds = [
-                (start, min(start + chunk_size, len(profiles)))
-                for start in range(0, len(profiles), chunk_size)
+        fill = blend is None and prepared.params.fill_floor < prepared.params.floor
+        short: list[int] = []  # profiles to complete (see _complete)
+        masks: dict[int, npt.NDArray[np.bool_]] = {}  # chunk start -> its eligibility
+        kept: list[npt.NDArray[np.bool_]] = []  # the short profiles' rows of those
+        remember = eligible
+        if fill and eligible is not None:
+            source = eligible
+
+            def remember(start: int, stop: int) -> npt.NDArray[np.bool_]:
+                mask = np.asarray(source(start, stop), dtype=np.bool_)
+                masks[start] = mask
+                return mask
+
+        def note(start: int, picks: list[list[Pick]]) -> None:
+            rows = [
+                start + k
+                for k, found in enumerate(picks)
+                if profiles[start + k].min_score is None
+                and 0 < _n_matched(found, profiles[start + k]) < tops[start + k]
             ]
-            explanations = _Explanations(plan, context.n_matches, len(prepared.docs))
-            results: list[list[Pick]] = []
-            for arrays in self._chunks(context, bounds):
-                results.extend(explanations.picks(arrays))
+            short.extend(rows)
+            mask = masks.pop(start, None)  # dropped as soon as its chunk is done
+            if mask is not None and rows:
+                kept.append(mask[np.asarray(rows) - start])
+
+        with _gc_paused():
+            results = self._run(
+                prepared, profiles, tops, remember, chunk_size, blend, note if fill else None
+            )
+            if short:
+                self._complete(prepared, profiles, tops, results, short, kept, chunk_size)
             return results
+
+    def _run(
+        self,
+        prepared: LexicalIndex,
+        profiles: Sequence[Profile],
+        tops: IntArray,
+        eligible: EligibleFn | None,
+        chunk_size: int,
+        blend: Callable[[Plan], Plan] | None,
+        on_chunk: Callable[[int, list[list[Pick]]], None] | None,
+        *,
+        floor: float | None = None,
+    ) -> list[list[Pick]]:
+        """One pass: compile the plan, score every chunk, build the picks (each chunk's
+        handed to ``on_chunk`` with its first profile's position)."""
+        plan = build_plan(prepared, profiles, floor=floor)
+        if blend is not None:
+            plan = blend(plan)
+        release_free_memory()  # the plan's temporaries, before a million picks
+        context = RunContext.build(prepared, plan, tops, eligible)
+        bounds = _bounds(len(profiles), chunk_size)
+        explanations = _Explanations(plan, context.n_matches, len(prepared.docs))
+        results: list[list[Pick]] = []
+        for (start, _), arrays in zip(bounds, self._chunks(context, bounds), strict=True):
+            picks = explanations.picks(arrays)
+            if on_chunk is not None:
+                on_chunk(start, picks)
+            results.extend(picks)
+        return results
+
+    def _complete(
+        self,
+        prepared: LexicalIndex,
+        profiles: Sequence[Profile],
+        tops: IntArray,
+        results: list[list[Pick]],
+        short: list[int],
+        kept: list[npt.NDArray[np.bool_]],
+        chunk_size: int,
+    ) -> None:
+        """Complete the short digests in place: a profile with at least one match but
+        fewer than its ``top`` gets, after its matches, the next papers whose evidence
+        reaches ``fill_floor`` (the same grades, explained the same way: "partly …" when
+        partial), ranked as a pass with that floor ranks them. A profile nothing matches
+        keeps its empty digest (a week without its subject says so), and one that set
+        ``min_score`` keeps its own threshold. A completing pick keeps its own score
+        (it may exceed a match's: the list's order is the digest's order).
+
+        The reader's ratings count in this pass as in the first (the same plan and
+        kernel: likeness to a paper rated up adds, to one rated down takes away, the
+        exclusions and required phrases still apply). Whether a digest is short counts
+        its matches only, not the papers its ratings alone brought. Those are held to the
+        cap of a full digest, ``max(1, top // 4)`` (the first pass's best, where it
+        ranked them); the sixth round's rule that they may fill every empty slot of a
+        short digest now applies to the slots the weaker evidence leaves empty: a paper
+        no interest says anything about does not push out one an interest partly
+        matches."""
+        caps: dict[int, int] = {}  # papers likeness alone may still bring, per profile
+        for i in short:
+            cap = max(1, int(tops[i]) // 4)  # as in a full digest (lexical_kernel)
+            results[i] = [p for p in results[i] if not _owed_to_ratings(p) or (cap := cap - 1) >= 0]
+            caps[i] = max(cap, 0)
+        subset = [profiles[i] for i in short]
+        more = tops[short] + np.fromiter((len(results[i]) for i in short), np.int64, len(short))
+        stacked = np.concatenate(kept) if kept else None
+
+        def rows(start: int, stop: int) -> npt.NDArray[np.bool_]:
+            assert stacked is not None  # only passed when the first pass had a mask
+            return stacked[start:stop]
+
+        extra = self._run(
+            prepared,
+            subset,
+            more,
+            rows if stacked is not None else None,
+            chunk_size,
+            None,
+            None,
+            floor=prepared.params.fill_floor,
+        )
+        for i, picks in zip(short, extra, strict=True):
+            found = results[i]
+            have = {p.index for p in found}
+            room = int(tops[i]) - len(found)
+            cap = caps[i]
+            later: list[Pick] = []  # brought by likeness alone beyond the cap
+            for pick in picks:
+                if room == 0:
+                    break
+                if pick.index in have:
+                    continue
+                if _owed_to_ratings(pick):
+                    if cap == 0:
+                        later.append(pick)
+                        continue
+                    cap -= 1
+                found.append(pick)
+                room -= 1
+            found.extend(later[:room])  # the slots nothing else fills
 
     def _chunks(self, context: RunContext, bounds: list[tuple[int, int]]) -> Iterator[ChunkPicks]:
         """Each chunk's arrays, in order; computed ahead in a worker thread if enabled."""
@@ -222,6 +348,10 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _bounds(n: int, chunk_size: int) -> list[tuple[int, int]]:
+    return [(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size)]
 
 
 def _top_counts(top_n: int | Sequence[int], n: int) -> IntArray:
@@ -359,3 +489,15 @@ def compile_kernel() -> None:
         top_n=1,
         eligible=lambda start, stop: np.ones((stop - start, len(docs)), dtype=np.bool_),
     )
+
+
+def _owed_to_ratings(pick: Pick) -> bool:
+    """A pick only the likeness to papers rated up brought (no interest matches it)."""
+    return bool(pick.matches) and all(m.evidence == "liked" for m in pick.matches)
+
+
+def _n_matched(picks: list[Pick], profile: Profile) -> int:
+    """How many of a profile's picks an interest (or the upvote prior) brought."""
+    if not profile.rated:  # nothing else can bring one
+        return len(picks)
+    return sum(1 for p in picks if not _owed_to_ratings(p))

@@ -12,16 +12,20 @@ words of the field is 0.
 How the kernel uses it (:mod:`digest.ranking.lexical_kernel`): a paper gains
 ``like_weight`` times its likeness to the closest paper rated up, divided by ``1 + v /
 like_damp`` where ``v`` is the score the profile's interests give it, and loses
-``dislike_weight`` times its likeness to the closest paper rated down. Both are small
+``dislike_weight`` times its likeness to the closest paper rated down, unless a paper
+rated up is at least as alike (the nearer rating says which side it is on: a paper shown
+on weak evidence and rated down does not pull down one closest to a paper rated up). Both
+are small
 against a matching interest (a phrase in a title is worth 0.4–0.7), so the reader's own
 interests dominate; the division keeps them dominant where they are strongest: a rating
 mostly reorders the weak matches and brings the unmatched, and rarely lifts a paper the
 interests already rank high above one they rank higher still (a binary vote on a paper
 of the reader's field says "this field", not "above that one"). A paper no interest
 matches may still be picked for its likeness alone, but at most ``max(1, top // 4)`` of
-them per digest (or, when fewer than ``top`` papers match, as many as fill the empty
-slots) and never more than the number of papers rated up, so one vote never floods a
-digest. Exclusions and required phrases are applied
+them per digest (or, when fewer than ``top`` papers match, as many as fill the slots
+that completing the digest with weaker evidence leaves empty, see ``LexicalRanker``'s
+``_complete``) and never more than the number of papers rated up, so one vote never floods
+a digest. Exclusions and required phrases are applied
 after, as always. A pick that owes anything to a rated paper names it: ``like
 “Barlow Twins: …” that you rated up``.
 

@@ -38,7 +38,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
@@ -79,6 +79,9 @@ class LexicalParams:
     coverage_power: float = 2.0
     pair_coverage: float = 1.0  # weight of neighbour pairs in coverage, relative to words
     floor: float = 1.5  # raw score below which an interest does not match
+    # A digest with at least one match but fewer than ``top`` is completed with papers
+    # whose evidence reaches only this (listed after the matches; ``>= floor``: never).
+    fill_floor: float = 0.25
     scale: float = 10.0
     author_strength: float = 10.0
     category_strength: float = 5.0
@@ -161,6 +164,9 @@ class LexicalIndex:
     tokens: npt.NDArray[np.int32]
     token_pos: npt.NDArray[np.int32]
     token_starts: npt.NDArray[np.int64]
+    # Compiled interests by (kind, text), filled by ``compiled`` (bounded by the distinct
+    # interests ranked against this index).
+    memo: dict[tuple[str, str], Compiled] = field(default_factory=dict, init=False, repr=False)
 
     def views(self) -> Views:
         """The presence, capped weight and field matrices (features x docs), built now;
@@ -184,6 +190,15 @@ class LexicalIndex:
             title=like((bits & 1).astype(np.float64)),
             abstract=like((bits >> 1 & 1).astype(np.float64)),
         )
+
+    def compiled(self, kind: InterestKind, text: str) -> Compiled:
+        """:meth:`compile`, remembered for this index (a run that ranks twice, to complete
+        short digests, compiles each interest once)."""
+        key = (kind, text)
+        found = self.memo.get(key)
+        if found is None:
+            found = self.memo[key] = self.compile(kind, text)
+        return found
 
     def compile(self, kind: InterestKind, text: str) -> Compiled:
         """Compile an interest (or exclusion/required phrase) against this vocabulary."""

@@ -119,9 +119,10 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
     mentioned in passing. Ratings add ``like_weight`` times the likeness to the closest
     paper rated up, divided by ``1 + v / like_damp`` where ``v`` is what the interests give
     the paper (so a strong match moves little), and take ``dislike_weight`` times that to
-    the closest rated down; papers only the likeness brings are kept apart and at most
-    ``min(liked, max(1, top // 4))`` of them join the top, or, in a digest with fewer than
-    ``top`` matches, as many as fill its empty slots, never more than ``liked`` (see
+    the closest rated down unless a paper rated up is at least as alike; papers only the
+    likeness brings are kept apart and at most ``min(liked, max(1, top // 4))`` of them
+    join the top, or, in a digest with fewer than ``top`` matches, as many as fill its
+    empty slots, never more than ``liked`` (see
     :mod:`digest.ranking.lexical_feedback`).
 
     ``allowed`` is the chunk's rows x papers eligibility, or an empty (0, 0) array when
@@ -274,6 +275,8 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
             if has_ratings and rated[d] == stamp:
                 up_part = min(max((like[d] - knobs.like_from) / span, 0.0), 1.0)
                 down_part = min(max((unlike[d] - knobs.like_from) / span, 0.0), 1.0)
+                if like[d] >= unlike[d]:  # closer to a paper rated up: not taken down
+                    down_part = 0.0
                 # The stronger the interests' own evidence ``v``, the less a likeness adds.
                 damp = 1.0 + v / knobs.like_damp if knobs.like_damp > 0.0 else 1.0
                 v += knobs.like_weight * up_part / damp

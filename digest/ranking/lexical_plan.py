@@ -79,8 +79,11 @@ class Plan:
     bag_full: npt.NDArray[np.float64]
 
 
-def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
-    """Compile every profile's interests, exclusions and requirements."""
+def build_plan(
+    index: LexicalIndex, profiles: Sequence[Profile], *, floor: float | None = None
+) -> Plan:
+    """Compile every profile's interests, exclusions and requirements; an interest matches
+    where its graded strength reaches ``floor`` (default: the index's ``params.floor``)."""
     # 100,000 profiles hold ~550,000 interests but only thousands of distinct texts: each
     # distinct (kind, text) is compiled once, and everything per entry is an integer array
     # built by C-level loops (map, chain, fromiter), never a Python object per entry.
@@ -121,7 +124,8 @@ def build_plan(index: LexicalIndex, profiles: Sequence[Profile]) -> Plan:
     excl, _, _, excludes = _phrase_rows(index, list(map(_EXCLUDES, profiles)))
     req, n_required, blocked, requires = _phrase_rows(index, list(map(_REQUIRED, profiles)))
     popularity_weight = np.fromiter(map(_POPULARITY, profiles), np.float64, n)
-    contrib, fields, masks = _contributions(index, views, interests.compiled)
+    floor = index.params.floor if floor is None else floor
+    contrib, fields, masks = _contributions(index, views, interests.compiled, floor)
     bag = _bag_rows(index, interests.compiled)
     return Plan(
         weights=weight_matrix,
@@ -232,7 +236,7 @@ class _Table:
         cache_key = (kind, text)
         if cache_key in self._by_text:
             return self._by_text[cache_key]
-        compiled = self._index.compile(kind, text)
+        compiled = self._index.compiled(kind, text)
         usable = bool(compiled.score) if scoring else compiled.complete
         uid = None
         if usable:
@@ -253,7 +257,7 @@ class _Table:
 
 
 def _contributions(
-    index: LexicalIndex, views: Views, compiled: Sequence[Compiled]
+    index: LexicalIndex, views: Views, compiled: Sequence[Compiled], floor: float
 ) -> tuple[Matrix, IntArray, IntArray]:
     """Interests x docs: ``1 - exp(-s / scale)`` where the graded strength ``s >= floor``
     (:mod:`digest.ranking.lexical_evidence`), else empty; aligned with its data, the
@@ -283,7 +287,11 @@ def _contributions(
         raw = compiled_matrix([c.score for c in part], n_features) @ index.weights_t
         cover = compiled_matrix([c.coverage for c in part], n_features) @ views.held
         s = _scaled(raw, cover, p.coverage_power)
-        hopeless = (s.data * bound < p.floor) & (_raw_at(raw, s) * p.partial < p.floor)
+        # One word alone gets at most the whole BM25F times partial times the largest
+        # share a distinctive word has of the interest, squared.
+        alone = np.array([_alone_bound(c) for c in part], dtype=np.float64)
+        alone = np.repeat(alone, np.diff(s.indptr))
+        hopeless = (s.data * bound < floor) & (_raw_at(raw, s) * p.partial * alone < floor)
         s.data[hopeless] = 0.0
         s.eliminate_zeros()
         s.sort_indices()
@@ -311,7 +319,7 @@ def _contributions(
                 p.partial,
             )
             value[at], code[at], mask[at] = graded.value, graded.code, graded.mask
-        keep = value >= p.floor
+        keep = value >= floor
         indptr = np.zeros(len(part) + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows[keep], minlength=len(part)), out=indptr[1:])
         blocks.append(
@@ -373,6 +381,19 @@ def _bag_rows(index: LexicalIndex, compiled: Sequence[Compiled]) -> Matrix:
     bag.sort_indices()
     # float32: only a bonus in [0, 1] is made of it, and the kernel may hold it dense.
     return sp.csr_matrix(bag, dtype=np.float32)
+
+
+def _alone_bound(c: Compiled) -> float:
+    """The most an interest's one-word-alone credit can be, as a share of ``partial`` x
+    its whole BM25F: its most distinctive unit's share of the distinctive idf, squared (a
+    hair above, for rounding); 1 for authors and categories (no grades)."""
+    if c.kind != "keyword":
+        return 1.0
+    masses = [m for m, d in zip(c.unit_idf, c.unit_distinct, strict=True) if d]
+    total = sum(masses)
+    if total <= 0.0:
+        return 0.0
+    return (max(masses) / total) ** 2 * (1.0 + 1e-9)
 
 
 def _raw_at(raw: Matrix, s: Matrix) -> npt.NDArray[np.float64]:
