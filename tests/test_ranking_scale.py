@@ -27,6 +27,7 @@ from digest.ranking import (
     lexical_chunk,
     lexical_kernel,
 )
+from digest.ranking.base import Ranking
 from digest.ranking.lexical_plan import build_plan
 
 DATA = Path(__file__).parent / "data" / "ranking"
@@ -360,3 +361,24 @@ def test_ties_and_excluded_top_papers_are_exact(index: LexicalIndex) -> None:
 def test_threads_must_be_positive() -> None:
     with pytest.raises(ValueError, match="threads"):
         LexicalRanker(threads=0)
+
+
+@pytest.mark.parametrize("cache", [lexical.MATCH_CACHE, 0])
+def test_ranking_arrays_hold_the_picks(
+    index: LexicalIndex, cache: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ranking`` gives what ``rank`` gives, as arrays; ``Ranking.of`` makes the same
+    arrays from picks as objects (a ranker without arrays)."""
+    monkeypatch.setattr(lexical, "MATCH_CACHE", cache)  # a size knob, not the logic
+    many = profiles(300)
+    ranking = LexicalRanker().ranking(index, many, top_n=8, chunk_size=50)
+    ranked = LexicalRanker().rank(index, many, top_n=8, chunk_size=50)
+    assert len(ranking) == len(many)
+    assert [ranking.count(row) for row in range(len(many))] == list(map(len, ranked))
+    assert sum(map(len, ranked)) > 1000
+    assert explained([ranking.picks(row) for row in range(len(many))]) == explained(ranked)
+    again = Ranking.of(ranked)
+    assert explained(again.lists()) == explained(ranked)
+    assert again.docs.tolist() == ranking.docs.tolist()
+    assert again.bounds.tolist() == ranking.bounds.tolist()
+    assert Ranking.empty(3).lists() == [[], [], []]

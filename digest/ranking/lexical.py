@@ -51,10 +51,13 @@ Profiles are scored in chunks (:mod:`digest.ranking.lexical_chunk`), so memory i
 by the chunk size; every chunk is computed from the whole-run plan alone, so results are
 identical for any chunk size. The per-profile loop (scores, filters, top picks,
 explanations) is compiled with Numba (:mod:`digest.ranking.lexical_kernel`). The picks'
-:class:`~digest.ranking.base.Match` objects and one-match tuples are built once per run and
-shared. With ``threads=2`` one thread runs the next chunk through the kernel (which releases
-the GIL) while the calling thread turns the previous chunk into
-:class:`~digest.ranking.base.Pick` objects (docs/benchmarks.md, "Scale").
+:class:`~digest.ranking.base.Match` objects are built once per run and shared. A run's picks
+stay arrays (:meth:`LexicalRanker.ranking`: a :class:`~digest.ranking.base.Ranking`, about
+25 bytes per pick where a ``Pick`` object with its score and tuple took over 100);
+:meth:`LexicalRanker.rank` makes the ``Pick`` objects from them. With ``threads=2`` one
+thread runs the next chunk through the kernel (which releases the GIL) while the calling
+thread compacts the previous chunk and builds its new matches (docs/benchmarks.md,
+"Scale").
 """
 
 from __future__ import annotations
@@ -67,8 +70,10 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from digest.ranking.analyzer import Analyzer
 from digest.ranking.base import (
@@ -81,6 +86,7 @@ from digest.ranking.base import (
     Prepared,
     Profile,
     RankDoc,
+    Ranking,
 )
 from digest.ranking.lexical_chunk import ChunkPicks, IntArray, RunContext, chunk_picks
 from digest.ranking.lexical_evidence import GRADE_SHIFT, GRADES
@@ -113,18 +119,17 @@ def explain(code: int) -> tuple[tuple[Field, ...], Evidence]:
 
 _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
-_NONE: tuple[Match] = (Match("", (), 0.0),)  # placeholder of a match not built yet
 # Up to this many possible matches (8 bytes each), Match objects are shared run-wide.
 MATCH_CACHE = 4_000_000
-_LOOKAHEAD = 1  # chunks computed ahead of the one being turned into objects (bounds memory)
+_LOOKAHEAD = 1  # chunks computed ahead of the one being compacted (bounds memory)
 
 
 class LexicalRanker:
     """Sparse BM25F ranker (see the module docstring for the score scale).
 
     ``threads``: 1 computes everything in the calling thread; 2 overlaps the kernel's work
-    on one chunk with building the objects of the previous one (about 20% faster at 100,000
-    profiles on 2 cores); the default is 2 on a machine with several cores, else 1.
+    on one chunk with compacting the previous one and building its matches; the default is
+    2 on a machine with several cores, else 1.
     Results are the same.
     """
 
@@ -167,28 +172,47 @@ class LexicalRanker:
         ``blend`` may change the compiled plan's interest x paper contributions before
         scoring (the semantic ranker adds similarities there).
         """
+        ranking = self.ranking(
+            prepared,
+            profiles,
+            top_n=top_n,
+            eligible=eligible,
+            chunk_size=chunk_size,
+            blend=blend,
+        )
+        return ranking.lists()
+
+    def ranking(
+        self,
+        prepared: Prepared,
+        profiles: Sequence[Profile],
+        *,
+        top_n: int | Sequence[int],
+        eligible: EligibleFn | None = None,
+        chunk_size: int = 2048,
+        blend: Callable[[Plan], Plan] | None = None,
+    ) -> Ranking:
+        """What :meth:`rank` returns, as arrays (a run's picks without an object each)."""
         if not isinstance(prepared, LexicalIndex):
             raise TypeError(f"LexicalRanker cannot rank {type(prepared).__name__}")
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
         tops = _top_counts(top_n, len(profiles))
         if not profiles:
-            return []
+            return Ranking.empty(0)
         with _gc_paused():
             plan = build_plan(prepared, profiles)
             if blend is not None:
                 plan = blend(plan)
-            release_free_memory()  # the plan's temporaries, before a million picks
+            release_free_memory()  # the plan's temporaries
             context = RunContext.build(prepared, plan, tops, eligible)
             bounds = [
                 (start, min(start + chunk_size, len(profiles)))
                 for start in range(0, len(profiles), chunk_size)
             ]
-            explanations = _Explanations(plan, context.n_matches, len(prepared.docs))
-            results: list[list[Pick]] = []
-            for arrays in self._chunks(context, bounds):
-                results.extend(explanations.picks(arrays))
-            return results
+            explanations = _Explanations(plan, context.n_matches)
+            parts = [explanations.chunk(arrays) for arrays in self._chunks(context, bounds)]
+            return _joined(parts, explanations.matches)
 
     def _chunks(self, context: RunContext, bounds: list[tuple[int, int]]) -> Iterator[ChunkPicks]:
         """Each chunk's arrays, in order; computed ahead in a worker thread if enabled."""
@@ -235,22 +259,56 @@ def _top_counts(top_n: int | Sequence[int], n: int) -> IntArray:
     return tops
 
 
-class _Explanations:
-    """Turns a chunk's arrays into picks. A Match is one (interest, weight, paper): built
-    once per run and shared by every pick it explains (at 100,000 profiles, ~200,000
-    distinct ones for ~1.4 million uses), as is the one-element tuple of a pick it alone
-    explains. Beyond ``MATCH_CACHE`` possible matches, they are shared within a chunk only.
-    A paper rated up explaining a pick is never shared: what it added depends on the
-    profile's own score for the pick (lexical_kernel)."""
+class _Part(NamedTuple):
+    """One chunk's picks, compact: what a :class:`Ranking` is made of."""
 
-    def __init__(self, plan: Plan, n_matches: int, n_docs: int) -> None:
+    row_bounds: IntArray
+    docs: npt.NDArray[np.int32]
+    scores: npt.NDArray[np.float64]
+    match_bounds: IntArray
+    match_ids: npt.NDArray[np.int32]
+
+
+def _joined(parts: list[_Part], matches: list[Match]) -> Ranking:
+    """The chunks' picks as one :class:`Ranking` (each chunk's bounds start at 0)."""
+    picks = np.cumsum([0] + [part.docs.size for part in parts], dtype=np.int64)
+    refs = np.cumsum([0] + [part.match_ids.size for part in parts], dtype=np.int64)
+    return Ranking(
+        np.concatenate(
+            [np.zeros(1, dtype=np.int64)]
+            + [
+                part.row_bounds[1:] + at
+                for part, at in zip(parts, picks[:-1].tolist(), strict=True)
+            ]
+        ),
+        np.concatenate([part.docs for part in parts]),
+        np.concatenate([part.scores for part in parts]),
+        np.concatenate(
+            [np.zeros(1, dtype=np.int64)]
+            + [
+                part.match_bounds[1:] + at
+                for part, at in zip(parts, refs[:-1].tolist(), strict=True)
+            ]
+        ),
+        np.concatenate([part.match_ids for part in parts]),
+        matches,
+    )
+
+
+class _Explanations:
+    """Gives each chunk's matches their :class:`~digest.ranking.base.Match` objects. A
+    Match is one (interest, weight, paper): built once per run and shared by every pick it
+    explains (at 100,000 profiles, ~240,000 distinct ones for ~2.5 million uses). Beyond
+    ``MATCH_CACHE`` possible matches, they are shared within a chunk only. A paper rated up
+    explaining a pick is never shared: what it added depends on the profile's own score for
+    the pick (lexical_kernel)."""
+
+    def __init__(self, plan: Plan, n_matches: int) -> None:
         self._plan = plan
-        self._papers = np.array(list(range(n_docs)), dtype=object)
-        self._size = n_matches
         self._run_wide = n_matches <= MATCH_CACHE
-        size = n_matches if self._run_wide else 0
-        self._single: list[tuple[Match]] = [_NONE] * size  # match id -> (match,)
-        self._built = np.zeros(size, dtype=np.bool_)
+        # run-wide match id -> its position in ``matches`` (-1: not built yet)
+        self._slot = np.full(n_matches if self._run_wide else 0, -1, dtype=np.int32)
+        self.matches: list[Match] = []
         self._said: dict[tuple[int, int], tuple[str, ...]] = {}  # (interest, units) -> words
 
     def _made(self, arrays: ChunkPicks, fresh: IntArray) -> Iterator[Match]:
@@ -283,63 +341,34 @@ class _Explanations:
             words,
         )
 
-    def picks(self, arrays: ChunkPicks) -> list[list[Pick]]:
-        """The chunk's rows of picks, best first."""
-        explained = self._explained(arrays)
-        # Paper indices as shared int objects (an object array's take returns its items):
-        # a million picks would otherwise hold a million int objects (28 MB) of 2,000 values.
-        papers = self._papers.take(arrays.cols).tolist()
-        picks = list(map(Pick, papers, arrays.vals.tolist(), explained))
-        edges = arrays.row_bounds.tolist()
-        return [picks[a:b] for a, b in itertools.pairwise(edges)]
-
-    def _explained(self, arrays: ChunkPicks) -> list[tuple[Match, ...]]:
+    def chunk(self, arrays: ChunkPicks) -> _Part:
+        """The chunk's picks, compact, their matches as positions in ``matches``."""
         refs = arrays.match_ids
         liked = np.flatnonzero(refs < 0)  # papers rated up: one Match per use, after the rest
-        if liked.size:
-            refs = refs.copy()
-            refs[liked] = self._size + np.arange(liked.size)
+        shared = np.flatnonzero(refs >= 0) if liked.size else np.arange(refs.size)
+        at = len(self.matches)
+        positions = np.empty(refs.size, dtype=np.int32)
         if self._run_wide:
-            if liked.size:
-                shared = np.flatnonzero(refs < self._size)
-                unseen = shared[~self._built[refs[shared]]]
-            else:
-                unseen = np.flatnonzero(~self._built[refs])
+            slot = self._slot
+            unseen = shared[slot[refs[shared]] < 0]
             ids, first = np.unique(refs[unseen], return_index=True)
-            fresh = unseen[first]
-            self._built[ids] = True
-            single = self._single
-            if liked.size:
-                ids = np.concatenate([ids, refs[liked]])
-                fresh = np.concatenate([fresh, liked])
-                single.extend([_NONE] * liked.size)
+            slot[ids] = np.arange(at, at + ids.size, dtype=np.int32)
+            self.matches.extend(self._made(arrays, unseen[first]))
+            positions[shared] = slot[refs[shared]]
         else:
-            ids, fresh, refs = np.unique(refs, return_index=True, return_inverse=True)
-            ids = np.arange(ids.size)
-            single = [_NONE] * ids.size
-        made = self._made(arrays, fresh)
-        _run(map(single.__setitem__, ids.tolist(), zip(made, strict=True)))
-        bounds = arrays.match_bounds
-        counts = np.diff(bounds)
-        explained: list[tuple[Match, ...]] = [()] * counts.size
-        one = np.flatnonzero(counts == 1)
-        found = map(single.__getitem__, refs[bounds[one]].tolist())
-        _run(map(explained.__setitem__, one.tolist(), found))
-        # Picks with the same number (>1) of matches: ``zip`` builds their tuples in C.
-        for count in np.unique(counts[counts > 1]).tolist():
-            picks = np.flatnonzero(counts == count)
-            seq = refs[(bounds[picks][:, None] + np.arange(count)).ravel()].tolist()
-            matches = list(map(_FIRST, map(single.__getitem__, seq)))
-            _run(
-                map(
-                    explained.__setitem__,
-                    picks.tolist(),
-                    zip(*[iter(matches)] * count, strict=True),
-                )
-            )
-        if self._run_wide and liked.size:
-            del single[self._size :]
-        return explained
+            _, fresh, inverse = np.unique(refs[shared], return_index=True, return_inverse=True)
+            self.matches.extend(self._made(arrays, shared[fresh]))
+            positions[shared] = inverse.reshape(-1) + at
+        if liked.size:
+            positions[liked] = np.arange(len(self.matches), len(self.matches) + liked.size)
+            self.matches.extend(self._made(arrays, liked))
+        return _Part(
+            arrays.row_bounds.astype(np.int64),
+            arrays.cols.astype(np.int32),
+            arrays.vals.astype(np.float64),  # a copy: the kernel's buffers are worst-case sized
+            arrays.match_bounds.astype(np.int64),
+            positions,
+        )
 
 
 def _run(calls: Iterator[object]) -> None:
