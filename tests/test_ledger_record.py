@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
@@ -158,9 +159,11 @@ def test_a_ranker_without_arrays_selects_the_same_picks(
     assert chosen["objects"] == chosen["arrays"]
 
 
-def test_every_pick_gets_its_own_explanation() -> None:
+@pytest.mark.parametrize("at_once", [ledger.EXPLAIN_AT_ONCE, 7])
+def test_every_pick_gets_its_own_explanation(at_once: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """``ledger.explain`` builds each distinct explanation once, for a whole ranking: every
     pick's is the one ``Pick.reason`` gives it, with its matched interests as JSON."""
+    monkeypatch.setattr(ledger, "EXPLAIN_AT_ONCE", at_once)  # a size knob, not the logic
     papers = json.loads((SEED_PAPERS).read_text(encoding="utf-8"))
     docs = [RankDoc(f"seed:{i}", p["title"], p["abstract"]) for i, p in enumerate(papers)]
     ranker = LexicalRanker()

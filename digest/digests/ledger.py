@@ -86,6 +86,7 @@ def backoff(attempts: int) -> timedelta:
 Item = tuple[int, float, str, tuple[str, ...]]
 Explained = tuple[str, tuple[str, ...], str]  # reason, matched interests, the latter as JSON
 ROWS_AT_ONCE = 2_000  # digests whose item rows are made together (never all 2 million rows)
+EXPLAIN_AT_ONCE = 1 << 17  # picks explained together (a few MB of arrays, not 100s)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -117,7 +118,8 @@ class Recorded:
         """Each pick's explanation, in rank order."""
         if self.explanations is None:
             return []
-        start, stop = self.selection.ranking.bounds[self.selection.row : self.selection.row + 2]
+        row = self.selection.row
+        start, stop = self.selection.ranking.bounds[row : row + 2].tolist()
         return list(
             map(self.explanations.table.__getitem__, self.explanations.of_pick[start:stop].tolist())
         )
@@ -225,7 +227,8 @@ def explain(ranking: Ranking) -> Explanations:
     interest, fields, evidence and words, never its contribution): each distinct match gets
     the id of its wording, each pick the sequence of its matches' wording ids, and one
     explanation is built per distinct sequence (picks with the same number of matches at
-    once, as rows of an array)."""
+    once, as rows of an array; ``EXPLAIN_AT_ONCE`` picks at a time, so that the arrays stay
+    small)."""
     wording: dict[tuple[Any, ...], int] = {}
     speakers: list[Match] = []  # one match of each wording
     said: list[int] = []  # each match's wording
@@ -239,25 +242,29 @@ def explain(ranking: Ranking) -> Explanations:
     wordings = np.array(said, dtype=np.int64)
     by_interests: dict[tuple[str, ...], tuple[tuple[str, ...], str]] = {}
     table: list[Explained] = []
+    known: dict[tuple[int, ...], int] = {}  # a sequence of wordings -> its place in table
     bounds = ranking.match_bounds
-    counts = np.diff(bounds)
-    of_pick = np.zeros(counts.size, dtype=np.int32)
-    for count in np.unique(counts).tolist():
-        picks = np.flatnonzero(counts == count)
-        if count == 0:
-            distinct: list[list[int]] = [[]]
-            inverse = np.zeros(picks.size, dtype=np.int64)
-        else:
-            seq = wordings[ranking.match_ids[bounds[picks][:, None] + np.arange(count)]]
+    of_pick = np.zeros(bounds.size - 1, dtype=np.int32)
+    for first in range(0, of_pick.size, EXPLAIN_AT_ONCE):  # a slice of picks at a time
+        edges = bounds[first : first + EXPLAIN_AT_ONCE + 1]
+        counts = np.diff(edges)
+        for count in np.unique(counts).tolist():
+            picks = np.flatnonzero(counts == count)
+            seq = wordings[ranking.match_ids[edges[picks][:, None] + np.arange(count)]]
             distinct, inverse = _distinct_rows(seq, len(speakers))
-        of_pick[picks] = inverse.reshape(-1) + len(table)
-        for ids in distinct:
-            found = tuple(map(speakers.__getitem__, ids))
-            interests = tuple(m.interest for m in found)
-            shared = by_interests.get(interests)
-            if shared is None:
-                shared = by_interests[interests] = (interests, json.dumps(list(interests)))
-            table.append((Pick(0, 0.0, found).reason(), *shared))
+            places = []
+            for ids in distinct:
+                at = known.get(tuple(ids))
+                if at is None:
+                    at = known[tuple(ids)] = len(table)
+                    found = tuple(map(speakers.__getitem__, ids))
+                    interests = tuple(m.interest for m in found)
+                    shared = by_interests.get(interests)
+                    if shared is None:
+                        shared = by_interests[interests] = (interests, json.dumps(list(interests)))
+                    table.append((Pick(0, 0.0, found).reason(), *shared))
+                places.append(at)
+            of_pick[first + picks] = np.array(places, dtype=np.int32)[inverse]
     return Explanations(table, of_pick)
 
 
