@@ -70,7 +70,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -212,7 +212,12 @@ class LexicalRanker:
             ]
             explanations = _Explanations(plan, context.n_matches)
             parts = [explanations.chunk(arrays) for arrays in self._chunks(context, bounds)]
-            return _joined(parts, explanations.matches)
+            matches = explanations.matches
+            # The plan (100 MB or more at 100,000 profiles) is freed before the parts are
+            # joined, so that it and two copies of the picks never coexist.
+            del explanations, context, plan
+            release_free_memory()
+            return _joined(parts, matches)
 
     def _chunks(self, context: RunContext, bounds: list[tuple[int, int]]) -> Iterator[ChunkPicks]:
         """Each chunk's arrays, in order; computed ahead in a worker thread if enabled."""
@@ -270,29 +275,21 @@ class _Part(NamedTuple):
 
 
 def _joined(parts: list[_Part], matches: list[Match]) -> Ranking:
-    """The chunks' picks as one :class:`Ranking` (each chunk's bounds start at 0)."""
-    picks = np.cumsum([0] + [part.docs.size for part in parts], dtype=np.int64)
-    refs = np.cumsum([0] + [part.match_ids.size for part in parts], dtype=np.int64)
-    return Ranking(
-        np.concatenate(
-            [np.zeros(1, dtype=np.int64)]
-            + [
-                part.row_bounds[1:] + at
-                for part, at in zip(parts, picks[:-1].tolist(), strict=True)
-            ]
-        ),
-        np.concatenate([part.docs for part in parts]),
-        np.concatenate([part.scores for part in parts]),
-        np.concatenate(
-            [np.zeros(1, dtype=np.int64)]
-            + [
-                part.match_bounds[1:] + at
-                for part, at in zip(parts, refs[:-1].tolist(), strict=True)
-            ]
-        ),
-        np.concatenate([part.match_ids for part in parts]),
-        matches,
-    )
+    """The chunks' picks as one :class:`Ranking` (each chunk's bounds start at 0); ``parts``
+    is emptied, each kind of array freed as soon as it is joined."""
+    picks = np.cumsum([0] + [part.docs.size for part in parts], dtype=np.int64)[:-1].tolist()
+    refs = np.cumsum([0] + [part.match_ids.size for part in parts], dtype=np.int64)[:-1].tolist()
+    columns = [list(column) for column in zip(*parts, strict=True)]
+    parts.clear()
+    start = [np.zeros(1, dtype=np.int64)]
+
+    def join(at: int, offsets: list[int] | None = None) -> npt.NDArray[Any]:
+        arrays, columns[at] = columns[at], []
+        if offsets is not None:  # bounds: drop each chunk's leading 0, shift to the run
+            arrays = start + [a[1:] + o for a, o in zip(arrays, offsets, strict=True)]
+        return np.concatenate(arrays)
+
+    return Ranking(join(0, picks), join(1), join(2), join(3, refs), join(4), matches)
 
 
 class _Explanations:
