@@ -119,7 +119,7 @@ def explain(code: int) -> tuple[tuple[Field, ...], Evidence]:
 
 _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
-# Up to this many possible matches (8 bytes each), Match objects are shared run-wide.
+# Up to this many possible matches (4 bytes each), Match objects are shared run-wide.
 MATCH_CACHE = 4_000_000
 _LOOKAHEAD = 1  # chunks computed ahead of the one being compacted (bounds memory)
 
