@@ -335,12 +335,15 @@ class Clock:
 
 
 class TimedRanker:
-    """The configured ranker with its two phases on the clock."""
+    """The configured ranker with its two phases on the clock (``rank``: either way a
+    ranker gives its picks, as objects or as arrays)."""
 
     def __init__(self, inner: Any, clock: Clock) -> None:
         self.name = inner.name
         self.prepare = clock.wrap("prepare", inner.prepare)
         self.rank = clock.wrap("rank", inner.rank)
+        if hasattr(inner, "ranking"):  # digest.ranking.base.RanksInArrays, as the run uses it
+            self.ranking = clock.wrap("rank", inner.ranking)
 
 
 # The run's top-level steps, in order: RSS and peak RSS are noted as each one ends.

@@ -112,12 +112,13 @@ class RunReport:
 
 def _queued_outcome(entry: Recorded) -> DigestOutcome:
     top = next(entry.selection.paired(), None)
-    reason, matched, _ = entry.explained[0] if entry.explained else (None, (), "")
+    explained = entry.explained()
+    reason, matched, _ = explained[0] if explained else (None, (), "")
     return DigestOutcome(
         entry.due.subscriber.email,
         entry.due.period.key,
         "queued",
-        len(entry.selection.picks),
+        entry.selection.count,
         top_title=top[0].title if top else None,
         top_reason=reason,
         top_matched=matched,

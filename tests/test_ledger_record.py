@@ -7,14 +7,22 @@ share interests and papers, so picks of different papers and subscribers share s
 
 from __future__ import annotations
 
+import json
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
 from digest.config.settings import Settings
-from digest.ranking import get_ranker
+from digest.digests import ledger
+from digest.digests.due import DueOptions, find_due
+from digest.digests.selection import select_papers
+from digest.ranking import Interest, LexicalRanker, Profile, RankDoc, get_ranker
+from digest.ranking.base import RanksInArrays
 from digest.runner import build_due_digests
 from digest.store import db
 from digest.store.models import DigestItem
@@ -23,6 +31,12 @@ from digest.store.records import PaperRecord
 from digest.subscribers.library import ProfileSpec, SubscriberFields, add_subscriber
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+SEED_PAPERS = Path(__file__).parent / "data" / "ranking" / "seed_papers.json"
+PHRASES = [
+    "reinforcement learning", "language models", "reasoning", "diffusion", "video",
+    "robot manipulation", "in-context learning", "self-supervised", "reward model",
+    "benchmark", "vision-language models", "transformer", "agents", "speech",
+]  # fmt: skip
 PAPERS = [
     ("Diffusion models for video generation", "We train video diffusion models at scale."),
     ("Graph neural networks for molecules", "Message passing over molecular graphs."),
@@ -97,3 +111,75 @@ def test_stored_items_are_the_picks_with_their_own_explanations(
         assert list(entry.items()) == [
             (p, s, r, tuple(m)) for p, _, s, r, m in expected[entry.digest_id]
         ]
+
+
+class ObjectsOnly:
+    """A ranker that gives its picks as objects only (no ``ranking``): what a plug-in
+    ranker without arrays looks like to the run."""
+
+    def __init__(self, inner: LexicalRanker) -> None:
+        self.name = inner.name
+        self.prepare = inner.prepare
+        self.rank = inner.rank
+
+
+def test_a_ranker_without_arrays_selects_the_same_picks(
+    backend: str, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings()
+    records = [PaperRecord(title=t, abstract=a) for t, a in PAPERS]
+    with db.transaction(settings) as session:
+        upsert_records(session, records, source="test", now=NOW - timedelta(hours=3))
+        for i, keywords in enumerate(READERS):
+            add_subscriber(
+                session,
+                email=f"reader{i}@example.org",
+                profile=ProfileSpec(keywords=keywords),
+                fields=SubscriberFields(frequency="daily"),
+                settings=settings,
+                now=NOW - timedelta(days=2),
+            )
+    assert isinstance(LexicalRanker(), RanksInArrays)
+    assert not isinstance(ObjectsOnly(LexicalRanker()), RanksInArrays)
+    with db.transaction(settings) as session:
+        due = find_due(session, now=NOW, options=DueOptions.from_settings(settings))
+        chosen = {
+            kind: [
+                [(paper.id, pick) for paper, pick in selection.paired()]
+                for selection in select_papers(
+                    session, due, now=NOW, max_items=settings.max_items, ranker=ranker
+                )
+            ]
+            for kind, ranker in (
+                ("arrays", LexicalRanker()),
+                ("objects", ObjectsOnly(LexicalRanker())),
+            )
+        }
+    assert sum(map(len, chosen["arrays"])) > len(READERS)
+    assert chosen["objects"] == chosen["arrays"]
+
+
+@pytest.mark.parametrize("at_once", [ledger.EXPLAIN_AT_ONCE, 7])
+def test_every_pick_gets_its_own_explanation(at_once: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ledger.explain`` builds each distinct explanation once, for a whole ranking: every
+    pick's is the one ``Pick.reason`` gives it, with its matched interests as JSON."""
+    monkeypatch.setattr(ledger, "EXPLAIN_AT_ONCE", at_once)  # a size knob, not the logic
+    papers = json.loads((SEED_PAPERS).read_text(encoding="utf-8"))
+    docs = [RankDoc(f"seed:{i}", p["title"], p["abstract"]) for i, p in enumerate(papers)]
+    ranker = LexicalRanker()
+    rng = random.Random(5)
+    profiles = [
+        Profile(tuple(Interest(w) for w in rng.sample(PHRASES, rng.randint(1, 5))))
+        for _ in range(300)
+    ]
+    ranking = ranker.ranking(ranker.prepare(docs), profiles, top_n=12, chunk_size=64)
+    explanations = ledger.explain(ranking)
+    picks = [pick for row in ranking.lists() for pick in row]
+    assert len({len(pick.matches) for pick in picks}) >= 3  # one match, two, more
+    got = [explanations.table[at] for at in explanations.of_pick.tolist()]
+    interests = [tuple(m.interest for m in pick.matches) for pick in picks]
+    assert got == [
+        (pick.reason(), said, json.dumps(list(said)))
+        for pick, said in zip(picks, interests, strict=True)
+    ]
+    assert len(explanations.table) == len(set(got)) < len(picks)  # each distinct one once

@@ -29,6 +29,7 @@ from digest.ranking import (
     lexical_kernel,
     lexical_plan,
 )
+from digest.ranking.base import Ranking
 from digest.ranking.lexical_index import LexicalParams
 from digest.ranking.lexical_plan import build_plan
 
@@ -436,3 +437,40 @@ def test_the_one_word_bound_prunes_only_what_cannot_match(
     assert (tight.contrib != loose.contrib).nnz == 0
     assert np.array_equal(tight.fields, loose.fields)
     assert np.array_equal(tight.masks, loose.masks)
+
+
+@pytest.mark.parametrize("cache", [lexical.MATCH_CACHE, 0])
+def test_ranking_arrays_hold_the_picks(
+    index: LexicalIndex, cache: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ranking`` gives what ``rank`` gives, as arrays; ``Ranking.of`` makes the same
+    arrays from picks as objects (a ranker without arrays)."""
+    monkeypatch.setattr(lexical, "MATCH_CACHE", cache)  # a size knob, not the logic
+    many = profiles(300)
+    ranking = LexicalRanker().ranking(index, many, top_n=8, chunk_size=50)
+    ranked = LexicalRanker().rank(index, many, top_n=8, chunk_size=50)
+    assert len(ranking) == len(many)
+    assert [ranking.count(row) for row in range(len(many))] == list(map(len, ranked))
+    assert sum(map(len, ranked)) > 1000
+    assert explained([ranking.picks(row) for row in range(len(many))]) == explained(ranked)
+    again = Ranking.of(ranked)
+    assert explained(again.lists()) == explained(ranked)
+    assert again.docs.tolist() == ranking.docs.tolist()
+    assert again.bounds.tolist() == ranking.bounds.tolist()
+    assert Ranking.empty(3).lists() == [[], [], []]
+
+
+def test_replacing_rows_keeps_the_others_as_they_were(index: LexicalIndex) -> None:
+    """``Ranking.replacing`` (how completed short digests go back into a run's arrays): the
+    replaced profiles read their new picks, every other profile its own, at the first row,
+    the last, neighbours and a row that becomes empty or was empty."""
+    many = profiles(40)
+    ranked = LexicalRanker().rank(index, many, top_n=6, chunk_size=16)
+    ranking = Ranking.of(ranked)
+    donors = [row for row in ranked if row]
+    replaced = {0: donors[3][:2], 1: donors[5], 17: [], 39: donors[1][::-1]}
+    empty = next(i for i, row in enumerate(ranked) if not row and i not in replaced)
+    replaced[empty] = donors[2][:1]
+    expected = [replaced.get(i, row) for i, row in enumerate(ranked)]
+    assert explained(ranking.replacing(replaced).lists()) == explained(expected)
+    assert ranking.replacing({}) is ranking

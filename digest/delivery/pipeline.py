@@ -37,6 +37,7 @@ from digest.delivery.renderpool import RenderedBatch, RenderFailure, RenderPool
 from digest.digests import ledger
 from digest.digests.ledger import Finish
 from digest.errors import DeliveryError
+from digest.ranking.memory import release_free_memory
 from digest.render.batch import Batch, DigestPayload, PaperFields, load_batch
 from digest.store import db
 
@@ -228,7 +229,10 @@ class Delivery:
             self._maybe_flush()
         if failures:
             self._record(failures)
-        del ids
+        del ids, rendered, batch
+        # The batch's 500 messages (66 KB each) are freed: give the C heap's free pages back,
+        # or they pile up between the ones still in use (about 100 MB over a 100,000 run).
+        release_free_memory()
 
     # Outcomes ---------------------------------------------------------------------------
 

@@ -37,17 +37,22 @@ worker, the scheduler's deliver job) commits at the points above.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlmodel import Session, col
 
 from digest.digests.claims import CLAIM_TTL, db_now, dead
+from digest.ranking.base import Match, Pick, Ranking
 from digest.store.bulk import insert_ignoring, insert_returning
 from digest.store.models import Claimant, Digest, Subscriber
 
@@ -80,31 +85,57 @@ def backoff(attempts: int) -> timedelta:
 # matched interests.
 Item = tuple[int, float, str, tuple[str, ...]]
 Explained = tuple[str, tuple[str, ...], str]  # reason, matched interests, the latter as JSON
+ROWS_AT_ONCE = 2_000  # digests whose item rows are made together (never all 2 million rows)
+EXPLAIN_AT_ONCE = 1 << 17  # picks explained together (a few MB of arrays, not 100s)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Explanations:
+    """Each pick's explanation in a run's :class:`~digest.ranking.base.Ranking`: every
+    distinct one once (``table``), and per pick its position there (``of_pick``)."""
+
+    table: list[Explained]
+    of_pick: npt.NDArray[np.int32]
 
 
 @dataclass(slots=True)
 class Recorded:
     """A digest this call wrote, with what it holds (kept in memory for rendering).
 
-    ``explained`` holds each pick's explanation, shared by every pick with the same matches.
-    """
+    ``explanations`` are those of the selection's whole ranking, shared by every digest of
+    the run."""
 
     digest_id: int
     selection: Selection
     status: str  # pending | empty
-    explained: list[Explained] = field(default_factory=list)
+    explanations: Explanations | None = None
 
     @property
     def due(self) -> Due:
         return self.selection.due
 
+    def explained(self) -> list[Explained]:
+        """Each pick's explanation, in rank order."""
+        if self.explanations is None:
+            return []
+        row = self.selection.row
+        start, stop = self.selection.ranking.bounds[row : row + 2].tolist()
+        return list(
+            map(self.explanations.table.__getitem__, self.explanations.of_pick[start:stop].tolist())
+        )
+
     def items(self) -> tuple[Item, ...]:
-        """The ledger items as stored, in rank order (built on demand: a run keeps the picks,
-        not a second copy of 2 million items)."""
+        """The ledger items as stored, in rank order (built on demand: a run keeps the
+        ranking's arrays, not 2 million items)."""
+        selection, papers = self.selection, self.selection.papers
+        start, stop = selection.ranking.bounds[selection.row : selection.row + 2].tolist()
         return tuple(
-            (paper.id or 0, round(float(pick.score), 6), reason, matched)
-            for (paper, pick), (reason, matched, _) in zip(
-                self.selection.paired(), self.explained, strict=True
+            (papers[doc].id or 0, round(score, 6), reason, matched)
+            for doc, score, (reason, matched, _) in zip(
+                selection.ranking.docs[start:stop].tolist(),
+                selection.ranking.scores[start:stop].tolist(),
+                self.explained(),
+                strict=True,
             )
         )
 
@@ -124,14 +155,14 @@ def record_digests(
             s.due.subscriber.id,
             s.due.period.key,
             s.due.period.label,
-            "pending" if s.picks or keep_empty else "empty",
+            "pending" if count or keep_empty else "empty",
             s.due.window_start,
             now,
             now,
-            len(s.picks),
+            count,
             0,
         )
-        for s in selections
+        for s, count in zip(selections, map(_count, selections), strict=True)
     ]
     inserted = insert_returning(
         session,
@@ -143,12 +174,16 @@ def record_digests(
     )
     del rows
     inserted.sort()  # by digest id: items are written in the digests' order
-    recorded = [
-        Recorded(digest_id, by_subscriber[subscriber_id], status)
-        for digest_id, subscriber_id, status in inserted
-    ]
-    _explain(recorded)
-    if any(entry.explained for entry in recorded):
+    explained: dict[int, Explanations] = {}  # by the ranking's identity (one per run)
+    for s in selections:
+        if id(s.ranking) not in explained and s.ranking.docs.size:
+            explained[id(s.ranking)] = explain(s.ranking)
+    recorded = []
+    for digest_id, subscriber_id, status in inserted:
+        selection = by_subscriber[subscriber_id]
+        explanations = explained.get(id(selection.ranking))
+        recorded.append(Recorded(digest_id, selection, status, explanations))
+    if any(entry.selection.count for entry in recorded):
         insert_ignoring(
             session,
             DIGEST_ITEM,
@@ -167,6 +202,10 @@ def record_digests(
     return recorded
 
 
+def _count(selection: Selection) -> int:
+    return selection.count
+
+
 _DIGEST_COLUMNS = (
     "subscriber_id",
     "period_key",
@@ -181,76 +220,129 @@ _DIGEST_COLUMNS = (
 _ITEM_COLUMNS = ("digest_id", "subscriber_id", "paper_id", "rank", "score", "reason", "matched")
 
 
-def _explain(recorded: list[Recorded]) -> None:
+def explain(ranking: Ranking) -> Explanations:
     """Each pick's explanation, every distinct one built and JSON-encoded once.
 
-    The ranker shares match objects between picks, and the one-match tuple of a match
-    between the picks it alone explains: explanations are looked up by the identity of the
-    pick's match tuple, then by the identities of its matches, and only then built, once per
-    distinct explanation: picks of different papers share one when their matches say the
-    same (``Pick.reason`` reads a match's interest, fields, evidence and words, never its
-    contribution). Identities are stable here: every pick stays alive for the whole call.
-    """
-    by_tuple: dict[int, Explained] = {}
-    by_matches: dict[tuple[int, ...], Explained] = {}
-    by_said: dict[tuple[Any, ...], Explained] = {}
+    An explanation depends on its matches' wording only (``Pick.reason`` reads a match's
+    interest, fields, evidence and words, never its contribution): each distinct match gets
+    the id of its wording, each pick the sequence of its matches' wording ids, and one
+    explanation is built per distinct sequence (picks with the same number of matches at
+    once, as rows of an array; ``EXPLAIN_AT_ONCE`` picks at a time, so that the arrays stay
+    small)."""
+    wording: dict[tuple[Any, ...], int] = {}
+    speakers: list[Match] = []  # one match of each wording
+    said: list[int] = []  # each match's wording
+    for match in ranking.matches:
+        key = (match.interest, match.fields, match.evidence, match.words)
+        at = wording.get(key)
+        if at is None:
+            at = wording[key] = len(speakers)
+            speakers.append(match)
+        said.append(at)
+    wordings = np.array(said, dtype=np.int64)
     by_interests: dict[tuple[str, ...], tuple[tuple[str, ...], str]] = {}
-    for entry in recorded:
-        explained = entry.explained
-        append = explained.append
-        for pick in entry.selection.picks:
-            known = by_tuple.get(id(pick.matches))
-            if known is None:
-                signature = tuple(map(id, pick.matches))
-                known = by_matches.get(signature)
-                if known is None:
-                    said = tuple((m.interest, m.fields, m.evidence, m.words) for m in pick.matches)
-                    known = by_said.get(said)
-                    if known is None:
-                        interests = tuple(m.interest for m in pick.matches)
-                        shared = by_interests.get(interests)
-                        if shared is None:
-                            shared = by_interests[interests] = (
-                                interests,
-                                json.dumps(list(interests)),
-                            )
-                        known = by_said[said] = (pick.reason(), *shared)
-                    by_matches[signature] = known
-                by_tuple[id(pick.matches)] = known
-            append(known)
+    table: list[Explained] = []
+    known: dict[tuple[int, ...], int] = {}  # a sequence of wordings -> its place in table
+    bounds = ranking.match_bounds
+    of_pick = np.zeros(bounds.size - 1, dtype=np.int32)
+    for first in range(0, of_pick.size, EXPLAIN_AT_ONCE):  # a slice of picks at a time
+        edges = bounds[first : first + EXPLAIN_AT_ONCE + 1]
+        counts = np.diff(edges)
+        for count in np.unique(counts).tolist():
+            picks = np.flatnonzero(counts == count)
+            seq = wordings[ranking.match_ids[edges[picks][:, None] + np.arange(count)]]
+            distinct, inverse = _distinct_rows(seq, len(speakers))
+            places = []
+            for ids in distinct:
+                at = known.get(tuple(ids))
+                if at is None:
+                    at = known[tuple(ids)] = len(table)
+                    found = tuple(map(speakers.__getitem__, ids))
+                    interests = tuple(m.interest for m in found)
+                    shared = by_interests.get(interests)
+                    if shared is None:
+                        shared = by_interests[interests] = (interests, json.dumps(list(interests)))
+                    table.append((Pick(0, 0.0, found).reason(), *shared))
+                places.append(at)
+            of_pick[first + picks] = np.array(places, dtype=np.int32)[inverse]
+    return Explanations(table, of_pick)
+
+
+def _distinct_rows(
+    seq: npt.NDArray[np.int64], base: int
+) -> tuple[list[list[int]], npt.NDArray[np.int64]]:
+    """The distinct rows of ``seq`` (values in ``[0, base)``) and each row's position among
+    them: one column at a time, the rows' ids so far times ``base`` plus the next column,
+    renumbered (``np.unique(axis=0)`` sorts rows as records, several times slower)."""
+    key = np.zeros(seq.shape[0], dtype=np.int64)
+    for column in seq.T:
+        _, key = np.unique(key * base + column, return_inverse=True)
+        key = key.reshape(-1)
+    one = np.zeros(int(key.max(initial=-1)) + 1, dtype=np.int64)
+    one[key] = np.arange(key.size)  # a row of each id (rows with one id are equal)
+    return seq[one].tolist(), key
 
 
 class _ItemRows:
-    """The ``digest_item`` rows of recorded digests, made as they are written (never all at
-    once: 2 million tuples); iterable again (PostgreSQL's fallback copies twice)."""
+    """The ``digest_item`` rows of recorded digests, made as they are written
+    (``ROWS_AT_ONCE`` digests at a time, never all 2 million rows at once); iterable again
+    (PostgreSQL's fallback copies twice)."""
 
     def __init__(self, recorded: list[Recorded]) -> None:
         self._recorded = recorded
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        ids_of: dict[int, list[int]] = {}  # every selection of a run shares its papers' list
-        for entry in self._recorded:
-            digest_id, subscriber_id = entry.digest_id, entry.due.subscriber.id
-            papers = entry.selection.papers
-            paper_ids = ids_of.get(id(papers))
-            if paper_ids is None:
-                paper_ids = ids_of[id(papers)] = [paper.id or 0 for paper in papers]
-            # One digest's rows at a time, built by a comprehension (a generator's yield per
-            # row costs more than the row).
-            yield from [
-                (
-                    digest_id,
-                    subscriber_id,
-                    paper_ids[pick.index],
-                    rank,
-                    round(float(pick.score), 6),
-                    reason,
-                    encoded,
-                )
-                for rank, (pick, (reason, _, encoded)) in enumerate(
-                    zip(entry.selection.picks, entry.explained, strict=True), start=1
-                )
-            ]
+        ids_of: dict[int, npt.NDArray[np.int64]] = {}  # a run's selections share their papers
+        recorded = self._recorded
+        for start in range(0, len(recorded), ROWS_AT_ONCE):
+            block = recorded[start : start + ROWS_AT_ONCE]
+            # Consecutive digests of one ranking (one run: all of them) at a time.
+            for _, group in itertools.groupby(block, key=_run_of):
+                entries = list(group)
+                first = entries[0]
+                papers = first.selection.papers
+                paper_ids = ids_of.get(id(papers))
+                if paper_ids is None:
+                    paper_ids = ids_of[id(papers)] = np.array(
+                        [paper.id or 0 for paper in papers], dtype=np.int64
+                    )
+                yield from _rows(entries, paper_ids)
+
+
+def _run_of(entry: Recorded) -> tuple[int, int]:
+    return id(entry.selection.ranking), id(entry.selection.papers)
+
+
+def _rows(entries: list[Recorded], paper_ids: npt.NDArray[np.int64]) -> list[tuple[Any, ...]]:
+    """The item rows of ``entries`` (digests of one ranking), in order, each in rank order."""
+    first = entries[0]
+    ranking, explanations = first.selection.ranking, first.explanations
+    if explanations is None:
+        return []
+    rows = np.array([entry.selection.row for entry in entries], dtype=np.int64)
+    starts = ranking.bounds[rows]
+    counts = ranking.bounds[rows + 1] - starts
+    before = np.cumsum(counts) - counts  # where each digest's rows begin in the block
+    ranks = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(before, counts)
+    picks = np.repeat(starts, counts) + ranks
+    table = explanations.table
+    explained = list(map(table.__getitem__, explanations.of_pick[picks].tolist()))
+    return list(
+        zip(
+            np.repeat([entry.digest_id for entry in entries], counts).tolist(),
+            np.repeat([entry.due.subscriber.id for entry in entries], counts).tolist(),
+            paper_ids[ranking.docs[picks]].tolist(),
+            (ranks + 1).tolist(),
+            [round(score, 6) for score in ranking.scores[picks].tolist()],
+            map(_FIRST, explained),
+            map(_THIRD, explained),
+            strict=True,
+        )
+    )
+
+
+_FIRST = operator.itemgetter(0)
+_THIRD = operator.itemgetter(2)
 
 
 # Readiness and claims ---------------------------------------------------------------------

@@ -3,7 +3,8 @@
 For every due subscriber the candidates are the papers first seen in their digest's window
 (since their previous digest; first digest: ``lookback_days``), minus what the ledger says
 they already got. All due subscribers are ranked in one call; the result is kept in memory
-and handed to :mod:`digest.digests.ledger` to record. Read-only: nothing here writes.
+(as arrays: :class:`~digest.ranking.base.Ranking`) and handed to
+:mod:`digest.digests.ledger` to record. Read-only: nothing here writes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from digest.digests.due import Due
-from digest.ranking.base import Pick, RankDoc, Ranker, UsesStore
+from digest.ranking.base import Pick, RankDoc, Ranker, Ranking, RanksInArrays, UsesStore
 from digest.ranking.memory import release_free_memory
 from digest.store.db import one_of
 from digest.store.models import DigestItem, Paper
@@ -28,12 +29,25 @@ from digest.store.papers import papers_first_seen_between
 
 @dataclass(slots=True)
 class Selection:
-    """The picks of one due subscriber, best first. ``papers`` is the run's list of candidate
-    papers, shared by every selection: ``pick.index`` points into it (no pair per pick)."""
+    """The picks of one due subscriber, best first: row ``row`` of the run's
+    :class:`~digest.ranking.base.Ranking` (arrays, shared by every selection of the run).
+    ``papers`` is the run's list of candidate papers, shared too: a pick's ``index`` points
+    into it."""
 
     due: Due
-    picks: list[Pick]
+    ranking: Ranking
+    row: int
     papers: Sequence[Paper] = ()
+
+    @property
+    def count(self) -> int:
+        """How many papers were picked."""
+        return self.ranking.count(self.row)
+
+    @property
+    def picks(self) -> list[Pick]:
+        """The picks as objects, made when asked for (a run keeps only the arrays)."""
+        return self.ranking.picks(self.row)
 
     def paired(self) -> Iterator[tuple[Paper, Pick]]:
         """Each pick with its paper."""
@@ -61,7 +75,8 @@ def select_papers(
     earliest = min(d.window_start for d in due)
     papers = papers_first_seen_between(session, earliest, now)
     if not papers:
-        return [Selection(d, [], papers) for d in due]
+        none = Ranking.empty(len(due))
+        return [Selection(d, none, row, papers) for row, d in enumerate(due)]
     index = {paper.id: i for i, paper in enumerate(papers)}
     seen_at = np.array([p.first_seen_at.timestamp() for p in papers])
     starts = np.array([d.window_start.timestamp() for d in due])
@@ -86,7 +101,11 @@ def select_papers(
         ranker = ranker.with_session(session)
     prepared = ranker.prepare([rank_doc(p) for p in papers])
     top_n = [d.subscriber.max_items or max_items for d in due]
-    picks = ranker.rank(prepared, [d.profile for d in due], top_n=top_n, eligible=eligible)
-    del prepared, eligible  # the paper index and the ledger's pairs, before the picks live on
+    profiles = [d.profile for d in due]
+    if isinstance(ranker, RanksInArrays):
+        ranking = ranker.ranking(prepared, profiles, top_n=top_n, eligible=eligible)
+    else:
+        ranking = Ranking.of(ranker.rank(prepared, profiles, top_n=top_n, eligible=eligible))
+    del prepared, eligible, profiles  # the paper index and the ledger's pairs
     release_free_memory()
-    return [Selection(d, row, papers) for d, row in zip(due, picks, strict=True)]
+    return [Selection(d, ranking, row, papers) for row, d in enumerate(due)]

@@ -60,10 +60,13 @@ Profiles are scored in chunks (:mod:`digest.ranking.lexical_chunk`), so memory i
 by the chunk size; every chunk is computed from the whole-run plan alone, so results are
 identical for any chunk size. The per-profile loop (scores, filters, top picks,
 explanations) is compiled with Numba (:mod:`digest.ranking.lexical_kernel`). The picks'
-:class:`~digest.ranking.base.Match` objects and one-match tuples are built once per run and
-shared. With ``threads=2`` one thread runs the next chunk through the kernel (which releases
-the GIL) while the calling thread turns the previous chunk into
-:class:`~digest.ranking.base.Pick` objects (docs/benchmarks.md, "Scale").
+:class:`~digest.ranking.base.Match` objects are built once per run and shared. A run's picks
+stay arrays (:meth:`LexicalRanker.ranking`: a :class:`~digest.ranking.base.Ranking`, about
+25 bytes per pick where a ``Pick`` object with its score and tuple took over 100);
+:meth:`LexicalRanker.rank` makes the ``Pick`` objects from them. With ``threads=2`` one
+thread runs the next chunk through the kernel (which releases the GIL) while the calling
+thread compacts the previous chunk and builds its new matches (docs/benchmarks.md,
+"Scale").
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -91,6 +95,7 @@ from digest.ranking.base import (
     Prepared,
     Profile,
     RankDoc,
+    Ranking,
 )
 from digest.ranking.lexical_chunk import ChunkPicks, IntArray, RunContext, chunk_picks
 from digest.ranking.lexical_evidence import GRADE_SHIFT, GRADES
@@ -123,18 +128,17 @@ def explain(code: int) -> tuple[tuple[Field, ...], Evidence]:
 
 _FIRST = operator.itemgetter(0)
 _SECOND = operator.itemgetter(1)
-_NONE: tuple[Match] = (Match("", (), 0.0),)  # placeholder of a match not built yet
-# Up to this many possible matches (8 bytes each), Match objects are shared run-wide.
+# Up to this many possible matches (4 bytes each), Match objects are shared run-wide.
 MATCH_CACHE = 4_000_000
-_LOOKAHEAD = 1  # chunks computed ahead of the one being turned into objects (bounds memory)
+_LOOKAHEAD = 1  # chunks computed ahead of the one being compacted (bounds memory)
 
 
 class LexicalRanker:
     """Sparse BM25F ranker (see the module docstring for the score scale).
 
     ``threads``: 1 computes everything in the calling thread; 2 overlaps the kernel's work
-    on one chunk with building the objects of the previous one (about 20% faster at 100,000
-    profiles on 2 cores); the default is 2 on a machine with several cores, else 1.
+    on one chunk with compacting the previous one and building its matches; the default is
+    2 on a machine with several cores, else 1.
     Results are the same.
     """
 
@@ -177,13 +181,34 @@ class LexicalRanker:
         ``blend`` may change the compiled plan's interest x paper contributions before
         scoring (the semantic ranker adds similarities there).
         """
+        ranking = self.ranking(
+            prepared,
+            profiles,
+            top_n=top_n,
+            eligible=eligible,
+            chunk_size=chunk_size,
+            blend=blend,
+        )
+        return ranking.lists()
+
+    def ranking(
+        self,
+        prepared: Prepared,
+        profiles: Sequence[Profile],
+        *,
+        top_n: int | Sequence[int],
+        eligible: EligibleFn | None = None,
+        chunk_size: int = 2048,
+        blend: Callable[[Plan], Plan] | None = None,
+    ) -> Ranking:
+        """What :meth:`rank` returns, as arrays (a run's picks without an object each)."""
         if not isinstance(prepared, LexicalIndex):
             raise TypeError(f"LexicalRanker cannot rank {type(prepared).__name__}")
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
         tops = _top_counts(top_n, len(profiles))
         if not profiles:
-            return []
+            return Ranking.empty(0)
         fill = blend is None and prepared.params.fill_floor < prepared.params.floor
         short: list[int] = []  # profiles to complete (see _complete)
         masks: dict[int, npt.NDArray[np.bool_]] = {}  # chunk start -> its eligibility
@@ -197,12 +222,12 @@ class LexicalRanker:
                 masks[start] = mask
                 return mask
 
-        def note(start: int, picks: list[list[Pick]]) -> None:
+        def note(start: int, chunk: Ranking) -> None:
             rows = [
                 start + k
-                for k, found in enumerate(picks)
+                for k in range(len(chunk))
                 if profiles[start + k].min_score is None
-                and 0 < _n_matched(found, profiles[start + k]) < tops[start + k]
+                and 0 < _n_matched(chunk, k, profiles[start + k]) < tops[start + k]
             ]
             short.extend(rows)
             mask = masks.pop(start, None)  # dropped as soon as its chunk is done
@@ -210,12 +235,12 @@ class LexicalRanker:
                 kept.append(mask[np.asarray(rows) - start])
 
         with _gc_paused():
-            results = self._run(
+            ranking = self._run(
                 prepared, profiles, tops, remember, chunk_size, blend, note if fill else None
             )
             if short:
-                self._complete(prepared, profiles, tops, results, short, kept, chunk_size)
-            return results
+                ranking = self._complete(prepared, profiles, tops, ranking, short, kept, chunk_size)
+            return ranking
 
     def _run(
         self,
@@ -225,39 +250,44 @@ class LexicalRanker:
         eligible: EligibleFn | None,
         chunk_size: int,
         blend: Callable[[Plan], Plan] | None,
-        on_chunk: Callable[[int, list[list[Pick]]], None] | None,
+        on_chunk: Callable[[int, Ranking], None] | None,
         *,
         floor: float | None = None,
-    ) -> list[list[Pick]]:
-        """One pass: compile the plan, score every chunk, build the picks (each chunk's
-        handed to ``on_chunk`` with its first profile's position)."""
+    ) -> Ranking:
+        """One pass: compile the plan, score every chunk, keep its picks as arrays (each
+        chunk's handed to ``on_chunk`` with its first profile's position)."""
         plan = build_plan(prepared, profiles, floor=floor)
         if blend is not None:
             plan = blend(plan)
-        release_free_memory()  # the plan's temporaries, before a million picks
+        release_free_memory()  # the plan's temporaries
         context = RunContext.build(prepared, plan, tops, eligible)
         bounds = _bounds(len(profiles), chunk_size)
-        explanations = _Explanations(plan, context.n_matches, len(prepared.docs))
-        results: list[list[Pick]] = []
+        explanations = _Explanations(plan, context.n_matches)
+        parts = []
         for (start, _), arrays in zip(bounds, self._chunks(context, bounds), strict=True):
-            picks = explanations.picks(arrays)
+            part = explanations.chunk(arrays)
             if on_chunk is not None:
-                on_chunk(start, picks)
-            results.extend(picks)
-        return results
+                on_chunk(start, Ranking(*part, explanations.matches))
+            parts.append(part)
+        matches = explanations.matches
+        # The plan (100 MB or more at 100,000 profiles) is freed before the parts are
+        # joined, so that it and two copies of the picks never coexist.
+        del explanations, context, plan
+        release_free_memory()
+        return _joined(parts, matches)
 
     def _complete(
         self,
         prepared: LexicalIndex,
         profiles: Sequence[Profile],
         tops: IntArray,
-        results: list[list[Pick]],
+        ranking: Ranking,
         short: list[int],
         kept: list[npt.NDArray[np.bool_]],
         chunk_size: int,
-    ) -> None:
-        """Complete the short digests in place: a profile with at least one match but
-        fewer than its ``top`` gets, after its matches, the next papers whose evidence
+    ) -> Ranking:
+        """``ranking`` with its short digests completed: a profile with at least one match
+        but fewer than its ``top`` gets, after its matches, the next papers whose evidence
         reaches ``fill_floor`` (the same grades, explained the same way: "partly …" when
         partial), ranked as a pass with that floor ranks them. A profile nothing matches
         keeps its empty digest (a week without its subject says so), and one that set
@@ -272,14 +302,16 @@ class LexicalRanker:
         ranked them); the sixth round's rule that they may fill every empty slot of a
         short digest now applies to the slots the weaker evidence leaves empty: a paper
         no interest says anything about does not push out one an interest partly
-        matches."""
+        matches. Only the short profiles' picks become objects; the rest stay arrays."""
+        completed: dict[int, list[Pick]] = {}
         caps: dict[int, int] = {}  # papers likeness alone may still bring, per profile
         for i in short:
             cap = max(1, int(tops[i]) // 4)  # as in a full digest (lexical_kernel)
-            results[i] = [p for p in results[i] if not _owed_to_ratings(p) or (cap := cap - 1) >= 0]
+            found = ranking.picks(i)
+            completed[i] = [p for p in found if not _owed_to_ratings(p) or (cap := cap - 1) >= 0]
             caps[i] = max(cap, 0)
         subset = [profiles[i] for i in short]
-        more = tops[short] + np.fromiter((len(results[i]) for i in short), np.int64, len(short))
+        more = tops[short] + np.fromiter((len(completed[i]) for i in short), np.int64, len(short))
         stacked = np.concatenate(kept) if kept else None
 
         def rows(start: int, stop: int) -> npt.NDArray[np.bool_]:
@@ -296,13 +328,13 @@ class LexicalRanker:
             None,
             floor=prepared.params.fill_floor,
         )
-        for i, picks in zip(short, extra, strict=True):
-            found = results[i]
+        for k, i in enumerate(short):
+            found = completed[i]
             have = {p.index for p in found}
             room = int(tops[i]) - len(found)
             cap = caps[i]
             later: list[Pick] = []  # brought by likeness alone beyond the cap
-            for pick in picks:
+            for pick in extra.picks(k):
                 if room == 0:
                     break
                 if pick.index in have:
@@ -315,6 +347,7 @@ class LexicalRanker:
                 found.append(pick)
                 room -= 1
             found.extend(later[:room])  # the slots nothing else fills
+        return ranking.replacing(completed)
 
     def _chunks(self, context: RunContext, bounds: list[tuple[int, int]]) -> Iterator[ChunkPicks]:
         """Each chunk's arrays, in order; computed ahead in a worker thread if enabled."""
@@ -365,22 +398,48 @@ def _top_counts(top_n: int | Sequence[int], n: int) -> IntArray:
     return tops
 
 
-class _Explanations:
-    """Turns a chunk's arrays into picks. A Match is one (interest, weight, paper): built
-    once per run and shared by every pick it explains (at 100,000 profiles, ~200,000
-    distinct ones for ~1.4 million uses), as is the one-element tuple of a pick it alone
-    explains. Beyond ``MATCH_CACHE`` possible matches, they are shared within a chunk only.
-    A paper rated up explaining a pick is never shared: what it added depends on the
-    profile's own score for the pick (lexical_kernel)."""
+class _Part(NamedTuple):
+    """One chunk's picks, compact: what a :class:`Ranking` is made of."""
 
-    def __init__(self, plan: Plan, n_matches: int, n_docs: int) -> None:
+    row_bounds: IntArray
+    docs: npt.NDArray[np.int32]
+    scores: npt.NDArray[np.float64]
+    match_bounds: IntArray
+    match_ids: npt.NDArray[np.int32]
+
+
+def _joined(parts: list[_Part], matches: list[Match]) -> Ranking:
+    """The chunks' picks as one :class:`Ranking` (each chunk's bounds start at 0); ``parts``
+    is emptied, each kind of array freed as soon as it is joined."""
+    picks = np.cumsum([0] + [part.docs.size for part in parts], dtype=np.int64)[:-1].tolist()
+    refs = np.cumsum([0] + [part.match_ids.size for part in parts], dtype=np.int64)[:-1].tolist()
+    columns = [list(column) for column in zip(*parts, strict=True)]
+    parts.clear()
+    start = [np.zeros(1, dtype=np.int64)]
+
+    def join(at: int, offsets: list[int] | None = None) -> npt.NDArray[Any]:
+        arrays, columns[at] = columns[at], []
+        if offsets is not None:  # bounds: drop each chunk's leading 0, shift to the run
+            arrays = start + [a[1:] + o for a, o in zip(arrays, offsets, strict=True)]
+        return np.concatenate(arrays)
+
+    return Ranking(join(0, picks), join(1), join(2), join(3, refs), join(4), matches)
+
+
+class _Explanations:
+    """Gives each chunk's matches their :class:`~digest.ranking.base.Match` objects. A
+    Match is one (interest, weight, paper): built once per run and shared by every pick it
+    explains (at 100,000 profiles, ~240,000 distinct ones for ~2.5 million uses). Beyond
+    ``MATCH_CACHE`` possible matches, they are shared within a chunk only. A paper rated up
+    explaining a pick is never shared: what it added depends on the profile's own score for
+    the pick (lexical_kernel)."""
+
+    def __init__(self, plan: Plan, n_matches: int) -> None:
         self._plan = plan
-        self._papers = np.array(list(range(n_docs)), dtype=object)
-        self._size = n_matches
         self._run_wide = n_matches <= MATCH_CACHE
-        size = n_matches if self._run_wide else 0
-        self._single: list[tuple[Match]] = [_NONE] * size  # match id -> (match,)
-        self._built = np.zeros(size, dtype=np.bool_)
+        # run-wide match id -> its position in ``matches`` (-1: not built yet)
+        self._slot = np.full(n_matches if self._run_wide else 0, -1, dtype=np.int32)
+        self.matches: list[Match] = []
         self._said: dict[tuple[int, int], tuple[str, ...]] = {}  # (interest, units) -> words
 
     def _made(self, arrays: ChunkPicks, fresh: IntArray) -> Iterator[Match]:
@@ -413,63 +472,34 @@ class _Explanations:
             words,
         )
 
-    def picks(self, arrays: ChunkPicks) -> list[list[Pick]]:
-        """The chunk's rows of picks, best first."""
-        explained = self._explained(arrays)
-        # Paper indices as shared int objects (an object array's take returns its items):
-        # a million picks would otherwise hold a million int objects (28 MB) of 2,000 values.
-        papers = self._papers.take(arrays.cols).tolist()
-        picks = list(map(Pick, papers, arrays.vals.tolist(), explained))
-        edges = arrays.row_bounds.tolist()
-        return [picks[a:b] for a, b in itertools.pairwise(edges)]
-
-    def _explained(self, arrays: ChunkPicks) -> list[tuple[Match, ...]]:
+    def chunk(self, arrays: ChunkPicks) -> _Part:
+        """The chunk's picks, compact, their matches as positions in ``matches``."""
         refs = arrays.match_ids
         liked = np.flatnonzero(refs < 0)  # papers rated up: one Match per use, after the rest
-        if liked.size:
-            refs = refs.copy()
-            refs[liked] = self._size + np.arange(liked.size)
+        shared = np.flatnonzero(refs >= 0) if liked.size else np.arange(refs.size)
+        at = len(self.matches)
+        positions = np.empty(refs.size, dtype=np.int32)
         if self._run_wide:
-            if liked.size:
-                shared = np.flatnonzero(refs < self._size)
-                unseen = shared[~self._built[refs[shared]]]
-            else:
-                unseen = np.flatnonzero(~self._built[refs])
+            slot = self._slot
+            unseen = shared[slot[refs[shared]] < 0]
             ids, first = np.unique(refs[unseen], return_index=True)
-            fresh = unseen[first]
-            self._built[ids] = True
-            single = self._single
-            if liked.size:
-                ids = np.concatenate([ids, refs[liked]])
-                fresh = np.concatenate([fresh, liked])
-                single.extend([_NONE] * liked.size)
+            slot[ids] = np.arange(at, at + ids.size, dtype=np.int32)
+            self.matches.extend(self._made(arrays, unseen[first]))
+            positions[shared] = slot[refs[shared]]
         else:
-            ids, fresh, refs = np.unique(refs, return_index=True, return_inverse=True)
-            ids = np.arange(ids.size)
-            single = [_NONE] * ids.size
-        made = self._made(arrays, fresh)
-        _run(map(single.__setitem__, ids.tolist(), zip(made, strict=True)))
-        bounds = arrays.match_bounds
-        counts = np.diff(bounds)
-        explained: list[tuple[Match, ...]] = [()] * counts.size
-        one = np.flatnonzero(counts == 1)
-        found = map(single.__getitem__, refs[bounds[one]].tolist())
-        _run(map(explained.__setitem__, one.tolist(), found))
-        # Picks with the same number (>1) of matches: ``zip`` builds their tuples in C.
-        for count in np.unique(counts[counts > 1]).tolist():
-            picks = np.flatnonzero(counts == count)
-            seq = refs[(bounds[picks][:, None] + np.arange(count)).ravel()].tolist()
-            matches = list(map(_FIRST, map(single.__getitem__, seq)))
-            _run(
-                map(
-                    explained.__setitem__,
-                    picks.tolist(),
-                    zip(*[iter(matches)] * count, strict=True),
-                )
-            )
-        if self._run_wide and liked.size:
-            del single[self._size :]
-        return explained
+            _, fresh, inverse = np.unique(refs[shared], return_index=True, return_inverse=True)
+            self.matches.extend(self._made(arrays, shared[fresh]))
+            positions[shared] = inverse.reshape(-1) + at
+        if liked.size:
+            positions[liked] = np.arange(len(self.matches), len(self.matches) + liked.size)
+            self.matches.extend(self._made(arrays, liked))
+        return _Part(
+            arrays.row_bounds.astype(np.int64),
+            arrays.cols.astype(np.int32),
+            arrays.vals.astype(np.float64),  # a copy: the kernel's buffers are worst-case sized
+            arrays.match_bounds.astype(np.int64),
+            positions,
+        )
 
 
 def _run(calls: Iterator[object]) -> None:
@@ -496,8 +526,8 @@ def _owed_to_ratings(pick: Pick) -> bool:
     return bool(pick.matches) and all(m.evidence == "liked" for m in pick.matches)
 
 
-def _n_matched(picks: list[Pick], profile: Profile) -> int:
+def _n_matched(ranking: Ranking, row: int, profile: Profile) -> int:
     """How many of a profile's picks an interest (or the upvote prior) brought."""
     if not profile.rated:  # nothing else can bring one
-        return len(picks)
-    return sum(1 for p in picks if not _owed_to_ratings(p))
+        return ranking.count(row)
+    return sum(1 for p in ranking.picks(row) if not _owed_to_ratings(p))

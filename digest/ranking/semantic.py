@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from sqlmodel import Session
 
 from digest.errors import ConfigError
-from digest.ranking.base import EligibleFn, Pick, Prepared, Profile, RankDoc
+from digest.ranking.base import EligibleFn, Pick, Prepared, Profile, RankDoc, Ranking
 from digest.ranking.lexical import LexicalRanker
 from digest.ranking.lexical_chunk import entry_keys
 from digest.ranking.lexical_index import LexicalIndex
@@ -173,9 +173,23 @@ class SemanticRanker:
         chunk_size: int = 2048,
     ) -> list[list[Pick]]:
         """Top picks per profile, best first (see :meth:`LexicalRanker.rank`)."""
+        return self.ranking(
+            prepared, profiles, top_n=top_n, eligible=eligible, chunk_size=chunk_size
+        ).lists()
+
+    def ranking(
+        self,
+        prepared: Prepared,
+        profiles: Sequence[Profile],
+        *,
+        top_n: int | Sequence[int],
+        eligible: EligibleFn | None = None,
+        chunk_size: int = 2048,
+    ) -> Ranking:
+        """What :meth:`rank` returns, as arrays (see :meth:`LexicalRanker.ranking`)."""
         if not isinstance(prepared, SemanticIndex):
             raise TypeError(f"SemanticRanker cannot rank {type(prepared).__name__}")
-        return self.lexical.rank(
+        return self.lexical.ranking(
             prepared.lexical,
             profiles,
             top_n=top_n,

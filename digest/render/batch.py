@@ -13,12 +13,14 @@ builds from the store, so both paths render the same bytes.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 from sqlalchemy import select
 from sqlmodel import Session, col
 
@@ -129,7 +131,7 @@ class RecordedPayloads(Mapping[int, DigestPayload]):
         self._by_id = {
             entry.digest_id: entry
             for entry in recorded
-            if not (entry.status == "empty" and not entry.explained)
+            if not (entry.status == "empty" and not entry.selection.count)
         }
 
     def __getitem__(self, digest_id: int) -> DigestPayload:
@@ -168,11 +170,26 @@ def payloads_from_recorded(recorded: Sequence[Recorded], *, now: datetime) -> Re
 def papers_of(recorded: Sequence[Recorded]) -> dict[int, PaperFields]:
     """Every paper the recorded digests show (the renderers' starting set)."""
     papers: dict[int, PaperFields] = {}
-    for entry in recorded:
-        for paper, _ in entry.selection.paired():
+    # Consecutive digests of one ranking (one run: all of them): their picks' papers at once.
+    for _, group in itertools.groupby(recorded, key=_run_of):
+        entries = list(group)
+        ranking, candidates = entries[0].selection.ranking, entries[0].selection.papers
+        rows = np.array([entry.selection.row for entry in entries], dtype=np.int64)
+        starts, stops = ranking.bounds[rows], ranking.bounds[rows + 1]
+        shown = np.zeros(ranking.docs.size + 1, dtype=np.int64)  # +1 at a start, -1 at a stop
+        np.add.at(shown, starts, 1)
+        np.add.at(shown, stops, -1)
+        docs = ranking.docs[np.cumsum(shown[:-1]) > 0]
+        _, first = np.unique(docs, return_index=True)  # in order of first appearance
+        for doc in docs[np.sort(first)].tolist():
+            paper = candidates[doc]
             if paper.id is not None and paper.id not in papers:
                 papers[paper.id] = PaperFields.of(paper)
     return papers
+
+
+def _run_of(entry: Recorded) -> tuple[int, int]:
+    return id(entry.selection.ranking), id(entry.selection.papers)
 
 
 def load_batch(session: Session, digest_ids: Sequence[int], *, known_papers: set[int]) -> Batch:
