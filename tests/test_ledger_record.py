@@ -57,10 +57,8 @@ READERS = [
 ]
 
 
-def test_stored_items_are_the_picks_with_their_own_explanations(
-    backend: str, make_settings: Callable[..., Settings]
-) -> None:
-    settings = make_settings()
+def store_readers(settings: Settings) -> None:
+    """The papers, and one daily subscriber per reader of :data:`READERS`."""
     records = [PaperRecord(title=t, abstract=a) for t, a in PAPERS]
     with db.transaction(settings) as session:
         upsert_records(session, records, source="test", now=NOW - timedelta(hours=3))
@@ -73,6 +71,13 @@ def test_stored_items_are_the_picks_with_their_own_explanations(
                 settings=settings,
                 now=NOW - timedelta(days=2),
             )
+
+
+def test_stored_items_are_the_picks_with_their_own_explanations(
+    backend: str, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings()
+    store_readers(settings)
     _, recorded, _ = build_due_digests(
         db.get_engine(settings), settings=settings, now=NOW, ranker=get_ranker()
     )
@@ -127,18 +132,7 @@ def test_a_ranker_without_arrays_selects_the_same_picks(
     backend: str, make_settings: Callable[..., Settings]
 ) -> None:
     settings = make_settings()
-    records = [PaperRecord(title=t, abstract=a) for t, a in PAPERS]
-    with db.transaction(settings) as session:
-        upsert_records(session, records, source="test", now=NOW - timedelta(hours=3))
-        for i, keywords in enumerate(READERS):
-            add_subscriber(
-                session,
-                email=f"reader{i}@example.org",
-                profile=ProfileSpec(keywords=keywords),
-                fields=SubscriberFields(frequency="daily"),
-                settings=settings,
-                now=NOW - timedelta(days=2),
-            )
+    store_readers(settings)
     assert isinstance(LexicalRanker(), RanksInArrays)
     assert not isinstance(ObjectsOnly(LexicalRanker()), RanksInArrays)
     with db.transaction(settings) as session:
