@@ -155,14 +155,14 @@ def record_digests(
             s.due.subscriber.id,
             s.due.period.key,
             s.due.period.label,
-            "pending" if count or keep_empty else "empty",
+            "pending" if s.count or keep_empty else "empty",
             s.due.window_start,
             now,
             now,
-            count,
+            s.count,
             0,
         )
-        for s, count in zip(selections, map(_count, selections), strict=True)
+        for s in selections
     ]
     inserted = insert_returning(
         session,
@@ -200,10 +200,6 @@ def record_digests(
                 entry.due.period.send_at.isoformat(),
             )
     return recorded
-
-
-def _count(selection: Selection) -> int:
-    return selection.count
 
 
 _DIGEST_COLUMNS = (
@@ -297,7 +293,7 @@ class _ItemRows:
         for start in range(0, len(recorded), ROWS_AT_ONCE):
             block = recorded[start : start + ROWS_AT_ONCE]
             # Consecutive digests of one ranking (one run: all of them) at a time.
-            for _, group in itertools.groupby(block, key=_run_of):
+            for _, group in itertools.groupby(block, key=run_of):
                 entries = list(group)
                 first = entries[0]
                 papers = first.selection.papers
@@ -309,7 +305,9 @@ class _ItemRows:
                 yield from _rows(entries, paper_ids)
 
 
-def _run_of(entry: Recorded) -> tuple[int, int]:
+def run_of(entry: Recorded) -> tuple[int, int]:
+    """What the digests recorded by one run share (their ranking and candidate papers):
+    consecutive digests with the same key are read from the same arrays."""
     return id(entry.selection.ranking), id(entry.selection.papers)
 
 

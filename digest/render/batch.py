@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from digest.digests.ledger import Item, Recorded, digest_key
+from digest.digests.ledger import Item, Recorded, digest_key, run_of
 from digest.render.assemble import ViewOptions, item_view
 from digest.render.views import DigestView
 from digest.store.db import one_of
@@ -171,7 +171,7 @@ def papers_of(recorded: Sequence[Recorded]) -> dict[int, PaperFields]:
     """Every paper the recorded digests show (the renderers' starting set)."""
     papers: dict[int, PaperFields] = {}
     # Consecutive digests of one ranking (one run: all of them): their picks' papers at once.
-    for _, group in itertools.groupby(recorded, key=_run_of):
+    for _, group in itertools.groupby(recorded, key=run_of):
         entries = list(group)
         ranking, candidates = entries[0].selection.ranking, entries[0].selection.papers
         rows = np.array([entry.selection.row for entry in entries], dtype=np.int64)
@@ -186,10 +186,6 @@ def papers_of(recorded: Sequence[Recorded]) -> dict[int, PaperFields]:
             if paper.id is not None and paper.id not in papers:
                 papers[paper.id] = PaperFields.of(paper)
     return papers
-
-
-def _run_of(entry: Recorded) -> tuple[int, int]:
-    return id(entry.selection.ranking), id(entry.selection.papers)
 
 
 def load_batch(session: Session, digest_ids: Sequence[int], *, known_papers: set[int]) -> Batch:
