@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -188,44 +188,33 @@ class Ranking:
         after ``matches``."""
         if not rows:
             return self
+        order = sorted(rows)
+        new = Ranking.of([rows[row] for row in order])
+        shift = len(self.matches)
         counts = np.diff(self.bounds)
-        refs = np.diff(self.match_bounds)
-        matches = list(self.matches)
-        docs: list[npt.NDArray[Any]] = []
-        scores: list[npt.NDArray[Any]] = []
-        ref_counts: list[npt.NDArray[Any]] = []
-        ids: list[npt.NDArray[Any]] = []
-        done = 0  # picks of the old arrays copied so far
-        for row in sorted(rows):
-            start, stop = int(self.bounds[row]), int(self.bounds[row + 1])
-            first, last = int(self.match_bounds[done]), int(self.match_bounds[start])
-            docs.append(self.docs[done:start])
-            scores.append(self.scores[done:start])
-            ref_counts.append(refs[done:start])
-            ids.append(self.match_ids[first:last])
-            new = rows[row]
-            docs.append(np.array([pick.index for pick in new], dtype=np.int32))
-            scores.append(np.array([pick.score for pick in new], dtype=np.float64))
-            ref_counts.append(np.array([len(pick.matches) for pick in new], dtype=np.int64))
-            ids.append(
-                np.arange(len(matches), len(matches) + int(ref_counts[-1].sum()), dtype=np.int32)
-            )
-            matches.extend(match for pick in new for match in pick.matches)
-            counts[row] = len(new)
-            done = stop
-        first = int(self.match_bounds[done])
-        docs.append(self.docs[done:])
-        scores.append(self.scores[done:])
-        ref_counts.append(refs[done:])
-        ids.append(self.match_ids[first:])
+        counts[order] = np.diff(new.bounds)
+        spans: list[tuple[Ranking, int, int, int]] = []  # (source, first pick, stop, shift)
+        done = 0  # picks of these arrays copied so far
+        for k, row in enumerate(order):
+            spans.append((self, done, int(self.bounds[row]), 0))
+            spans.append((new, int(new.bounds[k]), int(new.bounds[k + 1]), shift))
+            done = int(self.bounds[row + 1])
+        spans.append((self, done, int(self.docs.size), 0))
         zero = np.zeros(1, dtype=np.int64)
         return Ranking(
             np.concatenate([zero, np.cumsum(counts, dtype=np.int64)]),
-            np.concatenate(docs).astype(np.int32, copy=False),
-            np.concatenate(scores).astype(np.float64, copy=False),
-            np.concatenate([zero, np.cumsum(np.concatenate(ref_counts), dtype=np.int64)]),
-            np.concatenate(ids).astype(np.int32, copy=False),
-            matches,
+            np.concatenate([src.docs[a:b] for src, a, b, _ in spans]),
+            np.concatenate([src.scores[a:b] for src, a, b, _ in spans]),
+            np.concatenate(
+                [zero] + [np.diff(src.match_bounds[a : b + 1]) for src, a, b, _ in spans]
+            ).cumsum(),
+            np.concatenate(
+                [
+                    src.match_ids[src.match_bounds[a] : src.match_bounds[b]] + add
+                    for src, a, b, add in spans
+                ]
+            ).astype(np.int32, copy=False),
+            [*self.matches, *new.matches],
         )
 
     @classmethod
