@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -c 'from digest.ranking.lexical import compile_kernel; compile_kernel()'
+	$(BIN)/python -c 'from digest.ranking import lexical; from digest.delivery import qp; lexical.compile_kernel(); qp.compile_kernel()'
 	touch $(STAMP)
 
 # Debian packages the browser and feed-reader tests drive: chromium (Playwright never downloads

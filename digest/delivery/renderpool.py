@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from digest.delivery import qp
 from digest.delivery.fastmime import message_writer
 from digest.delivery.message import MessageOptions
 from digest.digests.claims import process_alive
@@ -112,6 +113,7 @@ def _init_worker(setup: RenderSetup, papers_file: str, parent: int) -> None:
         papers: dict[int, PaperFields] = pickle.load(handle)  # noqa: S301 - our own file
     _WORKER_SETUP, _WORKER_PAPERS = setup, papers
     cached_renderer(setup.templates_dir, setup.site_name)  # compile the templates now
+    qp.compile_kernel()  # load the quoted-printable kernel now, not in the first batch
 
 
 def _render_in_worker(batch: Batch) -> RenderedBatch:

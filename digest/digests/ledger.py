@@ -102,13 +102,15 @@ class Explanations:
 class Recorded:
     """A digest this call wrote, with what it holds (kept in memory for rendering).
 
-    ``explanations`` are those of the selection's whole ranking, shared by every digest of
-    the run."""
+    ``explanations`` are those of the selection's whole ranking and ``paper_ids`` the store
+    ids of its candidate papers (by the ranking's paper index), both shared by every digest
+    of the run."""
 
     digest_id: int
     selection: Selection
     status: str  # pending | empty
     explanations: Explanations | None = None
+    paper_ids: npt.NDArray[np.int64] | None = None
 
     @property
     def due(self) -> Due:
@@ -127,14 +129,18 @@ class Recorded:
     def items(self) -> tuple[Item, ...]:
         """The ledger items as stored, in rank order (built on demand: a run keeps the
         ranking's arrays, not 2 million items)."""
-        selection, papers = self.selection, self.selection.papers
-        start, stop = selection.ranking.bounds[selection.row : selection.row + 2].tolist()
+        explained = self.explained()
+        if not explained:
+            return ()
+        assert self.paper_ids is not None  # set with the explanations
+        ranking, row = self.selection.ranking, self.selection.row
+        start, stop = ranking.bounds[row : row + 2].tolist()
         return tuple(
-            (papers[doc].id or 0, round(score, 6), reason, matched)
-            for doc, score, (reason, matched, _) in zip(
-                selection.ranking.docs[start:stop].tolist(),
-                selection.ranking.scores[start:stop].tolist(),
-                self.explained(),
+            zip(
+                self.paper_ids[ranking.docs[start:stop]].tolist(),
+                [round(score, 6) for score in ranking.scores[start:stop].tolist()],
+                map(_FIRST, explained),
+                map(_SECOND, explained),
                 strict=True,
             )
         )
@@ -175,14 +181,18 @@ def record_digests(
     del rows
     inserted.sort()  # by digest id: items are written in the digests' order
     explained: dict[int, Explanations] = {}  # by the ranking's identity (one per run)
+    ids_of: dict[int, npt.NDArray[np.int64]] = {}  # by the candidate list's identity
     for s in selections:
         if id(s.ranking) not in explained and s.ranking.docs.size:
             explained[id(s.ranking)] = explain(s.ranking)
+        if id(s.papers) not in ids_of:
+            ids_of[id(s.papers)] = np.array([paper.id or 0 for paper in s.papers], dtype=np.int64)
     recorded = []
     for digest_id, subscriber_id, status in inserted:
         selection = by_subscriber[subscriber_id]
         explanations = explained.get(id(selection.ranking))
-        recorded.append(Recorded(digest_id, selection, status, explanations))
+        paper_ids = ids_of[id(selection.papers)]
+        recorded.append(Recorded(digest_id, selection, status, explanations, paper_ids))
     if any(entry.selection.count for entry in recorded):
         insert_ignoring(
             session,
@@ -288,21 +298,12 @@ class _ItemRows:
         self._recorded = recorded
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        ids_of: dict[int, npt.NDArray[np.int64]] = {}  # a run's selections share their papers
         recorded = self._recorded
         for start in range(0, len(recorded), ROWS_AT_ONCE):
             block = recorded[start : start + ROWS_AT_ONCE]
             # Consecutive digests of one ranking (one run: all of them) at a time.
             for _, group in itertools.groupby(block, key=run_of):
-                entries = list(group)
-                first = entries[0]
-                papers = first.selection.papers
-                paper_ids = ids_of.get(id(papers))
-                if paper_ids is None:
-                    paper_ids = ids_of[id(papers)] = np.array(
-                        [paper.id or 0 for paper in papers], dtype=np.int64
-                    )
-                yield from _rows(entries, paper_ids)
+                yield from _rows(list(group))
 
 
 def run_of(entry: Recorded) -> tuple[int, int]:
@@ -311,11 +312,11 @@ def run_of(entry: Recorded) -> tuple[int, int]:
     return id(entry.selection.ranking), id(entry.selection.papers)
 
 
-def _rows(entries: list[Recorded], paper_ids: npt.NDArray[np.int64]) -> list[tuple[Any, ...]]:
+def _rows(entries: list[Recorded]) -> list[tuple[Any, ...]]:
     """The item rows of ``entries`` (digests of one ranking), in order, each in rank order."""
     first = entries[0]
-    ranking, explanations = first.selection.ranking, first.explanations
-    if explanations is None:
+    ranking, explanations, paper_ids = first.selection.ranking, first.explanations, first.paper_ids
+    if explanations is None or paper_ids is None:
         return []
     rows = np.array([entry.selection.row for entry in entries], dtype=np.int64)
     starts = ranking.bounds[rows]
@@ -340,6 +341,7 @@ def _rows(entries: list[Recorded], paper_ids: npt.NDArray[np.int64]) -> list[tup
 
 
 _FIRST = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
 _THIRD = operator.itemgetter(2)
 
 

@@ -18,7 +18,6 @@ histogram cuts, sorts), 1.7 s; this loop touches each candidate once (docs/bench
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -26,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-log = logging.getLogger(__name__)
+from digest.config.jit import njit_cached
 
 IntArray = npt.NDArray[np.int64]
 Int32Array = npt.NDArray[np.int32]
@@ -495,13 +494,5 @@ def kernel() -> RankRows:
     """:func:`rank_rows` compiled (once per process; from Numba's disk cache when it can)."""
     global _compiled  # noqa: PLW0603  # one compiled function per process
     if _compiled is None:
-        import numba  # noqa: PLC0415  # ~0.2 s and ~100 MB: only when a ranking runs
-
-        try:
-            jit = numba.njit(cache=True, nogil=True)
-            compiled = jit(rank_rows)
-        except RuntimeError as exc:  # no writable cache location: compile every process
-            log.info("numba cannot cache the ranking kernel (%s); compiling in memory", exc)
-            compiled = numba.njit(nogil=True)(rank_rows)
-        _compiled = compiled
+        _compiled = njit_cached(rank_rows, "the ranking kernel")
     return _compiled
