@@ -23,8 +23,8 @@ import dataclasses
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,7 +41,7 @@ from digest.digests import ledger
 from digest.digests.claims import ClaimantLease, db_now, reap_local
 from digest.digests.due import DueOptions, find_due
 from digest.digests.ledger import Recorded
-from digest.digests.selection import select_papers
+from digest.digests.selection import Selection, select_papers
 from digest.ranking import get_ranker
 from digest.ranking.base import Ranker
 from digest.ranking.memory import release_free_memory
@@ -157,12 +157,14 @@ def build_due_digests(
     subscriber_email: str | None = None,
     observer: RunObserver | None = None,
     defer: bool = False,
+    on_selected: Callable[[Sequence[Selection]], None] | None = None,
 ) -> tuple[int, list[Recorded], int]:
     """Phase 1: record the digests of every due or missed period, in one transaction.
 
     With ``defer`` (the procrastinate queue), the same transaction also defers the delivery
-    of every ready digest to queue workers. Returns (how many periods were due, the digests
-    this call recorded, how many jobs it deferred).
+    of every ready digest to queue workers. ``on_selected`` is told the selections before
+    they are recorded (a run starts its renderers then). Returns (how many periods were
+    due, the digests this call recorded, how many jobs it deferred).
     """
     observe = observer or _Unobserved()
     with db.transaction(engine) as session:
@@ -173,6 +175,8 @@ def build_due_digests(
             selections = select_papers(
                 session, due, now=now, max_items=settings.max_items, ranker=ranker
             )
+        if on_selected is not None:
+            on_selected(selections)
         with _timed(observe, "record"):
             recorded = ledger.record_digests(
                 session, selections, now=now, keep_empty=settings.send_empty
@@ -208,6 +212,20 @@ def render_processes(settings: Settings, digests: int) -> int:
     return default_processes() if digests >= POOL_MIN_DIGESTS else 1
 
 
+def start_renderers(
+    settings: Settings, now: datetime, selections: Sequence[Selection], stack: ExitStack
+) -> RenderPool | None:
+    """A render pool for the digests of ``selections``, its processes starting now (closed
+    with ``stack``); None when the run is too small for more than one renderer."""
+    sending = sum(1 for s in selections if s.count or settings.send_empty)
+    processes = render_processes(settings, sending)
+    if processes <= 1:
+        return None
+    pool = stack.enter_context(RenderPool(_render_setup(settings, now), processes=processes))
+    pool.start()
+    return pool
+
+
 def deliver(
     engine: Engine,
     digest_ids: list[int],
@@ -219,16 +237,21 @@ def deliver(
     fence: Callable[[], None] | None = None,
     observer: RunObserver | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    pool: RenderPool | None = None,
 ) -> DeliveryResult:
-    """Phase 2: deliver ``digest_ids`` under a claimant of this process."""
+    """Phase 2: deliver ``digest_ids`` under a claimant of this process.
+
+    ``pool``: renderers already started (:func:`start_renderers`), else a pool is made here.
+    """
     recorded = recorded or []
-    setup = _render_setup(settings, now)
-    processes = render_processes(settings, len(digest_ids))
-    with (
-        ClaimantLease(engine, kind="run") as claimant,
-        RenderPool(setup, papers_of(recorded), processes=processes) as pool,
-        make_sender(settings, transport, engine=engine) as sender,
-    ):
+    with ExitStack() as stack:
+        claimant = stack.enter_context(ClaimantLease(engine, kind="run"))
+        if pool is None:
+            setup = _render_setup(settings, now)
+            processes = render_processes(settings, len(digest_ids))
+            pool = stack.enter_context(RenderPool(setup, processes=processes))
+        pool.share(papers_of(recorded))
+        sender = stack.enter_context(make_sender(settings, transport, engine=engine))
         assert claimant.id is not None
         return Delivery(
             engine,
@@ -269,8 +292,17 @@ def run_digests(
     report = RunReport()
     with db.transaction(engine) as session:
         subscriber_id = get_subscriber(session, subscriber_email).id if subscriber_email else None
-    with recorded_run(engine, kind="deliver", started_at=now, source=subscriber_email) as run:
+    with (
+        recorded_run(engine, kind="deliver", started_at=now, source=subscriber_email) as run,
+        ExitStack() as renderers,
+    ):
         queued = settings.queue == "procrastinate"
+        pools: list[RenderPool] = []
+
+        def on_selected(selections: Sequence[Selection]) -> None:
+            if not queued and (pool := start_renderers(settings, now, selections, renderers)):
+                pools.append(pool)
+
         if queued:
             from digest.queue import ensure_schema  # noqa: PLC0415 - procrastinate only when queued
 
@@ -284,6 +316,7 @@ def run_digests(
                 subscriber_email=subscriber_email,
                 observer=observe,
                 defer=queued,
+                on_selected=on_selected,
             )
         report.caught_up = sum(1 for entry in recorded if entry.due.missed)
         for entry in recorded:
@@ -313,6 +346,7 @@ def run_digests(
                     fence=fence,
                     observer=observe,
                     on_progress=on_progress,
+                    pool=pools[0] if pools else None,
                 )
             report.stopped = result.stopped
             for done in result.delivered:

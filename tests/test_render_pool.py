@@ -14,11 +14,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from digest.config.settings import Settings
 from digest.delivery.renderpool import Rendered, RenderPool
 from digest.ranking import get_ranker
 from digest.render.batch import Batch, load_batch, papers_of, payloads_from_recorded
-from digest.runner import _render_setup, build_due_digests
+from digest.runner import _render_setup, build_due_digests, run_digests
 from digest.store import db
 from tests.scheduler_support import add_papers, subscribe
 
@@ -44,10 +46,20 @@ def test_worker_processes_render_the_same_bytes_as_the_run_process(
             halves = [Batch(payloads[:3]), Batch(payloads[3:])]  # both workers get work
             futures = [pool.submit(batch) for batch in halves]
             results.append([item for f in futures for item in f.result().items])
-    in_process, in_workers = results
+    # Renderers started before the papers are known (a run starts them as it records),
+    # handed the papers later: the same bytes.
+    with RenderPool(setup, processes=2) as pool:
+        pool.start()
+        pool.share(dict(papers))
+        futures = [pool.submit(Batch(payloads[:3])), pool.submit(Batch(payloads[3:]))]
+        results.append([item for f in futures for item in f.result().items])
+        with pytest.raises(RuntimeError, match="already hold"):
+            pool.share({})
+    in_process, in_workers, started_early = results
     assert all(isinstance(item, Rendered) for item in in_workers)
     assert all(b"Less like this" in item.data for item in in_workers)  # type: ignore[union-attr]
     assert in_workers == in_process  # the same subjects, Message-IDs and wire bytes
+    assert started_early == in_process
 
 
 def test_the_papers_file_is_removed_when_the_pool_closes(
@@ -129,3 +141,34 @@ def test_renderers_end_when_the_run_is_killed_and_their_papers_file_goes_next_ti
     assert Path(papers_name).exists()  # nobody closed the pool
     with RenderPool(_render_setup(make_settings(), NOW), {}, processes=2):
         assert not Path(papers_name).exists()
+
+
+def test_a_run_starts_its_renderers_before_recording_and_sends_everything(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """With renderer processes, a run starts them once its digests are selected (their
+    start-up overlaps the recording), hands them the papers afterwards, and sends every
+    digest once."""
+    settings = make_settings(secret_key="k" * 32, render_processes=2)
+    add_papers(settings, now=NOW - timedelta(hours=3), count=4)
+    for i in range(5):
+        subscribe(settings, f"reader{i}@example.org", at=NOW - timedelta(days=2))
+    steps: list[str] = []
+    started: list[str] = []
+    original = RenderPool.start
+
+    def start(pool: RenderPool) -> None:
+        started.append(steps[-1])  # the last step that ended before the renderers started
+        original(pool)
+
+    class Steps:
+        def step(self, name: str, seconds: float) -> None:
+            steps.append(name)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RenderPool, "start", start)
+        report = run_digests(settings, now=NOW, observer=Steps())
+    assert started == ["select"]  # after selecting, before "record"
+    assert steps.index("select") < steps.index("record")
+    assert report.sent == 5 and report.failed == 0
+    assert len(list(settings.resolved_outbox_dir.glob("*.eml"))) == 5

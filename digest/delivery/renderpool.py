@@ -3,8 +3,8 @@
 :func:`render_batch` is pure: payloads (:mod:`digest.render.batch`) and papers in, one
 :class:`Rendered` (subject, Message-ID, exact wire bytes) or :class:`RenderFailure` per digest
 out. :class:`RenderPool` runs it on the machine's cores (a process pool: the templates are
-compiled once per process, the run's papers sent once per process at start) and keeps a few
-batches in flight so rendering overlaps sending; with ``processes <= 1`` (small runs, tests)
+compiled once per process, the run's papers read once per process from a file) and keeps a
+few batches in flight so rendering overlaps sending; with ``processes <= 1`` (small runs, tests)
 it renders in this process.
 """
 
@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -89,9 +89,16 @@ def render_batch(
     return out
 
 
-# The worker processes' state: set once by the initializer.
-_WORKER_SETUP: RenderSetup | None = None
-_WORKER_PAPERS: dict[int, PaperFields] = {}
+@dataclass(slots=True)
+class _WorkerState:
+    """A renderer process's state: the setup from its initializer, the papers it holds."""
+
+    setup: RenderSetup | None = None
+    papers: dict[int, PaperFields] = field(default_factory=dict)
+    papers_file: str | None = None  # the run's papers, once read
+
+
+_WORKER = _WorkerState()
 
 
 PARENT_CHECK_SECONDS = 0.5
@@ -106,21 +113,33 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _init_worker(setup: RenderSetup, papers_file: str, parent: int) -> None:
-    global _WORKER_SETUP, _WORKER_PAPERS
+def _init_worker(setup: RenderSetup, parent: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    with open(papers_file, "rb") as handle:  # noqa: PTH123 - a plain binary read
-        papers: dict[int, PaperFields] = pickle.load(handle)  # noqa: S301 - our own file
-    _WORKER_SETUP, _WORKER_PAPERS = setup, papers
+    _WORKER.setup = setup
     cached_renderer(setup.templates_dir, setup.site_name)  # compile the templates now
     qp.compile_kernel()  # load the quoted-printable kernel now, not in the first batch
 
 
-def _render_in_worker(batch: Batch) -> RenderedBatch:
-    assert _WORKER_SETUP is not None
+def _ready() -> None:
+    """A renderer's first task: nothing (its initializer has run; see RenderPool.start)."""
+
+
+def _read_papers(papers_file: str | None) -> None:
+    """Load the run's papers once (a renderer may start before they are known)."""
+    if papers_file is None or papers_file == _WORKER.papers_file:
+        return
+    with open(papers_file, "rb") as handle:  # noqa: PTH123 - a plain binary read
+        papers: dict[int, PaperFields] = pickle.load(handle)  # noqa: S301 - our own file
+    _WORKER.papers.update(papers)
+    _WORKER.papers_file = papers_file
+
+
+def _render_in_worker(batch: Batch, papers_file: str | None) -> RenderedBatch:
+    assert _WORKER.setup is not None
     started, started_cpu = time.perf_counter(), time.process_time()
-    _WORKER_PAPERS.update(batch.papers)  # papers of older digests, kept for later batches
-    items = render_batch(Batch(batch.payloads), _WORKER_PAPERS, _WORKER_SETUP)
+    _read_papers(papers_file)
+    _WORKER.papers.update(batch.papers)  # papers of older digests, kept for later batches
+    items = render_batch(Batch(batch.payloads), _WORKER.papers, _WORKER.setup)
     return RenderedBatch(items, time.perf_counter() - started, time.process_time() - started_cpu)
 
 
@@ -141,35 +160,65 @@ def _remove_stale_papers_files() -> None:
 
 
 class RenderPool:
-    """Renders batches on ``processes`` worker processes (or in this one when <= 1)."""
+    """Renders batches on ``processes`` worker processes (or in this one when <= 1).
+
+    The renderers can start before the run's papers are known (:meth:`start`, then
+    :meth:`share`): a run starts them while it records its digests, so that their start-up
+    (a new interpreter, imports, the templates, the quoted-printable kernel: seconds) is
+    not spent while the first batches wait.
+    """
 
     def __init__(
-        self, setup: RenderSetup, papers: dict[int, PaperFields], *, processes: int
+        self,
+        setup: RenderSetup,
+        papers: dict[int, PaperFields] | None = None,
+        *,
+        processes: int,
     ) -> None:
-        self.setup, self.papers = setup, papers
+        self.setup = setup
+        self.papers: dict[int, PaperFields] = {}
         self.processes = processes
         self._executor: ProcessPoolExecutor | None = None
         self._papers_file: Path | None = None
         if processes > 1:
-            # The papers go through a file, pickled once: as an initializer argument they
-            # would be pickled per process and written down a pipe that the new process
-            # reads only once it has started Python (seconds of this process blocked).
             _remove_stale_papers_files()
-            fd, name = tempfile.mkstemp(prefix=f"{PAPERS_PREFIX}{os.getpid()}-", suffix=".pickle")
-            self._papers_file = Path(name)
-            with os.fdopen(fd, "wb") as handle:
-                pickle.dump(papers, handle, protocol=pickle.HIGHEST_PROTOCOL)
             # spawn, not fork: the parent holds database connections and a heartbeat thread
             self._executor = ProcessPoolExecutor(
                 max_workers=processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(setup, name, os.getpid()),
+                initargs=(setup, os.getpid()),
             )
+        if papers is not None:
+            self.share(papers)
+
+    def start(self) -> None:
+        """Start every renderer process now rather than at the first batches."""
+        if self._executor is not None:
+            for _ in range(self.processes):  # the executor starts a process per task
+                self._executor.submit(_ready)
+
+    def share(self, papers: dict[int, PaperFields]) -> None:
+        """The papers the digests show (every renderer holds them from its next batch).
+        Once per pool: later batches carry the papers the renderers do not hold."""
+        if self._papers_file is not None:
+            raise RuntimeError("the renderers already hold the run's papers")
+        self.papers = papers
+        if self._executor is None:
+            return
+        # The papers go through a file, pickled once: as an initializer argument they would
+        # be pickled per process and written down a pipe that the new process reads only
+        # once it has started Python (seconds of this process blocked); with each batch,
+        # pickled every time.
+        fd, name = tempfile.mkstemp(prefix=f"{PAPERS_PREFIX}{os.getpid()}-", suffix=".pickle")
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(papers, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        self._papers_file = Path(name)
 
     def submit(self, batch: Batch) -> Future[RenderedBatch]:
         if self._executor is not None:
-            return self._executor.submit(_render_in_worker, batch)
+            papers_file = str(self._papers_file) if self._papers_file else None
+            return self._executor.submit(_render_in_worker, batch, papers_file)
         future: Future[RenderedBatch] = Future()
         started, started_cpu = time.perf_counter(), time.thread_time()
         try:
