@@ -87,7 +87,8 @@ class OutboxSender:
         self.batch = batch
         self._queue: queue.Queue[Outgoing | _Flush | object] = queue.Queue(maxsize=2 * batch)
         self._outcomes: deque[Outcome] = deque()  # appended by the writer, taken by collect
-        self._written: list[tuple[int, Path, Path]] = []  # the writer's: key, temporary, final
+        self._written: list[tuple[int, str, str]] = []  # the writer's: key, temporary, final
+        self._directory, self._tmp = str(directory), str(self.tmp)
         self._stopped: str | None = None  # set by stop(): what is still queued is deferred
         self._names = itertools.count()
         self._thread: threading.Thread | None = None
@@ -165,8 +166,11 @@ class OutboxSender:
         if self._stopped is not None:
             self._outcomes.append(Outcome(message.key, "deferred", self._stopped))
             return
-        final = self.directory / eml_name(message.message_id)
-        temporary = self.tmp / f"{final.stem[:40]}.{os.getpid()}.{next(self._names)}.tmp"
+        # Plain strings, not Path objects: this runs for every message of a run.
+        name = eml_name(message.message_id)
+        final = os.path.join(self._directory, name)  # noqa: PTH118 - see above
+        stem = name.removesuffix(".eml")[:40]
+        temporary = f"{self._tmp}{os.sep}{stem}.{os.getpid()}.{next(self._names)}.tmp"
         try:
             fd = os.open(
                 temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
@@ -180,7 +184,7 @@ class OutboxSender:
         except OSError as exc:
             # our side of the hand-over failed: retry at once, once the folder is fixed
             with contextlib.suppress(OSError):
-                temporary.unlink(missing_ok=True)
+                os.unlink(temporary)  # noqa: PTH108 - see above
             error = f"cannot write {final}: {exc.strerror or exc}"
             self._outcomes.append(Outcome(message.key, "deferred", error))
             return
@@ -193,7 +197,7 @@ class OutboxSender:
         try:
             sync_filesystem(self.tmp)
             for _, temporary, final in written:
-                temporary.replace(final)
+                os.replace(temporary, final)  # noqa: PTH105 - strings, see _write
             sync_filesystem(self.directory)
         except OSError as exc:
             error = f"cannot write to {self.directory}: {exc.strerror or exc}"
@@ -215,7 +219,7 @@ class OutboxSender:
             self._thread = None
         for _, temporary, _ in self._written:  # never reported sent: the next run resends
             with contextlib.suppress(OSError):
-                temporary.unlink(missing_ok=True)
+                os.unlink(temporary)  # noqa: PTH108 - strings, see _write
         self._written = []
 
 
