@@ -475,3 +475,39 @@ def test_a_rating_lifts_a_paper_less_the_more_the_interests_already_do() -> None
         gain = learned[0].score - plain[0].score
         assert learned[0].index == plain[0].index == 0
         assert gain == pytest.approx(params.like_weight * graded[0])
+
+
+def test_a_paper_alike_to_one_rated_down_is_not_brought_by_likeness_alone() -> None:
+    """No interest matches "twin" or "image"; both are like the paper rated up, "twin" a
+    little more. "twin" is also alike to a paper rated down (less than to the one rated
+    up, so no dislike is taken off it): it is not brought, and "image", alike to that
+    paper rated up only, takes its place, saying which paper it is like. A paper that
+    an interest matches keeps its place whatever it is alike to."""
+    video = RankDoc(
+        "rated:video",
+        "Action recognition in video",
+        "Video clips labelled with actions, and embeddings that recognise them.",
+    )
+    image = RankDoc(
+        "image",
+        "Redundancy reduction between twin image embeddings",
+        "Decorrelated twin embeddings of distorted images avoid collapse.",
+    )
+    docs = [*LEARNING, image]
+    profile = build_profile(["self-supervised learning", "robot grasping"])
+    up, down = Rated(LIKED, 1), Rated(video, -1)
+    ranker = LexicalRanker(params=LexicalParams(fill_floor=math.inf))
+    index = ranker.prepare(docs + FILLER)
+    likeness = build_plan(index, [replace(profile, rated=(up, down))]).ratings.likeness.toarray()
+    twin, alike = likeness[:, 0], likeness[:, 3]
+    assert twin[0] > alike[0] > index.params.like_from  # both like the paper rated up
+    assert twin[0] > twin[1] >= index.params.like_from > alike[1]  # only twin like the other
+    [before] = ranker.rank(index, [replace(profile, rated=(up,))], top_n=10)
+    assert keys(docs, before) == ["grasp", "plain", "twin"]  # one vote, one paper brought
+    [after] = ranker.rank(index, [replace(profile, rated=(up, down))], top_n=10)
+    assert keys(docs, after) == ["grasp", "plain", "image"]
+    assert after[-1].reason() == (
+        "like \u201cBarlow Twins: Self-Supervised Learning via Redundancy\u2026\u201d "
+        "that you rated up"
+    )
+    assert [p.score for p in after[:2]] == [p.score for p in before[:2]]

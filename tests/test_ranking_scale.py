@@ -218,7 +218,10 @@ def reference(
                 and have[p, d] == plan.n_required[p]
                 and score >= plan.threshold[p]
             ):
-                (extra if ratings and own == 0.0 else kept).append((-score, d))
+                if not (ratings and own == 0.0):
+                    kept.append((-score, d))
+                elif unlike.get(d, 0.0) < params.like_from:  # alike to no paper rated down
+                    extra.append((-score, d))
         # Brought by likeness alone: max(1, top // 4), or the empty slots of a short digest.
         cap = min(plan.ratings.liked[p], max(1, top // 4, top - len(kept))) if ratings else 0
         ranked = sorted(kept + sorted(extra)[:cap])

@@ -23,9 +23,9 @@ How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_ind
 - the reader's ratings (:mod:`digest.ranking.lexical_feedback`) add up to ``like_weight``
   for likeness to a paper rated up and take up to ``dislike_weight`` for likeness to one
   rated down (unless one rated up is at least as alike); at most ``max(1, top // 4)``
-  picks may come from likeness alone, or as many as fill the slots of a digest with fewer
-  than ``top`` matches that its completion with weaker evidence leaves empty, and never
-  more than the number of papers rated up;
+  picks may come from likeness alone (none alike to a paper rated down), or as many as
+  fill the slots of a digest with fewer than ``top`` matches that its completion with
+  weaker evidence leaves empty, and never more than the number of papers rated up;
 - with ``popularity_weight > 0`` the paper also gets
   ``popularity_weight * log1p(upvotes) / log1p(100)`` (100 upvotes add exactly the weight);
 - the score of a paper no interest matches (nor likeness brings) is zero: it is never

@@ -21,11 +21,13 @@ interests dominate; the division keeps them dominant where they are strongest: a
 mostly reorders the weak matches and brings the unmatched, and rarely lifts a paper the
 interests already rank high above one they rank higher still (a binary vote on a paper
 of the reader's field says "this field", not "above that one"). A paper no interest
-matches may still be picked for its likeness alone, but at most ``max(1, top // 4)`` of
-them per digest (or, when fewer than ``top`` papers match, as many as fill the slots
-that completing the digest with weaker evidence leaves empty, see ``LexicalRanker``'s
-``_complete``) and never more than the number of papers rated up, so one vote never floods
-a digest. Exclusions and required phrases are applied
+matches may still be picked for its likeness alone, unless it is alike to a paper rated
+down too (likeness from ``like_from``, however much more it is like one rated up: no
+interest vouches for it, and the reader turned down something near it), and at most
+``max(1, top // 4)`` of them per digest (or, when fewer than ``top`` papers match, as
+many as fill the slots that completing the digest with weaker evidence leaves empty, see
+``LexicalRanker``'s ``_complete``) and never more than the number of papers rated up, so
+one vote never floods a digest. Exclusions and required phrases are applied
 after, as always. A pick that owes anything to a rated paper names it: ``like
 “Barlow Twins: …” that you rated up``.
 

@@ -119,9 +119,10 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
     paper rated up, divided by ``1 + v / like_damp`` where ``v`` is what the interests give
     the paper (so a strong match moves little), and take ``dislike_weight`` times that to
     the closest rated down unless a paper rated up is at least as alike; papers only the
-    likeness brings are kept apart and at most ``min(liked, max(1, top // 4))`` of them
-    join the top, or, in a digest with fewer than ``top`` matches, as many as fill its
-    empty slots, never more than ``liked`` (see
+    likeness brings, if alike to no paper rated down (likeness under ``like_from`` to
+    each), are kept apart and at most ``min(liked, max(1, top // 4))`` of them join the
+    top, or, in a digest with fewer than ``top`` matches, as many as fill its empty
+    slots, never more than ``liked`` (see
     :mod:`digest.ranking.lexical_feedback`).
 
     ``allowed`` is the chunk's rows x papers eligibility, or an empty (0, 0) array when
@@ -280,8 +281,10 @@ def rank_rows(  # noqa: PLR0912, PLR0915  # one loop on purpose: module docstrin
                 damp = 1.0 + v / knobs.like_damp if knobs.like_damp > 0.0 else 1.0
                 v += knobs.like_weight * up_part / damp
                 v -= knobs.dislike_weight * down_part
-                if best[d] == 0.0:  # brought by likeness alone: ranked apart, below
-                    if cap > 0 and v > 0.0:
+                # Brought by likeness alone: ranked apart, below. Not when it is alike to
+                # a paper rated down too: no interest vouches for it, and a "no" is near.
+                if best[d] == 0.0:
+                    if cap > 0 and v > 0.0 and unlike[d] < knobs.like_from:
                         extra_doc[n_alone] = d
                         extra_val[n_alone] = v
                         n_alone += 1
