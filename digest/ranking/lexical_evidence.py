@@ -13,7 +13,10 @@ paper gives for an interest is graded, best first:
 2. **apart** — every distinctive unit, but never close together (``scattered``);
 3. **partial** — only some of the units: counted by their idf share of the interest
    (coverage) and by ``scattered`` when no two of its words stand together, but not at all
-   when the interest's rarest distinctive unit occurs in no paper of the run; or, when that
+   when the interest's rarest distinctive unit occurs in no paper of the run, nor when the
+   units the paper holds make up less than half of the interest's distinctive idf
+   (``PARTIAL_SHARE``: "AI" is the commoner part of "constitutional AI", however many of
+   the acronym's features a paper holds); or, when that
    is more, one distinctive unit alone (the interest's rarest word, say): its own BM25F
    times ``partial`` times its share of the interest's distinctive idf, squared. A unit's
    idf is its rarity as one thing (its rarest term or inner pair), not the sum of its
@@ -52,6 +55,9 @@ MAX_UNITS = 62  # unit masks are int64 bit sets
 CLAUSE_GAP = 3  # positions skipped at a clause boundary: near across one, not across two
 GRADES: tuple[Evidence, ...] = ("phrase", "near", "apart", "partial")
 GRADE_SHIFT = 3  # explanation code = field bits (title 1, abstract 2) + grade << 3
+# Partial evidence by coverage needs the units the paper holds to make up at least this
+# share of the interest's distinctive idf: the larger part of what makes it rare.
+PARTIAL_SHARE = 0.5
 
 
 def pair_key(a: str, b: str) -> str:
@@ -264,6 +270,8 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
         all_units = True
         n_distinct = 0
         distinct_there = 0
+        mass = 0.0  # the interest's distinctive idf (its rarity) ...
+        mass_there = 0.0  # ... and the part of it this paper holds
         for k in range(nu):
             ok = True
             for q in range(g.unit_feat_ptr[u0 + k], g.unit_feat_ptr[u0 + k + 1]):
@@ -278,8 +286,10 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
                 all_units = False
             if g.unit_distinct[u0 + k]:
                 n_distinct += 1
+                mass += g.unit_idf[u0 + k]
                 if ok:
                     distinct_there += 1
+                    mass_there += g.unit_idf[u0 + k]
         if g.whole[i] and not all_units:
             continue
         s = 0.0
@@ -353,9 +363,12 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
             elif all_units or (n_distinct >= 2 and distinct_there == n_distinct):
                 grade = 2  # every (distinctive) word, but not together
                 factor = scattered if g.multiword[i] else 1.0
-            elif g.rarest_absent[i]:
+            elif g.rarest_absent[i] or mass_there < PARTIAL_SHARE * mass:
                 # Its rarest word is in no paper of the run ("forecasting" of "time series
-                # forecasting"): the commoner words alone do not say the paper is about it.
+                # forecasting"), or the paper holds only the lesser part of what makes the
+                # interest rare ("AI" of "constitutional AI", "NLP" of "legal NLP"): the
+                # commoner words do not say the paper is about it. Each still counts as one
+                # word alone, below.
                 s = 0.0
             else:
                 paired = not g.multiword[i]
@@ -368,10 +381,6 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
             # share of the interest's distinctive idf, squared ("skill" of "skill
             # learning": all of it; "protein" of "protein structure determination": a
             # third).
-            mass = 0.0
-            for k in range(nu):
-                if g.unit_distinct[u0 + k]:
-                    mass += g.unit_idf[u0 + k]
             for k in range(nu):
                 if not (present[k] and g.unit_distinct[u0 + k]) or mass <= 0.0:
                     continue
