@@ -235,6 +235,28 @@ def test_an_acronym_is_as_rare_as_one_thing_not_as_its_words() -> None:
     assert compiled.unit_idf[0] == index.feature_idf("onlin")
 
 
+def test_an_acronym_alone_counts_as_one_word() -> None:
+    """The one-word-alone credit of an acronym is that of one word (its strongest term or
+    pair), not the sum over the terms and pairs it stands for: "NLP" alone, said once, is
+    no stronger evidence of "legal NLP" than "legal" alone, the rarer word (before, the
+    three terms and two pairs of "natural language processing" made it three times more)."""
+    docs = [
+        RankDoc("whole", "Legal NLP benchmarks", f"Contracts and statutes for legal NLP. {COMMON}"),
+        RankDoc("legal", "Reading contracts", f"Legal documents are long. {COMMON}"),
+        RankDoc("nlp", "Reading documents", f"Natural language processing of documents. {COMMON}"),
+        *(
+            RankDoc(f"nlp:{i}", f"Models for {topic}", f"NLP for {topic}. {COMMON}")
+            for i, topic in enumerate(["news", "chat", "search"])
+        ),
+    ]
+    ranker = LexicalRanker()
+    [picks] = ranker.rank(ranker.prepare(docs + FILLER), [build_profile(["legal NLP"])], top_n=10)
+    evidence = {key: pick.matches[0] for key, pick in zip(keys(docs, picks), picks, strict=True)}
+    assert evidence["legal"].words == ("legal",) and evidence["nlp"].words == ("NLP",)
+    assert evidence["legal"].partial and evidence["nlp"].partial
+    assert evidence["legal"].contribution > evidence["nlp"].contribution
+
+
 def test_a_typed_word_counts_only_whole_inside_a_phrase() -> None:
     """ "VLM reward": a paper on reward models that never says vision-language model is
     not evidence of the VLM half."""

@@ -16,11 +16,12 @@ paper gives for an interest is graded, best first:
    when the interest's rarest distinctive unit occurs in no paper of the run, nor when the
    units the paper holds make up less than half of the interest's distinctive idf
    (``PARTIAL_SHARE``: "AI" is the commoner part of "constitutional AI", however many of
-   the acronym's features a paper holds); or, when that
-   is more, one distinctive unit alone (the interest's rarest word, say): its own BM25F
-   times ``partial`` times its share of the interest's distinctive idf, squared. A unit's
-   idf is its rarity as one thing (its rarest term or inner pair), not the sum of its
-   terms': "RLHF" is one word of "online RLHF", not four.
+   the acronym's features a paper holds); or, when that is more, one distinctive unit
+   alone (the interest's rarest word, say): its own BM25F (an acronym's or compound's
+   strongest term or inner pair: one word, not the sum of the terms it stands for) times
+   ``partial`` times its share of the interest's distinctive idf, squared. A unit's idf
+   is its rarity as one thing (its rarest term or inner pair), not the sum of its terms':
+   "RLHF" is one word of "online RLHF", not four.
 
 Within a grade, strength is BM25F (idf-weighted, the title counted ``title_boost`` times,
 saturating with repetition), times the share of the interest the paper states,
@@ -377,10 +378,11 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
                     if x >= 0 and w[x] > 0.0:
                         paired = True
                 factor = 1.0 if paired else scattered
-            # Or one distinctive word alone, if that is more: its own BM25F, times its
-            # share of the interest's distinctive idf, squared ("skill" of "skill
-            # learning": all of it; "protein" of "protein structure determination": a
-            # third).
+            # Or one distinctive word alone, if that is more: its own BM25F (a typed
+            # word's strongest feature: "NLP" alone is one word, not the five features
+            # of "natural language processing"), times its share of the interest's
+            # distinctive idf, squared ("skill" of "skill learning": all of it; "protein"
+            # of "protein structure determination": a third).
             for k in range(nu):
                 if not (present[k] and g.unit_distinct[u0 + k]) or mass <= 0.0:
                     continue
@@ -388,7 +390,7 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
                 for q in range(g.score_ptr[i], g.score_ptr[i + 1]):
                     x = g.score_loc[q]
                     if g.score_mask[q] == 1 << k and x >= 0:
-                        alone += g.score_val[q] * w[x]
+                        alone = max(alone, g.score_val[q] * w[x])
                 alone *= partial * (g.unit_idf[u0 + k] / mass) ** 2
                 if alone > s * factor:
                     s = alone
