@@ -98,14 +98,23 @@ def test_hyphen_is_a_space_unless_a_prefix(analyzer: Analyzer) -> None:
 def test_a_compound_of_plain_words_is_a_typed_word_per_part(analyzer: Analyzer) -> None:
     """ "child-directed speech": a paper about what a child hears holds part of it, so each
     distinctive part is a typed word of its own; a compound that names one thing (an
-    acronym, a bound prefix, a generic part, a set phrase with a stop word) stays whole."""
+    acronym, a bound prefix, a generic part, a set phrase with a stop word, a bound suffix:
+    "human-like" is not "human" and "like", any paper's word) stays whole."""
     assert analyzer.units("child-directed speech") == [
         ("child", ("child",)),
         ("directed", ("direct",)),
         ("speech", ("speech",)),
     ]
     assert analyzer.units("spatio-temporal") == [("spatio", ("spatio",)), ("temporal", ("tempor",))]
-    for whole in ("LLM-guided", "self-alignment", "model-based", "chain-of-thought", "X-ray"):
+    for whole in (
+        "LLM-guided",
+        "self-alignment",
+        "model-based",
+        "chain-of-thought",
+        "X-ray",
+        "human-like",
+        "reward-free",
+    ):
         assert [typed for typed, _ in analyzer.units(whole)] == [whole], whole
     # The terms, and so the phrase, are the same either way.
     assert analyzer.terms("child-directed speech", query=True) == ["child", "direct", "speech"]

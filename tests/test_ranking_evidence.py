@@ -190,6 +190,34 @@ def test_common_words_are_no_evidence_when_the_rarest_is_in_no_paper() -> None:
     assert picks[0].matches[0].words == ("time", "series")
 
 
+def test_partial_evidence_needs_the_larger_part_of_the_rarity() -> None:
+    """ "constitutional AI": papers saying only "AI" (artificial intelligence: all three of
+    the acronym's features, its pair included) hold the commoner part of the interest, so
+    they are not partly about it (before, each matched by coverage); completing a short
+    digest may still list one for the word alone, said to be partial."""
+    docs = [
+        RankDoc("whole", "Constitutional AI", f"Harmless assistants from a constitution. {COMMON}"),
+        RankDoc(
+            "commoner",
+            "AI assistants for everyone",
+            f"AI helps users; artificial intelligence answers questions. {COMMON}",
+        ),
+        *(
+            RankDoc(f"ai:{i}", f"AI for {topic}", f"Artificial intelligence in {topic}. {COMMON}")
+            for i, topic in enumerate(["farming", "games", "music", "law", "art"])
+        ),
+    ]
+    profile = build_profile(["constitutional AI"])
+    [picks] = ranked(docs, profile)
+    assert keys(docs, picks) == ["whole"]
+    ranker = LexicalRanker()
+    [completed] = ranker.rank(ranker.prepare(docs + FILLER), [profile], top_n=2)
+    assert keys(docs, completed) == ["whole", "commoner"]
+    assert completed[1].reason() == (
+        "partly matched \u201cconstitutional AI\u201d (only \u201cAI\u201d, title, abstract)"
+    )
+
+
 def test_an_acronym_is_as_rare_as_one_thing_not_as_its_words() -> None:
     """The one-word-alone credit divides an interest by how rare each typed word is. "RLHF"
     stands for four terms, but papers saying it are as many as say its rarest term or inner
@@ -205,6 +233,28 @@ def test_an_acronym_is_as_rare_as_one_thing_not_as_its_words() -> None:
     rarities = [index.feature_idf(name) for name in names]
     assert compiled.unit_idf[1] == max(rarities) < sum(index.feature_idf(t) for t in terms)
     assert compiled.unit_idf[0] == index.feature_idf("onlin")
+
+
+def test_an_acronym_alone_counts_as_one_word() -> None:
+    """The one-word-alone credit of an acronym is that of one word (its strongest term or
+    pair), not the sum over the terms and pairs it stands for: "NLP" alone, said once, is
+    no stronger evidence of "legal NLP" than "legal" alone, the rarer word (before, the
+    three terms and two pairs of "natural language processing" made it three times more)."""
+    docs = [
+        RankDoc("whole", "Legal NLP benchmarks", f"Contracts and statutes for legal NLP. {COMMON}"),
+        RankDoc("legal", "Reading contracts", f"Legal documents are long. {COMMON}"),
+        RankDoc("nlp", "Reading documents", f"Natural language processing of documents. {COMMON}"),
+        *(
+            RankDoc(f"nlp:{i}", f"Models for {topic}", f"NLP for {topic}. {COMMON}")
+            for i, topic in enumerate(["news", "chat", "search"])
+        ),
+    ]
+    ranker = LexicalRanker()
+    [picks] = ranker.rank(ranker.prepare(docs + FILLER), [build_profile(["legal NLP"])], top_n=10)
+    evidence = {key: pick.matches[0] for key, pick in zip(keys(docs, picks), picks, strict=True)}
+    assert evidence["legal"].words == ("legal",) and evidence["nlp"].words == ("NLP",)
+    assert evidence["legal"].partial and evidence["nlp"].partial
+    assert evidence["legal"].contribution > evidence["nlp"].contribution
 
 
 def test_a_typed_word_counts_only_whole_inside_a_phrase() -> None:

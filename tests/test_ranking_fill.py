@@ -70,7 +70,7 @@ def test_a_full_digest_and_an_own_threshold_are_left_alone(
     seeds: LexicalIndex, matches_only: LexicalIndex
 ) -> None:
     profiles = [
-        build_profile(["graph neural networks"]),  # 5 matches: full
+        build_profile(["reinforcement learning"]),  # more than 5 matches: full
         dataclasses.replace(build_profile(["diffusion policy"]), min_score=0.0),  # own threshold
     ]
     ranker = LexicalRanker()

@@ -62,11 +62,12 @@ def test_lexical_beats_both_baselines(evaluate: Any) -> None:
     for metric in ("ndcg@10", "p@5"):
         assert mean("lexical", metric) > mean("bm25s", metric), metric
         assert mean("lexical", metric) > mean("substring", metric), metric
-    # The lead measured in docs/benchmarks.md (seventh round: +0.036 over all 88); a floor
+    # The lead measured in docs/benchmarks.md (ninth round: +0.041 over all 88); a floor
     # a little under it, so a change that gives most of it back fails here.
     assert mean("lexical", "ndcg@10") - mean("bm25s", "ndcg@10") >= 0.03
     # A digest with at least one match is completed to its ten slots when anything in the
-    # sample reaches the completion floor (3 of 88 labelled profiles stay short).
-    assert sum(r["lexical"]["returned"] < 10 for r in rows) <= 3
+    # sample reaches the completion floor (4 of 88 labelled profiles stay short; the
+    # fourth, developmental-learning, since "human-like" counts only whole: ninth round).
+    assert sum(r["lexical"]["returned"] < 10 for r in rows) <= 4
     # "Nothing relevant this week" is detected, not padded.
     assert all(r["lexical"]["returned"] == 0 for r in result["rows"] if r["offtopic"])

@@ -59,6 +59,11 @@ HYPHEN_PREFIXES: frozenset[str] = _words(
 # are rarely a word on their own in research prose ("over", "under", "sub" are left out).
 FREE_PREFIXES: frozenset[str] = _words("pre post self multi non semi fine cross meta")
 
+# Words that, after a hyphen, make the compound one adjective ("human-like", "reward-free",
+# "hardware-aware"): such a compound is one typed word, never a typed word per part, since
+# "like" or "free" on its own is any paper's word.
+BOUND_SUFFIXES: frozenset[str] = _words("like free aware agnostic centric wise")
+
 STOP_WORDS: frozenset[str] = _words(
     "a about above after again against all also am an and any are as at be because been "
     "before being below between both but by can could did do does doing down during each et "
@@ -271,7 +276,8 @@ class Analyzer:
         ``child`` and ``direct``, so a paper about a child's view of the world holds part
         of it, as it would of "child directed"; the parts stay neighbours, so the phrase
         still counts most. An acronym, a bound prefix ("self-alignment"), a generic part
-        ("model-based") or a stop word ("chain-of-thought") keeps the compound whole."""
+        ("model-based"), a stop word ("chain-of-thought") or a bound suffix ("human-like":
+        :data:`BOUND_SUFFIXES`) keeps the compound whole."""
         cache = self._caches[True]
         out: list[tuple[str, tuple[str, ...]]] = []
         pending: tuple[str, str] | None = None  # a free-standing prefix: (as typed, folded)
@@ -299,9 +305,9 @@ class Analyzer:
         """The parts of a hyphenated compound of plain, distinctive words, each with its
         terms; empty when the compound is one thing: a part is an acronym, a bound prefix,
         a generic word ("model-based") or a stop word (a set phrase: "chain-of-thought",
-        "human-in-the-loop")."""
+        "human-in-the-loop"), or the last part is a bound suffix ("human-like")."""
         parts = _HYPHEN.split(surface)
-        if len(parts) < 2:
+        if len(parts) < 2 or fold(parts[-1]) in BOUND_SUFFIXES:
             return []
         out: list[tuple[str, tuple[str, ...]]] = []
         for part in parts:

@@ -6,7 +6,8 @@ How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_ind
 - each interest's evidence in the paper is graded: its phrase in the title, in the abstract,
   all its distinctive words near each other, the same words apart, or only some of them
   (its rarest word alone, say; never its commoner words alone when its rarest is in no
-  paper of the run). A typed word counts only where it is said whole ("VLM" is
+  paper of the run, and only as single words when they are the lesser part of its rarity:
+  "AI" of "constitutional AI"). A typed word counts only where it is said whole ("VLM" is
   "vision-language model", never just "model"); a hyphenated compound of plain,
   distinctive words is a typed word per part ("child-directed"). The grade scales the
   interest's BM25F score ``s`` (idf-weighted, title counted 1.5 times, phrase credit for

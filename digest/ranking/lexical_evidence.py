@@ -13,11 +13,15 @@ paper gives for an interest is graded, best first:
 2. **apart** — every distinctive unit, but never close together (``scattered``);
 3. **partial** — only some of the units: counted by their idf share of the interest
    (coverage) and by ``scattered`` when no two of its words stand together, but not at all
-   when the interest's rarest distinctive unit occurs in no paper of the run; or, when that
-   is more, one distinctive unit alone (the interest's rarest word, say): its own BM25F
-   times ``partial`` times its share of the interest's distinctive idf, squared. A unit's
-   idf is its rarity as one thing (its rarest term or inner pair), not the sum of its
-   terms': "RLHF" is one word of "online RLHF", not four.
+   when the interest's rarest distinctive unit occurs in no paper of the run, nor when the
+   units the paper holds make up less than half of the interest's distinctive idf
+   (``PARTIAL_SHARE``: "AI" is the commoner part of "constitutional AI", however many of
+   the acronym's features a paper holds); or, when that is more, one distinctive unit
+   alone (the interest's rarest word, say): its own BM25F (an acronym's or compound's
+   strongest term or inner pair: one word, not the sum of the terms it stands for) times
+   ``partial`` times its share of the interest's distinctive idf, squared. A unit's idf
+   is its rarity as one thing (its rarest term or inner pair), not the sum of its terms':
+   "RLHF" is one word of "online RLHF", not four.
 
 Within a grade, strength is BM25F (idf-weighted, the title counted ``title_boost`` times,
 saturating with repetition), times the share of the interest the paper states,
@@ -52,6 +56,9 @@ MAX_UNITS = 62  # unit masks are int64 bit sets
 CLAUSE_GAP = 3  # positions skipped at a clause boundary: near across one, not across two
 GRADES: tuple[Evidence, ...] = ("phrase", "near", "apart", "partial")
 GRADE_SHIFT = 3  # explanation code = field bits (title 1, abstract 2) + grade << 3
+# Partial evidence by coverage needs the units the paper holds to make up at least this
+# share of the interest's distinctive idf: the larger part of what makes it rare.
+PARTIAL_SHARE = 0.5
 
 
 def pair_key(a: str, b: str) -> str:
@@ -264,6 +271,8 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
         all_units = True
         n_distinct = 0
         distinct_there = 0
+        mass = 0.0  # the interest's distinctive idf (its rarity) ...
+        mass_there = 0.0  # ... and the part of it this paper holds
         for k in range(nu):
             ok = True
             for q in range(g.unit_feat_ptr[u0 + k], g.unit_feat_ptr[u0 + k + 1]):
@@ -278,8 +287,10 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
                 all_units = False
             if g.unit_distinct[u0 + k]:
                 n_distinct += 1
+                mass += g.unit_idf[u0 + k]
                 if ok:
                     distinct_there += 1
+                    mass_there += g.unit_idf[u0 + k]
         if g.whole[i] and not all_units:
             continue
         s = 0.0
@@ -353,9 +364,12 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
             elif all_units or (n_distinct >= 2 and distinct_there == n_distinct):
                 grade = 2  # every (distinctive) word, but not together
                 factor = scattered if g.multiword[i] else 1.0
-            elif g.rarest_absent[i]:
+            elif g.rarest_absent[i] or mass_there < PARTIAL_SHARE * mass:
                 # Its rarest word is in no paper of the run ("forecasting" of "time series
-                # forecasting"): the commoner words alone do not say the paper is about it.
+                # forecasting"), or the paper holds only the lesser part of what makes the
+                # interest rare ("AI" of "constitutional AI", "NLP" of "legal NLP"): the
+                # commoner words do not say the paper is about it. Each still counts as one
+                # word alone, below.
                 s = 0.0
             else:
                 paired = not g.multiword[i]
@@ -364,14 +378,11 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
                     if x >= 0 and w[x] > 0.0:
                         paired = True
                 factor = 1.0 if paired else scattered
-            # Or one distinctive word alone, if that is more: its own BM25F, times its
-            # share of the interest's distinctive idf, squared ("skill" of "skill
-            # learning": all of it; "protein" of "protein structure determination": a
-            # third).
-            mass = 0.0
-            for k in range(nu):
-                if g.unit_distinct[u0 + k]:
-                    mass += g.unit_idf[u0 + k]
+            # Or one distinctive word alone, if that is more: its own BM25F (a typed
+            # word's strongest feature: "NLP" alone is one word, not the five features
+            # of "natural language processing"), times its share of the interest's
+            # distinctive idf, squared ("skill" of "skill learning": all of it; "protein"
+            # of "protein structure determination": a third).
             for k in range(nu):
                 if not (present[k] and g.unit_distinct[u0 + k]) or mass <= 0.0:
                     continue
@@ -379,7 +390,7 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
                 for q in range(g.score_ptr[i], g.score_ptr[i + 1]):
                     x = g.score_loc[q]
                     if g.score_mask[q] == 1 << k and x >= 0:
-                        alone += g.score_val[q] * w[x]
+                        alone = max(alone, g.score_val[q] * w[x])
                 alone *= partial * (g.unit_idf[u0 + k] / mass) ** 2
                 if alone > s * factor:
                     s = alone
