@@ -712,6 +712,7 @@ def timed_run(args: argparse.Namespace, settings: Settings, clock: Clock) -> Tim
     # them a little after the deadline.
     signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(int(args.timeout) + 120)
+    clock.cpu["start"] = _cpu_seconds()
     start = time.perf_counter()
     try:
         if profiler:
@@ -872,10 +873,15 @@ def bench(args: argparse.Namespace, settings: Settings, warm: float) -> None:
         print()
         print_smtp_ceiling(settings, report.sent, clock.seconds["deliver"])
     print()
-    print("| main process, as each step ends | RSS | peak RSS so far |")
-    print("|---|---|---|")
+    print(
+        "| main process, as each step ends | RSS | peak RSS so far | CPU in the step (user+sys) |"
+    )
+    print("|---|---|---|---|")
+    before = sum(clock.cpu["start"])
     for name, rss, hwm in clock.memory:
-        print(f"| {name} | {rss:.0f} MB | {hwm:.0f} MB |")
+        used = sum(clock.cpu[name])
+        print(f"| {name} | {rss:.0f} MB | {hwm:.0f} MB | {used - before:.2f} s |")
+        before = used
     if args.profile:
         print()
         print(f"cProfile written to {args.profile}; top 25 by cumulative time:")
