@@ -3,6 +3,7 @@
     .venv/bin/python bench/run_scale.py [--subscribers 100000] [--papers 2000]
         [--backend sqlite|postgres] [--postgres-url URL] [--transport outbox|smtp]
         [--api-sample 1000] [--timeout 3600] [--profile run.prof] [--analyze] [--keep]
+        [--phase1-only]
 
 rank_scale.py times the ranker alone; this times everything ``digest run`` does: one
 ``runner.run_digests`` call that finds the due subscribers, ranks them all at once, records
@@ -37,6 +38,11 @@ PostgreSQL plans the run's queries on whatever statistics it has; on a server wi
 autovacuum (or before it catches up) the freshly filled ``digest`` table has none, and
 ``--analyze`` runs ``ANALYZE`` after the recording phase and before the feeds, as autovacuum
 would in a deployment, so both cases can be measured.
+
+``--phase1-only`` stops the same ``run_digests`` call once phase 1 (due, rank, record and
+its commit) has ended: the observer raises at the ``build`` step, so nothing is rendered or
+sent (the run's row is closed as failed); it prints phase 1's lines and the peak RSS. For
+iterating on phase 1 without phase 2 saturating both cores for two minutes.
 
 ``--transport smtp`` delivers over SMTP (``smtp_connections`` connections, the default 4)
 to a discarding sink (``counting_sink.CountingSink`` under aiosmtpd) run in a child process
@@ -109,6 +115,10 @@ PROFILE_KINDS = (  # (export key, stored kind) in the order add_subscriber write
 
 class BenchTimeoutError(Exception):
     """The timed run went past --timeout; what was measured so far is reported."""
+
+
+class Phase1DoneError(Exception):
+    """--phase1-only: phase 1 is committed; the run stops before delivering anything."""
 
 
 def _alarm(_signum: int, _frame: object) -> None:
@@ -355,8 +365,15 @@ class BenchObserver:
     (if given) runs once the digests are recorded and committed, before the first message,
     on the clock as "analyze"; the feeds loop stops at the deadline."""
 
-    def __init__(self, clock: Clock, deadline: float, analyze: Callable[[], None] | None) -> None:
-        self.clock, self.deadline = clock, deadline
+    def __init__(
+        self,
+        clock: Clock,
+        deadline: float,
+        analyze: Callable[[], None] | None,
+        *,
+        phase1_only: bool = False,
+    ) -> None:
+        self.clock, self.deadline, self.phase1_only = clock, deadline, phase1_only
         self.analyze = clock.wrap("analyze", analyze) if analyze is not None else None
 
     def step(self, name: str, seconds: float) -> None:
@@ -365,6 +382,8 @@ class BenchObserver:
             self.clock.cpu[name] = _cpu_seconds()
         self.clock.seconds[name] += seconds
         self.clock.calls[name] += 1
+        if name == "build" and self.phase1_only:
+            raise Phase1DoneError
         if name == "build" and self.analyze is not None:
             self.analyze()
         if name == "feeds" and time.perf_counter() > self.deadline:
@@ -445,7 +464,9 @@ def _store_size_mb(settings: Settings) -> float:
 # Report ---------------------------------------------------------------------------------
 
 
-def print_run_table(clock: Clock, total: float, stopped: str | None, processes: int) -> None:
+def print_run_table(
+    clock: Clock, total: float, stopped: str | None, processes: int, *, phase1_only: bool = False
+) -> None:
     s, n = clock.seconds, clock.calls
 
     def row(phase: str, step: str, seconds: float, calls: int | None = None) -> None:
@@ -472,6 +493,10 @@ def print_run_table(clock: Clock, total: float, stopped: str | None, processes: 
     )
     row("", "rest of phase 1 (commit)", s["build"] - s["due"] - s["select"] - s["record"])
     row("**phase 1**", "**due + rank + record**", s["build"], n["build"])
+    if phase1_only:
+        row("other", "engine + migration check, Run row, stopping", total - s["build"])
+        print(f"| total | **run_digests, {stopped}** | **{total:.1f} s** | 100% | | |")
+        return
     row("delivery", "`ledger.deliverable` (ids to send)", s["deliverable"], n["deliverable"])
     row("", "phase 2: claim, render, send, record (batches)", s["deliver"], n["deliver"])
     row("", "↳ `ledger.claim_batch` (one UPDATE per batch)", s["claim"], n["claim"])
@@ -687,6 +712,7 @@ def timed_run(args: argparse.Namespace, settings: Settings, clock: Clock) -> Tim
     # them a little after the deadline.
     signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(int(args.timeout) + 120)
+    clock.cpu["start"] = _cpu_seconds()
     start = time.perf_counter()
     try:
         if profiler:
@@ -696,8 +722,10 @@ def timed_run(args: argparse.Namespace, settings: Settings, clock: Clock) -> Tim
             now=RUN_AT,
             ranker=ranker,
             on_progress=run.progress,
-            observer=BenchObserver(clock, deadline, analyze),
+            observer=BenchObserver(clock, deadline, analyze, phase1_only=args.phase1_only),
         )
+    except Phase1DoneError:
+        run.stopped = "stopped after phase 1 (--phase1-only)"
     except BenchTimeoutError:
         run.stopped = f"stopped at --timeout {args.timeout:.0f} s"
     except Exception as exc:  # report what was measured before the failure, and the error
@@ -731,6 +759,11 @@ def main() -> None:
         help="PostgreSQL: ANALYZE after recording and before the feeds, as autovacuum would",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (and schema)")
+    parser.add_argument(
+        "--phase1-only",
+        action="store_true",
+        help="stop after phase 1 (due, rank, record, commit): its lines and the peak RSS",
+    )
     args = parser.parse_args()
     if args.profile:
         args.profile = args.profile.resolve()  # before the chdir below
@@ -794,7 +827,11 @@ def bench(args: argparse.Namespace, settings: Settings, warm: float) -> None:
     )
     print()
     print_run_table(
-        clock, run.seconds, run.stopped, runner.render_processes(settings, args.subscribers)
+        clock,
+        run.seconds,
+        run.stopped,
+        runner.render_processes(settings, args.subscribers),
+        phase1_only=args.phase1_only,
     )
     print()
     print("| result | |")
@@ -814,11 +851,13 @@ def bench(args: argparse.Namespace, settings: Settings, warm: float) -> None:
                 f"{rate:.0f} / **{rate * processes:.0f}** |"
             )
         print_cpu_split(clock, report.sent + report.failed)
-    else:
+    elif not args.phase1_only:
         print(f"| **run {run.stopped}** | after {run.seconds:.0f} s |")
         extrapolate(clock, run.progress)
     print(f"| digest rows / digest_item rows | {digests} / {items} |")
-    if args.transport == "outbox":
+    if args.phase1_only:
+        pass  # nothing was rendered or sent
+    elif args.transport == "outbox":
         print(
             f"| emails written (.eml) | {emails} ({email_bytes / 2**20:.0f} MB, "
             f"{email_bytes / max(emails, 1) / 1024:.0f} KB each) |"
@@ -834,10 +873,15 @@ def bench(args: argparse.Namespace, settings: Settings, warm: float) -> None:
         print()
         print_smtp_ceiling(settings, report.sent, clock.seconds["deliver"])
     print()
-    print("| main process, as each step ends | RSS | peak RSS so far |")
-    print("|---|---|---|")
+    print(
+        "| main process, as each step ends | RSS | peak RSS so far | CPU in the step (user+sys) |"
+    )
+    print("|---|---|---|---|")
+    before = sum(clock.cpu["start"])
     for name, rss, hwm in clock.memory:
-        print(f"| {name} | {rss:.0f} MB | {hwm:.0f} MB |")
+        used = sum(clock.cpu[name])
+        print(f"| {name} | {rss:.0f} MB | {hwm:.0f} MB | {used - before:.2f} s |")
+        before = used
     if args.profile:
         print()
         print(f"cProfile written to {args.profile}; top 25 by cumulative time:")

@@ -48,6 +48,7 @@ from digest.ranking.memory import release_free_memory
 from digest.render.assemble import ViewOptions
 from digest.render.batch import papers_of, payloads_from_recorded
 from digest.store import db
+from digest.store.checkpoint import Checkpoint
 from digest.store.runs import recorded_run
 from digest.subscribers.library import get_subscriber
 
@@ -158,16 +159,21 @@ def build_due_digests(
     observer: RunObserver | None = None,
     defer: bool = False,
     on_selected: Callable[[Sequence[Selection]], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> tuple[int, list[Recorded], int]:
     """Phase 1: record the digests of every due or missed period, in one transaction.
 
     With ``defer`` (the procrastinate queue), the same transaction also defers the delivery
     of every ready digest to queue workers. ``on_selected`` is told the selections before
-    they are recorded (a run starts its renderers then). Returns (how many periods were
-    due, the digests this call recorded, how many jobs it deferred).
+    they are recorded (a run starts its renderers then). With ``checkpoint`` (SQLite), the
+    commit leaves the WAL checkpoint to that object's thread, started here once committed:
+    wait for it before anything is sent. Returns (how many periods were due, the digests
+    this call recorded, how many jobs it deferred).
     """
     observe = observer or _Unobserved()
     with db.transaction(engine) as session:
+        if checkpoint is not None:
+            checkpoint.hold(session)
         only = get_subscriber(session, subscriber_email) if subscriber_email else None
         with _timed(observe, "due"):
             due = find_due(session, now=now, options=DueOptions.from_settings(settings), only=only)
@@ -188,6 +194,8 @@ def build_due_digests(
             ids = ledger.deliverable(session, now=now, subscriber_id=only.id if only else None)
             with _timed(observe, "defer"):
                 jobs = defer_batches(session, ids, now=now, batch=settings.delivery_batch)
+    if checkpoint is not None:
+        checkpoint.start()
     # Recording's transients (row tuples, the driver's buffers) are freed: give the C heap's
     # free pages back before phase 2 builds on top of what phase 1 keeps.
     release_free_memory()
@@ -287,6 +295,49 @@ def run_digests(
     when it raises, the run stops there, hands back what it had not sent and re-raises.
     """
     engine = db.get_engine(settings)
+    on_disk = Checkpoint(engine)  # SQLite: phase 1's WAL checkpoint overlaps phase 2's start
+    try:
+        return _run_digests(
+            engine,
+            settings,
+            now=now,
+            subscriber_email=subscriber_email,
+            transport=transport,
+            ranker=ranker,
+            on_progress=on_progress,
+            observer=observer,
+            fence=fence,
+            on_disk=on_disk,
+        )
+    finally:
+        on_disk.join()  # no thread outlives the run
+
+
+def _durable_then(on_disk: Checkpoint, fence: Callable[[], None] | None) -> Callable[[], None]:
+    """The fence before each message: phase 1 on disk (invariant 1 of
+    :mod:`~digest.digests.ledger`), then the caller's own fence."""
+
+    def check() -> None:
+        on_disk.wait()
+        if fence is not None:
+            fence()
+
+    return check
+
+
+def _run_digests(
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime,
+    subscriber_email: str | None,
+    transport: Transport | None,
+    ranker: Ranker | None,
+    on_progress: Callable[[int, int], None] | None,
+    observer: RunObserver | None,
+    fence: Callable[[], None] | None,
+    on_disk: Checkpoint,
+) -> RunReport:
     ranker = ranker or get_ranker(settings.ranker)
     observe = observer or _Unobserved()
     report = RunReport()
@@ -317,6 +368,7 @@ def run_digests(
                 observer=observe,
                 defer=queued,
                 on_selected=on_selected,
+                checkpoint=on_disk,
             )
         report.caught_up = sum(1 for entry in recorded if entry.due.missed)
         for entry in recorded:
@@ -343,7 +395,7 @@ def run_digests(
                     now=now,
                     recorded=recorded,
                     transport=transport,
-                    fence=fence,
+                    fence=_durable_then(on_disk, fence),
                     observer=observe,
                     on_progress=on_progress,
                     pool=pools[0] if pools else None,

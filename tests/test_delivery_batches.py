@@ -8,6 +8,7 @@ stop the others; bulk inserts skip conflicts.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Column, Integer, Interval, MetaData, Table, delete, func, select, update
 from sqlmodel import Session, col
 
 from digest.config.settings import Settings
@@ -253,6 +254,77 @@ def test_bulk_insert_streams_rows_and_skips_conflicts_among_new_ones(
     assert {p for p, reason in stored if reason == "again"} == {paper_ids[0]}  # the new one
     # PostgreSQL's COPY meets the conflict and copies again through a temporary table.
     assert rows.reads == (2 if backend == "postgres" else 1)
+
+
+HOSTILE = [
+    "tab\there, newline\nthere, CR\r, backslash \\ and \\N, \\.",
+    'quotes \' " and {braces}, [brackets], "NULL", NULL',
+    "ünï — 数学 \U0001f600",
+    "",
+]
+
+
+def test_bulk_insert_stores_hostile_text_as_given_on_both_paths(smtp: Settings) -> None:
+    """PostgreSQL's binary ``COPY`` (straight in, and through the temporary table after a
+    conflict) and SQLite's ``executemany`` store text and JSON text byte for byte: tabs,
+    newlines, backslashes, COPY's own ``\\N`` and ``\\.``, quotes, non-BMP characters."""
+    readers(smtp, 1)
+    build_due_digests(db.get_engine(smtp), settings=smtp, now=NOW, ranker=get_ranker())
+    with db.transaction(smtp) as session:
+        digest_id, subscriber_id = session.execute(
+            select(col(Digest.id), col(Digest.subscriber_id))
+        ).one()
+        paper_ids = sorted(session.execute(select(col(DigestItem.paper_id))).scalars())
+        session.execute(delete(DigestItem))
+        wanted = {
+            p: (HOSTILE[k % len(HOSTILE)], [HOSTILE[(k + 1) % len(HOSTILE)], "plain"], 0.1 * k)
+            for k, p in enumerate(paper_ids)
+        }
+
+        def rows(ids: Iterable[int]) -> list[tuple[Any, ...]]:
+            return [
+                (
+                    digest_id,
+                    subscriber_id,
+                    p,
+                    k,
+                    wanted[p][2],
+                    wanted[p][0],
+                    json.dumps(wanted[p][1]),
+                )
+                for k, p in enumerate(ids, 1)
+            ]
+
+        _insert_items(session, rows(paper_ids[:1]))  # straight in
+        _insert_items(session, rows(paper_ids))  # the first one conflicts: the other path
+        stored = session.execute(
+            select(
+                col(DigestItem.paper_id),
+                col(DigestItem.reason),
+                col(DigestItem.matched),
+                col(DigestItem.score),
+            )
+        ).all()
+    assert {p: (reason, matched, score) for p, reason, matched, score in stored} == {
+        p: (reason, matched, score) for p, (reason, matched, score) in wanted.items()
+    }
+
+
+def test_bulk_insert_refuses_a_column_type_it_cannot_copy_in_binary(
+    make_settings: Callable[..., Settings], backend: str
+) -> None:
+    """PostgreSQL: a column with no binary ``COPY`` type is refused, not sent in some other
+    type's binary form for the server to misread."""
+    if backend != "postgres":
+        pytest.skip("binary COPY is PostgreSQL's")
+    table = Table(
+        "odd", MetaData(), Column("id", Integer, primary_key=True), Column("at", Interval)
+    )
+    settings = make_settings()
+    with db.transaction(settings) as session:
+        table.create(session.connection())
+        with pytest.raises(TypeError, match=r"odd\.at"):
+            insert_ignoring(session, table, ("id", "at"), [(1, timedelta(1))], conflict=("id",))
 
 
 def test_insert_returning_returns_the_new_rows_only_and_stores_values_as_given(

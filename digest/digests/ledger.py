@@ -10,9 +10,11 @@
 Invariants (every entry point keeps them by committing where this module says):
 
 1. **Recorded before sent.** Digest rows and their ledger items are committed before any
-   message is built (:func:`record_digests`, in bulk); ``digest`` is unique on (subscriber,
-   period) and ``digest_item`` on (subscriber, paper), so a paper reaches a subscriber at
-   most once and a period has at most one digest, across reruns, crashes and concurrent runs.
+   message is built (:func:`record_digests`, in bulk), and on disk before the run sends
+   any (its SQLite commit checkpoints in a thread, :mod:`digest.store.checkpoint`, and
+   its first hand-over waits for that); ``digest`` is unique on (subscriber, period) and
+   ``digest_item`` on (subscriber, paper), so a paper reaches a subscriber at most once
+   and a period has at most one digest, across reruns, crashes and concurrent runs.
 2. **Claimed before sent, by a live claimant.** :func:`claim_batch` is one conditional
    ``UPDATE … WHERE ready`` per batch, committed before the hand-over; it records which
    claimant (:mod:`.claims`: a run or worker with a heartbeat on the database clock) holds

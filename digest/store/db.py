@@ -40,6 +40,7 @@ from sqlmodel import Session, create_engine
 
 from digest.config.settings import Settings
 from digest.errors import ConfigError, StoreMissingError
+from digest.store.checkpoint import HELD
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Values per ``IN (...)`` list: every value is a bind parameter, and a statement may have at
@@ -95,6 +96,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.close()
 
 
+def _sqlite_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    # A connection whose commit held the WAL checkpoint (store/checkpoint.py) gets its
+    # automatic checkpoint back before anyone else uses it.
+    held = record.info.pop(HELD, None)
+    if held is not None and dbapi_connection is not None:
+        dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={int(held)}")
+
+
 def create_db_engine(url: str) -> Engine:
     """A new engine for ``url`` with the right options for its dialect."""
     try:
@@ -106,6 +115,7 @@ def create_db_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "checkin", _sqlite_checkin)
         return engine
     if parsed.get_backend_name() == "postgresql":
         try:
