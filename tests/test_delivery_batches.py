@@ -12,6 +12,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -236,16 +237,23 @@ class _Reads:
         return (row for row in self.rows)
 
 
-def test_bulk_insert_streams_rows_and_skips_conflicts_among_new_ones(
-    smtp: Settings, backend: str
-) -> None:
-    readers(smtp, 1)
-    build_due_digests(db.get_engine(smtp), settings=smtp, now=NOW, ranker=get_ranker())
-    with db.transaction(smtp) as session:
+@contextmanager
+def one_recorded_digest(settings: Settings) -> Iterator[tuple[Session, int, int, list[int]]]:
+    """A reader's digest recorded by phase 1: a session, its id, its subscriber, its papers."""
+    readers(settings, 1)
+    build_due_digests(db.get_engine(settings), settings=settings, now=NOW, ranker=get_ranker())
+    with db.transaction(settings) as session:
         digest_id, subscriber_id = session.execute(
             select(col(Digest.id), col(Digest.subscriber_id))
         ).one()
         paper_ids = sorted(session.execute(select(col(DigestItem.paper_id))).scalars())
+        yield session, digest_id, subscriber_id, paper_ids
+
+
+def test_bulk_insert_streams_rows_and_skips_conflicts_among_new_ones(
+    smtp: Settings, backend: str
+) -> None:
+    with one_recorded_digest(smtp) as (session, digest_id, subscriber_id, paper_ids):
         session.execute(delete(DigestItem).where(col(DigestItem.paper_id) == paper_ids[0]))
         rows = _Reads([(digest_id, subscriber_id, p, 9, 0.5, "again", "[]") for p in paper_ids])
         _insert_items(session, rows)
@@ -268,13 +276,7 @@ def test_bulk_insert_stores_hostile_text_as_given_on_both_paths(smtp: Settings) 
     """PostgreSQL's binary ``COPY`` (straight in, and through the temporary table after a
     conflict) and SQLite's ``executemany`` store text and JSON text byte for byte: tabs,
     newlines, backslashes, COPY's own ``\\N`` and ``\\.``, quotes, non-BMP characters."""
-    readers(smtp, 1)
-    build_due_digests(db.get_engine(smtp), settings=smtp, now=NOW, ranker=get_ranker())
-    with db.transaction(smtp) as session:
-        digest_id, subscriber_id = session.execute(
-            select(col(Digest.id), col(Digest.subscriber_id))
-        ).one()
-        paper_ids = sorted(session.execute(select(col(DigestItem.paper_id))).scalars())
+    with one_recorded_digest(smtp) as (session, digest_id, subscriber_id, paper_ids):
         session.execute(delete(DigestItem))
         wanted = {
             p: (HOSTILE[k % len(HOSTILE)], [HOSTILE[(k + 1) % len(HOSTILE)], "plain"], 0.1 * k)
