@@ -278,6 +278,18 @@ def deliver(
         ).run(digest_ids)
 
 
+def _durable_then(on_disk: Checkpoint, fence: Callable[[], None] | None) -> Callable[[], None]:
+    """The fence before each message: phase 1 on disk (invariant 1 of
+    :mod:`~digest.digests.ledger`), then the caller's own fence."""
+
+    def check() -> None:
+        on_disk.wait()
+        if fence is not None:
+            fence()
+
+    return check
+
+
 def run_digests(
     settings: Settings,
     *,
@@ -295,64 +307,23 @@ def run_digests(
     when it raises, the run stops there, hands back what it had not sent and re-raises.
     """
     engine = db.get_engine(settings)
-    on_disk = Checkpoint(engine)  # SQLite: phase 1's WAL checkpoint overlaps phase 2's start
-    try:
-        return _run_digests(
-            engine,
-            settings,
-            now=now,
-            subscriber_email=subscriber_email,
-            transport=transport,
-            ranker=ranker,
-            on_progress=on_progress,
-            observer=observer,
-            fence=fence,
-            on_disk=on_disk,
-        )
-    finally:
-        on_disk.join()  # no thread outlives the run
-
-
-def _durable_then(on_disk: Checkpoint, fence: Callable[[], None] | None) -> Callable[[], None]:
-    """The fence before each message: phase 1 on disk (invariant 1 of
-    :mod:`~digest.digests.ledger`), then the caller's own fence."""
-
-    def check() -> None:
-        on_disk.wait()
-        if fence is not None:
-            fence()
-
-    return check
-
-
-def _run_digests(
-    engine: Engine,
-    settings: Settings,
-    *,
-    now: datetime,
-    subscriber_email: str | None,
-    transport: Transport | None,
-    ranker: Ranker | None,
-    on_progress: Callable[[int, int], None] | None,
-    observer: RunObserver | None,
-    fence: Callable[[], None] | None,
-    on_disk: Checkpoint,
-) -> RunReport:
     ranker = ranker or get_ranker(settings.ranker)
     observe = observer or _Unobserved()
     report = RunReport()
     with db.transaction(engine) as session:
         subscriber_id = get_subscriber(session, subscriber_email).id if subscriber_email else None
     with (
+        Checkpoint(engine) as on_disk,  # SQLite: phase 1's WAL checkpoint overlaps phase 2
         recorded_run(engine, kind="deliver", started_at=now, source=subscriber_email) as run,
         ExitStack() as renderers,
     ):
         queued = settings.queue == "procrastinate"
-        pools: list[RenderPool] = []
+        pool: RenderPool | None = None  # started once the digests are selected
 
         def on_selected(selections: Sequence[Selection]) -> None:
-            if not queued and (pool := start_renderers(settings, now, selections, renderers)):
-                pools.append(pool)
+            nonlocal pool
+            if not queued:
+                pool = start_renderers(settings, now, selections, renderers)
 
         if queued:
             from digest.queue import ensure_schema  # noqa: PLC0415 - procrastinate only when queued
@@ -398,7 +369,7 @@ def _run_digests(
                     fence=_durable_then(on_disk, fence),
                     observer=observe,
                     on_progress=on_progress,
-                    pool=pools[0] if pools else None,
+                    pool=pool,
                 )
             report.stopped = result.stopped
             for done in result.delivered:

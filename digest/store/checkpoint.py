@@ -21,6 +21,7 @@ import sqlite3
 import threading
 from contextlib import suppress
 from pathlib import Path
+from typing import Self
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -86,3 +87,9 @@ class Checkpoint:
         """Wait for the thread, if one runs (errors are for :meth:`wait`)."""
         if self._thread is not None:
             self._thread.join()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.join()  # no thread outlives its user
