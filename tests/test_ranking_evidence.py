@@ -290,6 +290,29 @@ def test_an_optimizer_is_not_an_optimization() -> None:
     assert all(p.matches[0].evidence != "phrase" for p in picks[1:])
 
 
+def test_a_phrase_is_said_in_one_place_not_gathered_from_pieces() -> None:
+    """ "online RLHF": "online RL" in one sentence and "RLHF" in another hold every word and
+    neighbour pair of the phrase, but do not say it; the paper that says it (with at most
+    one word between neighbours: "online, iterative RLHF") does."""
+    docs = [
+        RankDoc(
+            "pieces",
+            "Offline policy gradients for language models",
+            f"RLHF is costly. {COMMON} We compare against online RL (PPO) baselines.",
+        ),
+        RankDoc(
+            "said",
+            "Preference data collection during training",
+            f"We study online, iterative RLHF. {COMMON}",
+        ),
+    ]
+    [picks] = ranked(docs, build_profile(["online RLHF"]))
+    evidence = {keys(docs, [p])[0]: p.matches[0] for p in picks}
+    assert evidence["said"].evidence == "phrase" and evidence["said"].fields == ("abstract",)
+    assert "pieces" not in evidence or evidence["pieces"].evidence != "phrase"
+    assert keys(docs, picks)[0] == "said"
+
+
 def test_a_subscriber_is_ranked_alike_whoever_else_is_in_the_run() -> None:
     """ "GNN" and "graph neural networks" are one thing but typed differently: "GNN" counts
     only whole, the spelled-out words partly. One subscriber's digest and explanations do
