@@ -313,6 +313,30 @@ def test_a_phrase_is_said_in_one_place_not_gathered_from_pieces() -> None:
     assert keys(docs, picks)[0] == "said"
 
 
+def test_a_relation_participle_is_not_a_distinctive_word() -> None:
+    """ "principle-driven alignment" is alignment by principles: a paper on aligning a model
+    to written principles that never says "driven" holds all of the interest's topic
+    (distinctive words: "principle", "alignment"), not a part of it; "driven" alone
+    (a "data-driven alignment" paper) is no more than any paper saying "alignment"."""
+    docs = [
+        RankDoc(
+            "principles",
+            "Alignment of language models to written principles",
+            f"Alignment by principles: models follow a constitution. {COMMON}",
+        ),
+        RankDoc(
+            "driven",
+            "Data-driven alignment of language models",
+            f"We align models with curated data. {COMMON}",
+        ),
+    ]
+    [picks] = ranked(docs, build_profile(["principle-driven alignment"]))
+    evidence = {keys(docs, [p])[0]: p.matches[0] for p in picks}
+    assert keys(docs, picks)[0] == "principles"
+    assert evidence["principles"].evidence == "near" and not evidence["principles"].partial
+    assert "driven" not in evidence or evidence["driven"].partial
+
+
 def test_a_subscriber_is_ranked_alike_whoever_else_is_in_the_run() -> None:
     """ "GNN" and "graph neural networks" are one thing but typed differently: "GNN" counts
     only whole, the spelled-out words partly. One subscriber's digest and explanations do

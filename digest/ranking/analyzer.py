@@ -64,6 +64,15 @@ FREE_PREFIXES: frozenset[str] = _words("pre post self multi non semi fine cross 
 # "like" or "free" on its own is any paper's word.
 BOUND_SUFFIXES: frozenset[str] = _words("like free aware agnostic centric wise")
 
+# Past participles that, after another word of a keyword, name how the paper relates to
+# that word, not a topic of their own: "principle-driven alignment" is alignment by
+# principles, "goal-conditioned RL" is RL conditioned on goals. The word before carries
+# the topic (lexical_evidence.Units: not a distinctive unit).
+RELATION_PARTICIPLES: frozenset[str] = _words(
+    "driven guided conditioned directed inspired augmented grounded informed oriented "
+    "induced enabled powered assisted generated constrained"
+)
+
 STOP_WORDS: frozenset[str] = _words(
     "a about above after again against all also am an and any are as at be because been "
     "before being below between both but by can could did do does doing down during each et "
@@ -277,7 +286,9 @@ class Analyzer:
         of it, as it would of "child directed"; the parts stay neighbours, so the phrase
         still counts most. An acronym, a bound prefix ("self-alignment"), a generic part
         ("model-based"), a stop word ("chain-of-thought") or a bound suffix ("human-like":
-        :data:`BOUND_SUFFIXES`) keeps the compound whole."""
+        :data:`BOUND_SUFFIXES`) keeps the compound whole. A part of
+        :data:`RELATION_PARTICIPLES` after another word ("driven" of "principle-driven")
+        stays a typed word, but the ranker does not count it as distinctive."""
         cache = self._caches[True]
         out: list[tuple[str, tuple[str, ...]]] = []
         pending: tuple[str, str] | None = None  # a free-standing prefix: (as typed, folded)

@@ -4,7 +4,8 @@ How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_ind
 :mod:`digest.ranking.lexical_evidence`):
 
 - each interest's evidence in the paper is graded: its phrase (said in one place) in the
-  title, in the abstract, all its distinctive words near each other, the
+  title, in the abstract, all its distinctive words near each other ("driven" of
+  "principle-driven alignment" names a relation, not a topic, and is not one of them), the
   same words apart, or only some of them (its rarest word alone, say; never its commoner
   words alone when its rarest is in no paper of the run, and only as single words when they
   are the lesser part of its rarity: "AI" of "constitutional AI"). A typed word counts only

@@ -10,7 +10,9 @@ paper gives for an interest is graded, best first:
    span that leaves at most one other word between neighbours ("online, iterative RLHF"),
    not its pairs gathered from different sentences ("online RL" here, "RLHF" there);
 1. **near** — every distinctive unit (one not made only of generic words such as
-   "learning") within ``window`` terms of the others in the title or in one stretch of the
+   "learning", nor a participle naming a relation to the word before it,
+   :data:`~digest.ranking.analyzer.RELATION_PARTICIPLES`: "driven" of "principle-driven
+   alignment") within ``window`` terms of the others in the title or in one stretch of the
    abstract, but not as the phrase (``near``);
 2. **apart** — every distinctive unit, but never close together (``scattered``);
 3. **partial** — only some of the units: counted by their idf share of the interest
@@ -45,6 +47,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from digest.ranking.analyzer import RELATION_PARTICIPLES, fold
 from digest.ranking.base import Evidence
 
 if TYPE_CHECKING:
@@ -89,7 +92,10 @@ class Units:
             feats.append(tuple(vocab.get(name, -1) for name in names))
             rarest = max(terms, key=idf)
             keys.append(vocab.get(rarest, -1))
-            distinct.append(not all(term in generic for term in terms))
+            distinct.append(
+                not all(term in generic for term in terms)
+                and not (k > 0 and fold(typed[k][0]) in RELATION_PARTICIPLES)
+            )
             # How rare the typed word is as one thing: an acronym or compound stands for
             # several terms, but "RLHF" is not four rare words; papers holding all of it
             # are at most as many as hold its rarest term or inner pair.
