@@ -337,6 +337,29 @@ def test_a_relation_participle_is_not_a_distinctive_word() -> None:
     assert "driven" not in evidence or evidence["driven"].partial
 
 
+def test_a_negation_is_part_of_the_phrase() -> None:
+    """ "without human annotations": a paper that relies on human annotations does not say
+    it, one that learns without any human annotations does (the stop words between do not
+    count as words)."""
+    docs = [
+        RankDoc(
+            "relying",
+            "Reward models for chat",
+            f"Reward models rely on costly human annotations. {COMMON}",
+        ),
+        RankDoc(
+            "without",
+            "Self-training for chat",
+            f"The model improves itself without any human annotations. {COMMON}",
+        ),
+    ]
+    [picks] = ranked(docs, build_profile(["without human annotations"]))
+    evidence = {keys(docs, [p])[0]: p.matches[0] for p in picks}
+    assert keys(docs, picks)[0] == "without"
+    assert evidence["without"].evidence == "phrase"
+    assert "relying" not in evidence or evidence["relying"].evidence != "phrase"
+
+
 def test_a_subscriber_is_ranked_alike_whoever_else_is_in_the_run() -> None:
     """ "GNN" and "graph neural networks" are one thing but typed differently: "GNN" counts
     only whole, the spelled-out words partly. One subscriber's digest and explanations do

@@ -73,15 +73,18 @@ RELATION_PARTICIPLES: frozenset[str] = _words(
     "induced enabled powered assisted generated constrained"
 )
 
+# Negations ("without", "no", "not") are not stop words: "without human annotations" is
+# the opposite of "relying on human annotations", so a phrase that says one must not
+# match the other.
 STOP_WORDS: frozenset[str] = _words(
     "a about above after again against all also am an and any are as at be because been "
     "before being below between both but by can could did do does doing down during each et "
     "al etc few for from further had has have having he her here hers herself him himself his "
-    "how i if in into is it its itself just me more most my myself no nor not now of off on "
+    "how i if in into is it its itself just me more most my myself nor now of off on "
     "once only or other our ours ourselves own same she should so some such than that the "
     "their theirs them themselves then there these they this those through to too until up "
     "upon us very via was we were what when where which while who whom why will with within "
-    "without would you your yours yourself yourselves e g ie eg i.e may might must shall thus "
+    "would you your yours yourself yourselves e g ie eg i.e may might must shall thus "
     "hence however therefore whether yet"
 )
 
