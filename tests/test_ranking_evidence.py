@@ -290,6 +290,76 @@ def test_an_optimizer_is_not_an_optimization() -> None:
     assert all(p.matches[0].evidence != "phrase" for p in picks[1:])
 
 
+def test_a_phrase_is_said_in_one_place_not_gathered_from_pieces() -> None:
+    """ "online RLHF": "online RL" in one sentence and "RLHF" in another hold every word and
+    neighbour pair of the phrase, but do not say it; the paper that says it (with at most
+    one word between neighbours: "online, iterative RLHF") does."""
+    docs = [
+        RankDoc(
+            "pieces",
+            "Offline policy gradients for language models",
+            f"RLHF is costly. {COMMON} We compare against online RL (PPO) baselines.",
+        ),
+        RankDoc(
+            "said",
+            "Preference data collection during training",
+            f"We study online, iterative RLHF. {COMMON}",
+        ),
+    ]
+    [picks] = ranked(docs, build_profile(["online RLHF"]))
+    evidence = {keys(docs, [p])[0]: p.matches[0] for p in picks}
+    assert evidence["said"].evidence == "phrase" and evidence["said"].fields == ("abstract",)
+    assert "pieces" not in evidence or evidence["pieces"].evidence != "phrase"
+    assert keys(docs, picks)[0] == "said"
+
+
+def test_a_relation_participle_is_not_a_distinctive_word() -> None:
+    """ "principle-driven alignment" is alignment by principles: a paper on aligning a model
+    to written principles that never says "driven" holds all of the interest's topic
+    (distinctive words: "principle", "alignment"), not a part of it; "driven" alone
+    (a "data-driven alignment" paper) is no more than any paper saying "alignment"."""
+    docs = [
+        RankDoc(
+            "principles",
+            "Alignment of language models to written principles",
+            f"Alignment by principles: models follow a constitution. {COMMON}",
+        ),
+        RankDoc(
+            "driven",
+            "Data-driven alignment of language models",
+            f"We align models with curated data. {COMMON}",
+        ),
+    ]
+    [picks] = ranked(docs, build_profile(["principle-driven alignment"]))
+    evidence = {keys(docs, [p])[0]: p.matches[0] for p in picks}
+    assert keys(docs, picks)[0] == "principles"
+    assert evidence["principles"].evidence == "near" and not evidence["principles"].partial
+    assert "driven" not in evidence or evidence["driven"].partial
+
+
+def test_a_negation_is_part_of_the_phrase() -> None:
+    """ "without human annotations": a paper that relies on human annotations does not say
+    it, one that learns without any human annotations does (the stop words between do not
+    count as words)."""
+    docs = [
+        RankDoc(
+            "relying",
+            "Reward models for chat",
+            f"Reward models rely on costly human annotations. {COMMON}",
+        ),
+        RankDoc(
+            "without",
+            "Self-training for chat",
+            f"The model improves itself without any human annotations. {COMMON}",
+        ),
+    ]
+    [picks] = ranked(docs, build_profile(["without human annotations"]))
+    evidence = {keys(docs, [p])[0]: p.matches[0] for p in picks}
+    assert keys(docs, picks)[0] == "without"
+    assert evidence["without"].evidence == "phrase"
+    assert "relying" not in evidence or evidence["relying"].evidence != "phrase"
+
+
 def test_a_subscriber_is_ranked_alike_whoever_else_is_in_the_run() -> None:
     """ "GNN" and "graph neural networks" are one thing but typed differently: "GNN" counts
     only whole, the spelled-out words partly. One subscriber's digest and explanations do

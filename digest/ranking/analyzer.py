@@ -64,15 +64,27 @@ FREE_PREFIXES: frozenset[str] = _words("pre post self multi non semi fine cross 
 # "like" or "free" on its own is any paper's word.
 BOUND_SUFFIXES: frozenset[str] = _words("like free aware agnostic centric wise")
 
+# Past participles that, after another word of a keyword, name how the paper relates to
+# that word, not a topic of their own: "principle-driven alignment" is alignment by
+# principles, "goal-conditioned RL" is RL conditioned on goals. The word before carries
+# the topic (lexical_evidence.Units: not a distinctive unit).
+RELATION_PARTICIPLES: frozenset[str] = _words(
+    "driven guided conditioned directed inspired augmented grounded informed oriented "
+    "induced enabled powered assisted generated constrained"
+)
+
+# Negations ("without", "no", "not") are not stop words: "without human annotations" is
+# the opposite of "relying on human annotations", so a phrase that says one must not
+# match the other.
 STOP_WORDS: frozenset[str] = _words(
     "a about above after again against all also am an and any are as at be because been "
     "before being below between both but by can could did do does doing down during each et "
     "al etc few for from further had has have having he her here hers herself him himself his "
-    "how i if in into is it its itself just me more most my myself no nor not now of off on "
+    "how i if in into is it its itself just me more most my myself nor now of off on "
     "once only or other our ours ourselves own same she should so some such than that the "
     "their theirs them themselves then there these they this those through to too until up "
     "upon us very via was we were what when where which while who whom why will with within "
-    "without would you your yours yourself yourselves e g ie eg i.e may might must shall thus "
+    "would you your yours yourself yourselves e g ie eg i.e may might must shall thus "
     "hence however therefore whether yet"
 )
 
@@ -277,7 +289,9 @@ class Analyzer:
         of it, as it would of "child directed"; the parts stay neighbours, so the phrase
         still counts most. An acronym, a bound prefix ("self-alignment"), a generic part
         ("model-based"), a stop word ("chain-of-thought") or a bound suffix ("human-like":
-        :data:`BOUND_SUFFIXES`) keeps the compound whole."""
+        :data:`BOUND_SUFFIXES`) keeps the compound whole. A part of
+        :data:`RELATION_PARTICIPLES` after another word ("driven" of "principle-driven")
+        stays a typed word, but the ranker does not count it as distinctive."""
         cache = self._caches[True]
         out: list[tuple[str, tuple[str, ...]]] = []
         pending: tuple[str, str] | None = None  # a free-standing prefix: (as typed, folded)

@@ -3,20 +3,21 @@
 How a paper is scored for a profile (details in :mod:`digest.ranking.lexical_index` and
 :mod:`digest.ranking.lexical_evidence`):
 
-- each interest's evidence in the paper is graded: its phrase in the title, in the abstract,
-  all its distinctive words near each other, the same words apart, or only some of them
-  (its rarest word alone, say; never its commoner words alone when its rarest is in no
-  paper of the run, and only as single words when they are the lesser part of its rarity:
-  "AI" of "constitutional AI"). A typed word counts only where it is said whole ("VLM" is
-  "vision-language model", never just "model"); a hyphenated compound of plain,
-  distinctive words is a typed word per part ("child-directed"). The grade scales the
-  interest's BM25F score ``s`` (idf-weighted, title counted 1.5 times, phrase credit for
-  neighbouring words, scaled down when only some of its words occur). An interest matches
-  when ``s >= 1.5``: roughly one mention of a word found in at most a fifth of the papers;
-  it then contributes
-  ``weight * (1 - exp(-s / 10))``: between ``0.14 * weight`` and ``weight`` (a phrase in
-  the title and said again in the abstract: about half its weight); an author match
-  ``0.63 * weight``, a category ``0.39 * weight``;
+- each interest's evidence in the paper is graded: its phrase (said in one place) in the
+  title, in the abstract, all its distinctive words near each other ("driven" of
+  "principle-driven alignment" names a relation, not a topic, and is not one of them), the
+  same words apart, or only some of them (its rarest word alone, say; never its commoner
+  words alone when its rarest is in no paper of the run, and only as single words when they
+  are the lesser part of its rarity: "AI" of "constitutional AI"). A typed word counts only
+  where it is said whole ("VLM" is "vision-language model", never just "model"); a
+  hyphenated compound of plain, distinctive words is a typed word per part
+  ("child-directed"). The grade scales the interest's BM25F score ``s`` (idf-weighted, title
+  counted 1.5 times, phrase credit for neighbouring words, scaled down when only some of its
+  words occur). An interest matches when ``s >= 1.5``: roughly one mention of a word found
+  in at most a fifth of the papers; it then contributes ``weight * (1 - exp(-s / 10))``:
+  between ``0.14 * weight`` and ``weight`` (a phrase in the title and said again in the
+  abstract: about half its weight); an author match ``0.63 * weight``, a category
+  ``0.39 * weight``;
 - the interests are alternatives: the paper's score is its *strongest* interest's
   contribution, plus a bonus for the others that are themselves substantial (each at least
   ``substantial``, 0.35, about a phrase in a title) which saturates at ``bonus`` (0.15).

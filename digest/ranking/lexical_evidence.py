@@ -6,9 +6,13 @@ and its inner neighbour pairs): an acronym or a compound names one thing. The ev
 paper gives for an interest is graded, best first:
 
 0. **phrase** — every word and neighbour pair of the interest, in the title (full credit)
-   or in the abstract (``abstract_phrase``);
+   or in the abstract (``abstract_phrase``), said in one place: all its words within a
+   span that leaves at most one other word between neighbours ("online, iterative RLHF"),
+   not its pairs gathered from different sentences ("online RL" here, "RLHF" there);
 1. **near** — every distinctive unit (one not made only of generic words such as
-   "learning") within ``window`` terms of the others in the title or in one stretch of the
+   "learning", nor a participle naming a relation to the word before it,
+   :data:`~digest.ranking.analyzer.RELATION_PARTICIPLES`: "driven" of "principle-driven
+   alignment") within ``window`` terms of the others in the title or in one stretch of the
    abstract, but not as the phrase (``near``);
 2. **apart** — every distinctive unit, but never close together (``scattered``);
 3. **partial** — only some of the units: counted by their idf share of the interest
@@ -43,6 +47,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from digest.ranking.analyzer import RELATION_PARTICIPLES, fold
 from digest.ranking.base import Evidence
 
 if TYPE_CHECKING:
@@ -87,7 +92,10 @@ class Units:
             feats.append(tuple(vocab.get(name, -1) for name in names))
             rarest = max(terms, key=idf)
             keys.append(vocab.get(rarest, -1))
-            distinct.append(not all(term in generic for term in terms))
+            distinct.append(
+                not all(term in generic for term in terms)
+                and not (k > 0 and fold(typed[k][0]) in RELATION_PARTICIPLES)
+            )
             # How rare the typed word is as one thing: an acronym or compound stands for
             # several terms, but "RLHF" is not four rare words; papers holding all of it
             # are at most as many as hold its rarest term or inner pair.
@@ -137,6 +145,8 @@ class GradeInput(NamedTuple):
     rarest_absent: npt.NDArray[np.bool_]  # its rarest distinctive unit is in no paper
     pair_locs_ptr: IntArray  # the interest's neighbour pairs (local indices)
     pair_locs: IntArray
+    phrase_ptr: IntArray  # the interest's words (local indices), for the phrase's place
+    phrase_loc: IntArray
 
 
 def grade_input(compiled: Sequence[Any]) -> GradeInput:
@@ -146,6 +156,7 @@ def grade_input(compiled: Sequence[Any]) -> GradeInput:
         out[name].append(0)
     out["unit_feat_ptr"].append(0)
     out["pair_locs_ptr"].append(0)
+    out["phrase_ptr"].append(0)
     for c in compiled:
         local: dict[int, int] = {}
 
@@ -167,6 +178,7 @@ def grade_input(compiled: Sequence[Any]) -> GradeInput:
             out["cover_mask"].append(m)
         out["needed_loc"].extend(loc(f) for f in c.needed)
         out["pair_locs"].extend(loc(f) for f in c.pairs)
+        out["phrase_loc"].extend(loc(f) for f in c.words)
         units = zip(c.unit_feats, c.unit_keys, c.unit_distinct, c.unit_idf, strict=True)
         rarest: tuple[float, int] | None = None  # (idf, local key) of the rarest distinctive
         for feats, key, distinct, mass in units:
@@ -187,6 +199,7 @@ def grade_input(compiled: Sequence[Any]) -> GradeInput:
         out["needed_ptr"].append(len(out["needed_loc"]))
         out["unit_ptr"].append(len(out["unit_key"]))
         out["pair_locs_ptr"].append(len(out["pair_locs"]))
+        out["phrase_ptr"].append(len(out["phrase_loc"]))
     floats = ("score_val", "cover_val", "unit_idf")
     flags = ("unit_distinct", "multiword", "whole", "complete", "rarest_absent")
     arrays: dict[str, Any] = {
@@ -235,6 +248,7 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
     for i in range(g.feat_ptr.size - 1):
         max_feats = max(max_feats, g.feat_ptr[i + 1] - g.feat_ptr[i])
         max_units = max(max_units, g.unit_ptr[i + 1] - g.unit_ptr[i])
+        max_units = max(max_units, g.phrase_ptr[i + 1] - g.phrase_ptr[i])
     longest = 1
     for k in range(tok_start.size - 1):
         longest = max(longest, tok_start[k + 1] - tok_start[k])
@@ -315,6 +329,52 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
             b = bits[x] if x >= 0 else 0
             in_title = in_title and (b & 1) != 0
             in_abstract = in_abstract and (b & 2) != 0
+        if (in_title or in_abstract) and g.multiword[i]:
+            # The phrase is said in one place: all its words within a span that leaves at
+            # most one other word between neighbours (a neighbour pair one word apart is a
+            # phrase's pair too), not its pairs gathered from different sentences ("online
+            # RL ..." and "RLHF" elsewhere do not say "online RLHF").
+            p0 = g.phrase_ptr[i]
+            np_ = g.phrase_ptr[i + 1] - p0
+            for field in range(2):
+                if not (in_title if field == 0 else in_abstract):
+                    continue
+                start = tok_start[2 * d + field]
+                stop = tok_start[2 * d + field + 1]
+                hits = 0
+                for t in range(start, stop):
+                    term = tok_term[t]
+                    for k in range(np_):
+                        x = g.phrase_loc[p0 + k]
+                        if x >= 0 and g.feat[f0 + x] == term:
+                            hit_pos[hits] = tok_pos[t]
+                            hit_unit[hits] = k
+                            hits += 1
+                            break
+                for k in range(np_):
+                    counts[k] = 0
+                covered = 0
+                left = 0
+                said = False
+                for right in range(hits):
+                    k = hit_unit[right]
+                    if counts[k] == 0:
+                        covered += 1
+                    counts[k] += 1
+                    while covered == np_:
+                        if hit_pos[right] - hit_pos[left] <= 2 * (np_ - 1):
+                            said = True
+                        k = hit_unit[left]
+                        counts[k] -= 1
+                        if counts[k] == 0:
+                            covered -= 1
+                        left += 1
+                    if said:
+                        break
+                if field == 0:
+                    in_title = said
+                else:
+                    in_abstract = said
         fields = 0
         grade = 3
         factor = 1.0
