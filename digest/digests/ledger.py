@@ -186,15 +186,20 @@ def record_digests(
         conflict=("subscriber_id", "period_key"),
         returning=("id", "subscriber_id", "status"),
     )
+    ids_of: dict[int, npt.NDArray[np.int64]] = {}  # by the candidate list's identity
+    for s in selections:
+        if id(s.papers) not in ids_of:
+            ids_of[id(s.papers)] = np.array([paper.id or 0 for paper in s.papers], dtype=np.int64)
     if _driver_waits_unlocked(session):
-        # The server inserts the digest rows while this thread explains the picks.
+        # The server inserts the digest rows while this thread explains the picks (arrays
+        # and strings only: nothing here reads the session or its objects meanwhile).
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-record") as pool:
             pending = pool.submit(insert)
-            explained, ids_of = _explained(selections)
+            explained = _explained(selections)
             inserted = pending.result()
     else:
         inserted = insert()
-        explained, ids_of = _explained(selections)
+        explained = _explained(selections)
     del rows, insert
     inserted.sort()  # by digest id: items are written in the digests' order
     recorded = []
@@ -232,19 +237,13 @@ def _driver_waits_unlocked(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _explained(
-    selections: Sequence[Selection],
-) -> tuple[dict[int, Explanations], dict[int, npt.NDArray[np.int64]]]:
-    """The explanations of the selections' rankings (by the ranking's identity: one per run)
-    and the store ids of their candidate papers (by the candidate list's identity)."""
+def _explained(selections: Sequence[Selection]) -> dict[int, Explanations]:
+    """The explanations of the selections' rankings, by the ranking's identity (one per run)."""
     explained: dict[int, Explanations] = {}
-    ids_of: dict[int, npt.NDArray[np.int64]] = {}
     for s in selections:
         if id(s.ranking) not in explained and s.ranking.docs.size:
             explained[id(s.ranking)] = explain(s.ranking)
-        if id(s.papers) not in ids_of:
-            ids_of[id(s.papers)] = np.array([paper.id or 0 for paper in s.papers], dtype=np.int64)
-    return explained, ids_of
+    return explained
 
 
 _DIGEST_COLUMNS = (
