@@ -101,8 +101,8 @@ class Explanations:
     table: list[Explained]
     of_pick: npt.NDArray[np.int32]
     # The table's reasons and JSON-encoded matched interests, as columns (what a row stores).
-    reasons: list[str] = field(default_factory=list)
-    matched_json: list[str] = field(default_factory=list)
+    reasons: list[str]
+    matched_json: list[str]
 
 
 @dataclass(slots=True)
@@ -231,7 +231,7 @@ def _driver_waits_unlocked(session: Session) -> bool:
     """Whether a statement's database work leaves this process's other threads free to run
     Python meanwhile: PostgreSQL's server works in its own process while psycopg waits with
     the GIL released. Not SQLite: ``sqlite3`` releases the GIL around every row it steps and
-    takes it back after, so a Python thread running alongside holds the writer up for a
+    takes it back after, so a Python thread running alongside can hold the writer up for a
     switch interval (5 ms) per row (measured: an ``executemany`` of 1.9 million rows went
     from 10.6 to 39.9 s beside a Python loop)."""
     return session.get_bind().dialect.name == "postgresql"
