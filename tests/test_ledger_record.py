@@ -8,11 +8,13 @@ share interests and papers, so picks of different papers and subscribers share s
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 from sqlmodel import col
@@ -177,3 +179,43 @@ def test_every_pick_gets_its_own_explanation(at_once: int, monkeypatch: pytest.M
         for pick, said in zip(picks, interests, strict=True)
     ]
     assert len(explanations.table) == len(set(got)) < len(picks)  # each distinct one once
+    # The columns a stored row takes: the table's reasons and matched interests as JSON.
+    assert explanations.reasons == [reason for reason, _, _ in explanations.table]
+    assert explanations.matched_json == [said for _, _, said in explanations.table]
+
+
+def test_scores_are_rounded_as_round_rounds_them() -> None:
+    """``ledger.rounded`` stores what ``round(score, 6)`` gives, value for value, including
+    the scores whose scaling by 10^6 lands on or next to a half (the product's own rounding
+    could move those across it), negative and huge scores, infinities and NaN."""
+    rng = np.random.default_rng(3)
+    halves = (rng.integers(0, 5_000_000, 20_000) + 0.5) / 1e6  # at a half, give or take
+    scores = np.concatenate(
+        [
+            rng.random(50_000) * 3,  # as the ranker's scores are
+            halves,
+            np.nextafter(halves, 0.0),
+            np.nextafter(halves, 10.0),
+            -halves,
+            rng.random(1_000) * 1e12,  # beyond exact integers once scaled
+            [0.0, -0.0, 5e-7, 1.5e-6, 2.5e-6, 0.1234565, 2**52 / 1e6, np.inf, -np.inf],
+        ]
+    )
+    got = ledger.rounded(scores)
+    expected = [round(score, 6) for score in scores.tolist()]
+    assert got == expected  # equal floats (the same doubles)
+    assert [math.copysign(1.0, v) for v in got] == [math.copysign(1.0, v) for v in expected]
+    nan = ledger.rounded(np.array([np.nan]))
+    assert len(nan) == 1 and math.isnan(nan[0])
+    assert ledger.rounded(np.zeros(0)) == []
+
+
+def test_only_postgresql_explains_beside_the_insert(
+    backend: str, make_settings: Callable[..., Settings]
+) -> None:
+    """The digest rows' insert runs on a thread beside the explanations only where the
+    database's work leaves the GIL free (PostgreSQL), never on SQLite, whose driver takes
+    the GIL back after every row."""
+    settings = make_settings()
+    with db.transaction(settings) as session:
+        assert ledger._driver_waits_unlocked(session) is (backend == "postgres")
