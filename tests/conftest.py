@@ -38,6 +38,16 @@ def _store_template() -> Iterator[StoreTemplate]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(db, "upgrade", template.upgrade)
         yield template
+    _REPLAYS.update(template.replays)
+
+
+_REPLAYS: dict[str, int] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _REPLAYS:
+        counts = ", ".join(f"{n} {dialect}" for dialect, n in sorted(_REPLAYS.items()))
+        terminalreporter.write_line(f"stores made from the recorded migration: {counts}")
 
 
 @pytest.fixture(autouse=True)

@@ -93,7 +93,7 @@ class StoreTemplate:
         self.postgres_url = postgres_url
         self.recorded: dict[str, list[Statement]] = {}
         self.enabled = True
-        self.replays = 0
+        self.replays: dict[str, int] = {}  # stores made by replay, per dialect
 
     def upgrade(self, engine: Engine) -> tuple[tuple[str, ...], tuple[str, ...]]:
         dialect = engine.dialect.name
@@ -110,7 +110,7 @@ class StoreTemplate:
             self.recorded[dialect] = statements
             return (), db.current_revisions(engine)
         replay(engine, self.recorded[dialect])
-        self.replays += 1
+        self.replays[dialect] = self.replays.get(dialect, 0) + 1
         return (), db.current_revisions(engine)
 
     def _record(self, engine: Engine) -> list[Statement]:
