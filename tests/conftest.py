@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from digest.config.settings import Settings, load_settings
 from digest.store import db
+from tests.store_template import StoreTemplate
 
 POSTGRES_URL = os.environ.get(
     "DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -26,6 +27,42 @@ POSTGRES_URL = os.environ.get(
 REQUIRE_POSTGRES = os.environ.get("DIGEST_REQUIRE_POSTGRES") == "1"
 SEEDS = Path(__file__).parent / "data" / "listings" / "seeds"
 _KEEP_ENV = {"DIGEST_REQUIRE_POSTGRES", "DIGEST_TEST_POSTGRES_URL"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _store_template() -> Iterator[StoreTemplate]:
+    """New stores from one recorded migration (tests/store_template.py explains);
+    ``DIGEST_TEST_REAL_MIGRATIONS=1`` migrates every store for real."""
+    template = StoreTemplate(db.upgrade, POSTGRES_URL)
+    template.enabled = os.environ.get("DIGEST_TEST_REAL_MIGRATIONS") != "1"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db, "upgrade", template.upgrade)
+        yield template
+    _REPLAYS.update(template.replays)
+
+
+_REPLAYS: dict[str, int] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _REPLAYS:
+        counts = ", ".join(f"{n} {dialect}" for dialect, n in sorted(_REPLAYS.items()))
+        terminalreporter.write_line(f"stores made from the recorded migration: {counts}")
+
+
+@pytest.fixture(autouse=True)
+def _real_migrations(
+    request: pytest.FixtureRequest, _store_template: StoreTemplate
+) -> Iterator[None]:
+    """Tests marked ``real_migrations`` run every Alembic migration on their stores."""
+    if request.node.get_closest_marker("real_migrations") is None:
+        yield
+        return
+    enabled, _store_template.enabled = _store_template.enabled, False
+    try:
+        yield
+    finally:
+        _store_template.enabled = enabled
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from tests.test_qp import reference
         min_size=1,
         max_size=4,
     ),
-    st.randoms(use_true_random=False),
+    st.randoms(use_true_random=True),
 )
 def test_long_lines_with_many_cuts_match(lines: list[tuple[int, str]], rng: random.Random) -> None:
     text = "\n".join("".join(rng.choices(chars, k=length)) for length, chars in lines)

@@ -122,6 +122,7 @@ def test_store_definitions_and_cursor(backend: str, make_settings: Callable[...,
         assert [e.spec.name for e in list_sources(session, settings)] == ["toml"]
 
 
+@pytest.mark.real_migrations
 def test_migration_matches_the_source_models(
     backend: str, make_settings: Callable[..., Settings]
 ) -> None:

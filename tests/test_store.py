@@ -147,6 +147,7 @@ def test_sqlite_uses_wal(make_settings: Callable[..., Settings]) -> None:
     assert mode == "wal"
 
 
+@pytest.mark.real_migrations
 def test_migrations_match_the_models(backend: str, make_settings: Callable[..., Settings]) -> None:
     """`digest db upgrade` builds exactly the schema the models describe."""
     engine = db.get_engine(make_settings())
