@@ -7,6 +7,8 @@ Per batch of digest ids (``delivery_batch``, default 500):
 2. **load** their payloads: from the run's memory when it has just recorded them, else from
    the store (a few queries per batch);
 3. **render** them in the render pool — the next batches render while this one is sent;
+   renderer processes write the outbox's files themselves (the sender's spool) and send
+   back only their paths;
 4. **hand over** each message to the sender (SMTP pool, outbox, a transport), checking the
    fence (the scheduler's lease) before each one;
 5. **record** outcomes as they arrive, in small batches (at most ``FLUSH_EVERY`` messages or
@@ -34,6 +36,7 @@ from sqlalchemy.engine import Engine
 
 from digest.delivery.base import Outcome, Outgoing, Sender
 from digest.delivery.renderpool import RenderedBatch, RenderFailure, RenderPool
+from digest.delivery.senders import OutboxSender
 from digest.digests import ledger
 from digest.digests.ledger import Finish
 from digest.errors import DeliveryError
@@ -144,6 +147,8 @@ class Delivery:
         self._outcomes: list[Outcome] = []
         self._flushed_at = time.monotonic()
         self._papers: dict[int, PaperFields] = dict(render.papers)
+        # Renderer processes write the outbox's files themselves, into its spool.
+        self._spool = sender.spool if isinstance(sender, OutboxSender) else None
         self._done = 0
         self._total = 0
 
@@ -159,7 +164,8 @@ class Delivery:
                     break
                 ids = self._claim(digest_ids[start : start + self.batch_size])
                 if ids:
-                    queue.append((ids, self.render.submit(self._load(ids))))
+                    batch = self._load(ids)
+                    queue.append((ids, self.render.submit(batch, spool=self._spool)))
                 while len(queue) > IN_FLIGHT:
                     self._send(*queue.popleft())
             while queue:
@@ -170,7 +176,8 @@ class Delivery:
             raise
         finally:
             for _, future in queue:
-                future.cancel()
+                if not future.cancel():  # rendering: let it end, its spool files with it
+                    future.exception()
             self._hand_back()
         return self.result
 
@@ -223,6 +230,7 @@ class Delivery:
                         self.envelope_from,
                         item.recipient,
                         item.message_id,
+                        item.path,
                     )
                 )
             self._submitted.add(item.digest_id)
