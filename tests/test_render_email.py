@@ -184,6 +184,24 @@ def test_override_directory_wins(tmp_path: Path) -> None:
     assert "email/digest.txt" in check_templates(tmp_path)
 
 
+def test_wrap_indent_is_wrap_then_indent(renderer: EmailRenderer, tmp_path: Path) -> None:
+    """The shipped text template's ``wrap_indent`` filter is the ``wrap | indent`` pair it
+    replaced, which override templates may still use: both give the same text part."""
+    shipped = (Path(__file__).parents[1] / "templates" / "email" / "digest.txt").read_text()
+    assert "wrap_indent(width, pad)" in shipped
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "digest.txt").write_text(
+        shipped.replace("wrap_indent(width, pad)", "wrap(width) | indent(pad)")
+    )
+    assert "wrap_indent" not in (tmp_path / "email" / "digest.txt").read_text()
+    pair = EmailRenderer(templates_dir=tmp_path)
+    items = (*EMAIL_ITEMS, HOSTILE, BARE, *(long_item(n) for n in range(12)))
+    for view in (digest_view(), digest_view(items), digest_view(())):
+        fused, unfused = renderer.render(view), pair.render(view)
+        assert fused.text == unfused.text and fused.html == unfused.html
+        assert fused.html_utf8 == fused.html.encode("utf-8")  # the size check's encoding
+
+
 def test_broken_override_templates_raise_render_error(tmp_path: Path) -> None:
     (tmp_path / "email").mkdir()
     (tmp_path / "email" / "digest.txt").write_text("{% for x in %}\n")

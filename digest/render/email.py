@@ -9,7 +9,7 @@ are looked up in the configured override directory first, then in the shipped ``
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,13 @@ _cached_wrap = functools.lru_cache(maxsize=PAPER_CACHE_SIZE)(wrap)
 _cached_indent = functools.lru_cache(maxsize=PAPER_CACHE_SIZE)(do_indent)
 
 
+@functools.lru_cache(maxsize=PAPER_CACHE_SIZE)
+def _wrap_indent(s: str, width: int, pad: str) -> str:
+    """``s | wrap(width) | indent(pad)`` in one remembered call (the shipped text template
+    does this four times an item; the text part's values are plain strings)."""
+    return do_indent(wrap(s, width), pad)
+
+
 def _indent(s: str, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
     """Jinja's ``indent`` filter, remembered for plain strings (Markup keeps its type)."""
     if type(s) is str:
@@ -60,6 +67,7 @@ def clear_filter_caches() -> None:
     """Forget the remembered filter results (benchmarks and tests start cold with it)."""
     _cached_wrap.cache_clear()
     _cached_indent.cache_clear()
+    _wrap_indent.cache_clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,9 @@ class RenderedEmail:
     subject: str
     html: str
     text: str
+    # The HTML as UTF-8 when the renderer already encoded it (its size check): the message
+    # writer encodes it only when empty.
+    html_utf8: bytes = field(default=b"", compare=False, repr=False)
 
 
 def template_loader(templates_dir: Path | None = None) -> BaseLoader:
@@ -97,6 +108,7 @@ def _text_env(loader: BaseLoader) -> Environment:
     )
     env.filters["wrap"] = _cached_wrap
     env.filters["indent"] = _indent
+    env.filters["wrap_indent"] = _wrap_indent
     return env
 
 
@@ -187,14 +199,16 @@ class EmailRenderer:
         items = context["items"]
         try:
             html = self._html.render(context)
-            while len(html.encode("utf-8")) > HTML_BUDGET and len(context["items"]) > 1:
+            encoded = html.encode("utf-8")
+            while len(encoded) > HTML_BUDGET and len(context["items"]) > 1:
                 context["items"] = context["items"][:-1]
                 context["left_out"] = len(items) - len(context["items"])
                 html = self._html.render(context)
+                encoded = html.encode("utf-8")
             text = self._text.render(context)
         except TemplateError as exc:
             raise RenderError(f"rendering digest {view.key} failed: {exc}") from exc
-        return RenderedEmail(subject=context["subject"], html=html, text=text)
+        return RenderedEmail(subject=context["subject"], html=html, text=text, html_utf8=encoded)
 
 
 @functools.lru_cache(maxsize=8)
