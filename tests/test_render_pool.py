@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from digest.config.settings import Settings
+from digest.delivery import pipeline
 from digest.delivery.renderpool import Rendered, RenderPool, render_batch
 from digest.ranking import get_ranker
 from digest.render.batch import Batch, load_batch, papers_of, payloads_from_recorded
@@ -202,3 +203,23 @@ def test_a_run_starts_its_renderers_before_recording_and_sends_everything(
     assert len(list(settings.resolved_outbox_dir.glob("*.eml"))) == 5
     # the renderers wrote the files into the outbox's spool; nothing is left there
     assert list((settings.resolved_outbox_dir / ".tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_the_heap_is_trimmed_after_a_batch_only_when_its_bytes_came_here(
+    make_settings: Callable[..., Settings], processes: int
+) -> None:
+    """Renderer processes write the outbox's files themselves: the run's process never
+    holds those messages, so it does not trim its heap after each batch (a few ms each);
+    rendering in this process, it does."""
+    settings = make_settings(render_processes=processes, delivery_batch=2)
+    add_papers(settings, now=NOW - timedelta(hours=3), count=3)
+    for i in range(4):
+        subscribe(settings, f"reader{i}@example.org", at=NOW - timedelta(days=2))
+    trims: list[int] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "release_free_memory", lambda: trims.append(1))
+        report = run_digests(settings, now=NOW)
+    assert report.sent == 4
+    assert len(trims) == (2 if processes == 1 else 0)  # two batches of two
+    assert len(list(settings.resolved_outbox_dir.glob("*.eml"))) == 4
