@@ -9,10 +9,12 @@ are looked up in the configured override directory first, then in the shipped ``
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import markupsafe
 import mjml
 from jinja2 import (
     BaseLoader,
@@ -70,6 +72,36 @@ def clear_filter_caches() -> None:
     _wrap_indent.cache_clear()
 
 
+# markupsafe's C escaping of a str (private): what markupsafe.escape returns, as a plain str.
+_ESCAPE_STR: Callable[[str], str] | None = getattr(markupsafe, "_escape_inner", None)
+
+
+def _escape_output(value: object) -> str:
+    """``markupsafe.escape(value)`` as text: the same characters, but a str rather than a
+    Markup for a str (the Markup's Python-level ``__new__`` was half the cost)."""
+    if type(value) is str and _ESCAPE_STR is not None:
+        return _ESCAPE_STR(value)
+    return markupsafe.escape(value)
+
+
+def _plain_escapes(template: Template) -> Template:
+    """``template`` with its printed values escaped by :func:`_escape_output`.
+
+    Jinja's generated code calls the name ``escape`` of its own module only where it prints
+    a value (``yield escape(value)``, autoescaped output); what it yields is joined as text,
+    so whether each escaped value is a Markup or a str changes no byte of the HTML (filters,
+    ``~`` and macros use markupsafe themselves). Anything but a str is escaped by markupsafe
+    as before. A Jinja whose generated code differs keeps its own escape."""
+    namespace = getattr(template.root_render_func, "__globals__", None)
+    if (
+        _ESCAPE_STR is not None
+        and isinstance(namespace, dict)
+        and namespace.get("escape") is markupsafe.escape
+    ):
+        namespace["escape"] = _escape_output
+    return template
+
+
 @dataclass(frozen=True, slots=True)
 class RenderedEmail:
     """A rendered digest: a one-line subject and the two bodies."""
@@ -123,7 +155,7 @@ def compile_mjml(env: Environment, name: str) -> Template:
     except ValueError as exc:  # MRML reports every parse error as ValueError
         raise RenderError(f"{name} is not valid MJML: {exc}") from exc
     try:
-        return env.from_string(html)
+        return _plain_escapes(env.from_string(html))
     except TemplateError as exc:
         raise RenderError(f"{name} compiled to HTML that is not a valid template: {exc}") from exc
 
