@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -155,12 +156,15 @@ def test_files_left_in_the_spool_go_with_the_sender(tmp_path: Path) -> None:
 def test_the_spool_of_a_killed_run_is_removed_by_the_next_sender(tmp_path: Path) -> None:
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as child:
         child.kill()
-    dead = tmp_path / ".tmp" / f"spool-{child.pid}-0a1b2c3d"
-    alive = tmp_path / ".tmp" / f"spool-{os.getpid()}-0a1b2c3d"  # another sender of ours
-    for spool in (dead, alive):
+    host = socket.gethostname()
+    dead = tmp_path / ".tmp" / f"spool-{child.pid}-0a1b2c3d@{host}"
+    alive = tmp_path / ".tmp" / f"spool-{os.getpid()}-0a1b2c3d@{host}"  # another sender of ours
+    elsewhere = tmp_path / ".tmp" / f"spool-{child.pid}-0a1b2c3d@not-{host}"  # its own host's
+    for spool in (dead, alive, elsewhere):
         spool.mkdir(parents=True)
         (spool / "1.renderer.tmp").write_bytes(b"half a message")
     with OutboxSender(tmp_path) as sender:
-        assert not dead.exists() and alive.exists()
+        assert not dead.exists() and alive.exists() and elsewhere.exists()
         assert sender.spool is not None and Path(sender.spool) not in (dead, alive)
-    assert alive.exists()
+        assert Path(sender.spool).name.endswith(f"@{host}")
+    assert alive.exists() and elsewhere.exists()

@@ -10,8 +10,8 @@ the ledger never says ``sent`` for a file a crash could still lose. Readers neve
 half-written file. The queue in front of the writer is bounded (back-pressure).
 
 A run's renderer processes write their messages' files themselves, into the sender's
-*spool* (``<outbox>/.tmp/spool-<pid>-<random>/``, one per sender, removed when it closes,
-or by a later sender once its process is gone), and hand over only the path
+*spool* (``<outbox>/.tmp/spool-<pid>-<random>@<host>/``, one per sender, removed when it
+closes, or by a later sender on the same host once its process is gone), and hand over only the path
 (:attr:`Outgoing.path`): 67 KB a message sent back down a pipe, read, unpickled and
 written again by the run's process cost more CPU than the write itself. Such a file is
 made durable and renamed like the ones the writer thread wrote.
@@ -32,6 +32,7 @@ import os
 import queue
 import secrets
 import shutil
+import socket
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ class OutboxSender:
         self.spool: str | None = None  # while open: where other processes write messages
 
     def __enter__(self) -> Self:
-        spool = self.tmp / f"{SPOOL_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+        spool = self.tmp / f"{SPOOL_PREFIX}{os.getpid()}-{secrets.token_hex(4)}@{_HOST}"
         try:
             self.tmp.mkdir(parents=True, exist_ok=True)
             _remove_dead_spools(self.tmp)
@@ -248,9 +249,15 @@ class OutboxSender:
             self.spool = None
 
 
+_HOST = socket.gethostname().replace(os.sep, "_")
+
+
 def _remove_dead_spools(tmp: Path) -> None:
-    """Spools of senders whose process is gone (killed before closing)."""
-    for path in tmp.glob(f"{SPOOL_PREFIX}*-*"):
+    """Spools of senders of this host whose process is gone (killed before closing); an
+    outbox shared with other hosts keeps theirs."""
+    for path in tmp.glob(f"{SPOOL_PREFIX}*-*@*"):
+        if path.name.rpartition("@")[2] != _HOST:
+            continue
         pid = path.name.removeprefix(SPOOL_PREFIX).partition("-")[0]
         if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
