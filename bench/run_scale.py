@@ -531,6 +531,12 @@ def _cpu_seconds() -> tuple[float, float]:
     return times.user, times.system
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's ended (reaped) child processes, user + system."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def print_cpu_split(clock: Clock, messages: int) -> None:
     """Where phase 2's CPU went, per message: the renderers' processes (the CPU time each
     measured around its batches) and this process, all its threads (claims, hand-over, the
@@ -544,6 +550,11 @@ def print_cpu_split(clock: Clock, messages: int) -> None:
         f"{clock.seconds['render_cpu'] * per:.2f} ms / "
         f"{(user - user0) * per:.2f} + {(system - system0) * per:.2f} ms |"
     )
+    if "children" in clock.cpu:  # the renderers, reaped when the run closed its pool
+        print(
+            "| renderer processes, all their CPU per message (start-up, payloads and results "
+            f"through the pool's pipes included) | {sum(clock.cpu['children']) * per:.2f} ms |"
+        )
 
 
 def extrapolate(clock: Clock, progress: Progress) -> None:
@@ -713,6 +724,7 @@ def timed_run(args: argparse.Namespace, settings: Settings, clock: Clock) -> Tim
     signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(int(args.timeout) + 120)
     clock.cpu["start"] = _cpu_seconds()
+    children = _children_cpu()
     start = time.perf_counter()
     try:
         if profiler:
@@ -736,6 +748,7 @@ def timed_run(args: argparse.Namespace, settings: Settings, clock: Clock) -> Tim
             profiler.disable()
         signal.alarm(0)
     run.seconds = time.perf_counter() - start
+    clock.cpu["children"] = (_children_cpu() - children, 0.0)
     if profiler:
         profiler.dump_stats(args.profile)
     return run

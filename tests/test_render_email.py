@@ -6,7 +6,9 @@ from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
+import markupsafe
 import pytest
+from markupsafe import Markup
 from render_fixtures import (
     BARE,
     EMAIL_ITEMS,
@@ -19,6 +21,7 @@ from render_fixtures import (
 )
 
 from digest.errors import RenderError
+from digest.render import email
 from digest.render.display import authors_line, safe_url, shorten, single_line, subject_line, wrap
 from digest.render.email import EmailRenderer, check_templates
 
@@ -182,6 +185,47 @@ def test_override_directory_wins(tmp_path: Path) -> None:
     assert rendered.text == f"3 papers; stop: {LINKS.unsubscribe_url}\n"
     assert "Manage preferences" in rendered.html  # the shipped MJML still applies
     assert "email/digest.txt" in check_templates(tmp_path)
+
+
+def test_wrap_indent_is_wrap_then_indent(renderer: EmailRenderer, tmp_path: Path) -> None:
+    """The shipped text template's ``wrap_indent`` filter is the ``wrap | indent`` pair it
+    replaced, which override templates may still use: both give the same text part."""
+    shipped = (Path(__file__).parents[1] / "templates" / "email" / "digest.txt").read_text()
+    assert "wrap_indent(width, pad)" in shipped
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "digest.txt").write_text(
+        shipped.replace("wrap_indent(width, pad)", "wrap(width) | indent(pad)")
+    )
+    assert "wrap_indent" not in (tmp_path / "email" / "digest.txt").read_text()
+    pair = EmailRenderer(templates_dir=tmp_path)
+    items = (*EMAIL_ITEMS, HOSTILE, BARE, *(long_item(n) for n in range(12)))
+    for view in (digest_view(), digest_view(items), digest_view(())):
+        fused, unfused = renderer.render(view), pair.render(view)
+        assert fused.text == unfused.text and fused.html == unfused.html
+        assert fused.html_utf8 == fused.html.encode("utf-8")  # the size check's encoding
+
+
+def test_printed_values_are_escaped_as_markupsafe_escapes_them() -> None:
+    """The HTML template prints values through a plain-str escape (no Markup per value):
+    the same bytes as Jinja's own ``markupsafe.escape``, hostile values included."""
+    fast = EmailRenderer()
+    namespace = fast._html.root_render_func.__globals__
+    assert namespace["escape"] is email._escape_output
+    items = (*EMAIL_ITEMS, HOSTILE, BARE, *(long_item(n) for n in range(30)))
+    views = [digest_view(), digest_view(items), digest_view(())]
+    views.append(replace(views[1], subscriber_email='a&b<\'"x">@example.org'))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(namespace, "escape", markupsafe.escape)
+        expected = [fast.render(view) for view in views]
+    for view, before in zip(views, expected, strict=True):
+        after = fast.render(view)
+        assert after.html == before.html and after.text == before.text
+    assert "Attention &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in expected[1].html
+    assert "/feedback/a&amp;b=c/up" in expected[1].html
+    # what is not a plain str is still markupsafe's business
+    assert email._escape_output(Markup("<b>")) == "<b>"
+    assert email._escape_output(3) == "3"
+    assert email._escape_output("<a href='x'>&") == str(markupsafe.escape("<a href='x'>&"))
 
 
 def test_broken_override_templates_raise_render_error(tmp_path: Path) -> None:

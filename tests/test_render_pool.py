@@ -11,13 +11,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from digest.config.settings import Settings
-from digest.delivery.renderpool import Rendered, RenderPool
+from digest.delivery import pipeline
+from digest.delivery.renderpool import Rendered, RenderPool, render_batch
 from digest.ranking import get_ranker
 from digest.render.batch import Batch, load_batch, papers_of, payloads_from_recorded
 from digest.runner import _render_setup, build_due_digests, run_digests
@@ -28,7 +30,7 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def test_worker_processes_render_the_same_bytes_as_the_run_process(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     settings = make_settings(secret_key="k" * 32)  # vote links on, as in a real run
     add_papers(settings, now=NOW - timedelta(hours=3), count=4)
@@ -51,12 +53,42 @@ def test_worker_processes_render_the_same_bytes_as_the_run_process(
         halves = [Batch(payloads[:3]), Batch(payloads[3:])]  # both workers get work
         futures = [pool.submit(batch) for batch in halves]
         results.append([item for f in futures for item in f.result().items])
+        # The outbox's way: each message written to a file in the spool, its path sent back.
+        spool = tmp_path / "spool"
+        spool.mkdir()
+        spooled = pool.submit(Batch(payloads), spool=str(spool)).result().items
         with pytest.raises(RuntimeError, match="already hold"):
             pool.share({})
     in_process, in_workers = results
     assert all(isinstance(item, Rendered) for item in in_workers)
     assert all(b"Less like this" in item.data for item in in_workers)  # type: ignore[union-attr]
     assert in_workers == in_process  # the same subjects, Message-IDs and wire bytes
+    assert len(spooled) == len(in_process) == len(list(spool.iterdir()))
+    for item, expected in zip(spooled, in_process, strict=True):
+        assert isinstance(item, Rendered) and isinstance(expected, Rendered)
+        assert item.data == b"" and item.path is not None
+        assert Path(item.path).parent == spool
+        assert Path(item.path).read_bytes() == expected.data
+        assert replace(item, data=expected.data, path=None) == expected
+
+
+def test_a_spool_that_cannot_be_written_sends_the_bytes_back(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings()
+    add_papers(settings, now=NOW - timedelta(hours=3), count=2)
+    subscribe(settings, "reader@example.org", at=NOW - timedelta(days=2))
+    _, recorded, _ = build_due_digests(
+        db.get_engine(settings), settings=settings, now=NOW, ranker=get_ranker(settings.ranker)
+    )
+    payloads = list(payloads_from_recorded(recorded, now=NOW).values())
+    setup, papers = _render_setup(settings, NOW), papers_of(recorded)
+    gone = str(tmp_path / "no such spool")
+    (item,) = render_batch(Batch(payloads), papers, setup, spool=gone)
+    (expected,) = render_batch(Batch(payloads), papers, setup)
+    assert isinstance(item, Rendered) and item.path is None
+    assert item == expected
+    assert not Path(gone).exists()
 
 
 def test_the_papers_file_is_removed_when_the_pool_closes(
@@ -169,3 +201,25 @@ def test_a_run_starts_its_renderers_before_recording_and_sends_everything(
     assert steps.index("select") < steps.index("record")
     assert report.sent == 5 and report.failed == 0
     assert len(list(settings.resolved_outbox_dir.glob("*.eml"))) == 5
+    # the renderers wrote the files into the outbox's spool; nothing is left there
+    assert list((settings.resolved_outbox_dir / ".tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_the_heap_is_trimmed_after_a_batch_only_when_its_bytes_came_here(
+    make_settings: Callable[..., Settings], processes: int
+) -> None:
+    """Renderer processes write the outbox's files themselves: the run's process never
+    holds those messages, so it does not trim its heap after each batch (a few ms each);
+    rendering in this process, it does."""
+    settings = make_settings(render_processes=processes, delivery_batch=2)
+    add_papers(settings, now=NOW - timedelta(hours=3), count=3)
+    for i in range(4):
+        subscribe(settings, f"reader{i}@example.org", at=NOW - timedelta(days=2))
+    trims: list[int] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "release_free_memory", lambda: trims.append(1))
+        report = run_digests(settings, now=NOW)
+    assert report.sent == 4
+    assert len(trims) == (2 if processes == 1 else 0)  # two batches of two
+    assert len(list(settings.resolved_outbox_dir.glob("*.eml"))) == 4

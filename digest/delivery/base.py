@@ -89,6 +89,9 @@ class Outgoing:
     envelope_from: str
     recipient: str
     message_id: str
+    # Or those bytes already written by a renderer process to a file in the outbox sender's
+    # spool (``OutboxSender.spool``; ``data`` is then empty): only that sender takes these.
+    path: str | None = None
 
 
 OutcomeStatus = Literal["sent", "transient", "permanent", "deferred"]

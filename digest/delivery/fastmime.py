@@ -162,7 +162,7 @@ class MessageWriter:
             qp_body(rendered.text),
             delimiter,
             self._html_head,
-            qp_body(rendered.html),
+            qp_body(rendered.html_utf8 or rendered.html),
             delimiter[:-2],
             b"--\r\n",
         ]

@@ -7,6 +7,8 @@ Per batch of digest ids (``delivery_batch``, default 500):
 2. **load** their payloads: from the run's memory when it has just recorded them, else from
    the store (a few queries per batch);
 3. **render** them in the render pool — the next batches render while this one is sent;
+   renderer processes write the outbox's files themselves (the sender's spool) and send
+   back only their paths;
 4. **hand over** each message to the sender (SMTP pool, outbox, a transport), checking the
    fence (the scheduler's lease) before each one;
 5. **record** outcomes as they arrive, in small batches (at most ``FLUSH_EVERY`` messages or
@@ -34,6 +36,7 @@ from sqlalchemy.engine import Engine
 
 from digest.delivery.base import Outcome, Outgoing, Sender
 from digest.delivery.renderpool import RenderedBatch, RenderFailure, RenderPool
+from digest.delivery.senders import OutboxSender
 from digest.digests import ledger
 from digest.digests.ledger import Finish
 from digest.errors import DeliveryError
@@ -144,6 +147,8 @@ class Delivery:
         self._outcomes: list[Outcome] = []
         self._flushed_at = time.monotonic()
         self._papers: dict[int, PaperFields] = dict(render.papers)
+        # Renderer processes write the outbox's files themselves, into its spool.
+        self._spool = sender.spool if isinstance(sender, OutboxSender) else None
         self._done = 0
         self._total = 0
 
@@ -159,7 +164,8 @@ class Delivery:
                     break
                 ids = self._claim(digest_ids[start : start + self.batch_size])
                 if ids:
-                    queue.append((ids, self.render.submit(self._load(ids))))
+                    batch = self._load(ids)
+                    queue.append((ids, self.render.submit(batch, spool=self._spool)))
                 while len(queue) > IN_FLIGHT:
                     self._send(*queue.popleft())
             while queue:
@@ -170,7 +176,8 @@ class Delivery:
             raise
         finally:
             for _, future in queue:
-                future.cancel()
+                if not future.cancel():  # rendering: let it end, its spool files with it
+                    future.exception()
             self._hand_back()
         return self.result
 
@@ -203,6 +210,10 @@ class Delivery:
         self.observer.step("render", batch.seconds)  # the renderer's own time, any process
         self.observer.step("render_cpu", batch.cpu)
         rendered = batch.items
+        # the messages' bytes came here (not written to the spool by the renderers)
+        carried = any(
+            not isinstance(item, RenderFailure) and item.path is None for item in rendered
+        )
         failures: list[Finish] = []
         for item in rendered:
             if isinstance(item, RenderFailure):
@@ -223,6 +234,7 @@ class Delivery:
                         self.envelope_from,
                         item.recipient,
                         item.message_id,
+                        item.path,
                     )
                 )
             self._submitted.add(item.digest_id)
@@ -230,9 +242,11 @@ class Delivery:
         if failures:
             self._record(failures)
         del ids, rendered, batch
-        # The batch's 500 messages (66 KB each) are freed: give the C heap's free pages back,
-        # or they pile up between the ones still in use (about 100 MB over a 100,000 run).
-        release_free_memory()
+        if carried:
+            # The batch's 500 messages (66 KB each) are freed: give the C heap's free pages
+            # back, or they pile up between the ones still in use (about 100 MB over a
+            # 100,000 run). Spooled messages never were in this process: nothing to trim.
+            release_free_memory()
 
     # Outcomes ---------------------------------------------------------------------------
 

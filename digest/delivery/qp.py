@@ -153,14 +153,15 @@ def compile_kernel() -> None:
     qp_body("a = b \n")
 
 
-def qp_body(text: str) -> bytes:
-    """``text`` as the quoted-printable body of a ``text/*; charset="utf-8"`` part.
+def qp_body(text: str | bytes) -> bytes:
+    """``text`` as the quoted-printable body of a ``text/*; charset="utf-8"`` part (or
+    ``text`` already encoded as UTF-8, when the caller has it).
 
     The exact bytes :func:`~digest.delivery.wire.message_bytes` writes after the part's
     blank line, CRLF line ends included. Raises ``UnicodeEncodeError`` on lone surrogates,
     as ``set_content`` does.
     """
-    data = text.encode("utf-8")
+    data = text if isinstance(text, bytes) else text.encode("utf-8")
     if b"\r" in data:  # rare: normalize CR and CRLF to LF, as _encode_text's splitlines()
         data = b"\n".join(data.splitlines()) + b"\n"
     n = len(data)

@@ -5,11 +5,15 @@
 out. :class:`RenderPool` runs it on the machine's cores (a process pool: the templates are
 compiled once per process, the run's papers read once per process from a file) and keeps a
 few batches in flight so rendering overlaps sending; with ``processes <= 1`` (small runs, tests)
-it renders in this process.
+it renders in this process. Given a *spool* directory (the outbox sender's), renderer
+processes write each message's bytes to a file there and send back only its path: the
+bytes never cross the pool's pipe.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import multiprocessing
 import os
 import pickle
@@ -49,7 +53,8 @@ class Rendered:
     recipient: str
     subject: str
     message_id: str
-    data: bytes
+    data: bytes  # the wire bytes; empty when they were written to ``path``
+    path: str | None = None  # a file in the spool holding the wire bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +73,37 @@ class RenderedBatch:
     cpu: float = 0.0
 
 
+_spooled = itertools.count()  # this process's spool files
+
+
+def spool_file(spool: str, digest_id: int, data: bytes) -> str | None:
+    """Write ``data`` to a new file in the directory ``spool``: its path, or None when it
+    could not be written (the bytes then travel as they are)."""
+    path = f"{spool}{os.sep}{digest_id}.{os.getpid()}.{next(_spooled)}.tmp"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # links hold tokens
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # noqa: PTH108 - a plain string path, per message
+        return None
+    return path
+
+
 def render_batch(
-    batch: Batch, papers: Mapping[int, PaperFields], setup: RenderSetup
+    batch: Batch,
+    papers: Mapping[int, PaperFields],
+    setup: RenderSetup,
+    *,
+    spool: str | None = None,
 ) -> list[Rendered | RenderFailure]:
-    """Render every payload of ``batch`` (papers: the batch's own, then ``papers``)."""
+    """Render every payload of ``batch`` (papers: the batch's own, then ``papers``); with
+    ``spool``, each message's bytes are written to a file there (:func:`spool_file`)."""
     renderer = cached_renderer(setup.templates_dir, setup.site_name)
     writer = message_writer(setup.message)
     known = {**papers, **batch.papers} if batch.papers else papers
@@ -83,8 +115,16 @@ def render_batch(
         except DigestError as exc:  # a bad address or template: this digest only
             out.append(RenderFailure(payload.digest_id, " ".join(str(exc).split())))
             continue
+        path = None if spool is None else spool_file(spool, payload.digest_id, wire.data)
         out.append(
-            Rendered(payload.digest_id, payload.email, wire.subject, wire.message_id, wire.data)
+            Rendered(
+                payload.digest_id,
+                payload.email,
+                wire.subject,
+                wire.message_id,
+                wire.data if path is None else b"",
+                path,
+            )
         )
     return out
 
@@ -134,12 +174,12 @@ def _read_papers(papers_file: str | None) -> None:
     _WORKER.papers_file = papers_file
 
 
-def _render_in_worker(batch: Batch, papers_file: str | None) -> RenderedBatch:
+def _render_in_worker(batch: Batch, papers_file: str | None, spool: str | None) -> RenderedBatch:
     assert _WORKER.setup is not None
     started, started_cpu = time.perf_counter(), time.process_time()
     _read_papers(papers_file)
     _WORKER.papers.update(batch.papers)  # papers of older digests, kept for later batches
-    items = render_batch(Batch(batch.payloads), _WORKER.papers, _WORKER.setup)
+    items = render_batch(Batch(batch.payloads), _WORKER.papers, _WORKER.setup, spool=spool)
     return RenderedBatch(items, time.perf_counter() - started, time.process_time() - started_cpu)
 
 
@@ -215,10 +255,13 @@ class RenderPool:
             pickle.dump(papers, handle, protocol=pickle.HIGHEST_PROTOCOL)
         self._papers_file = Path(name)
 
-    def submit(self, batch: Batch) -> Future[RenderedBatch]:
+    def submit(self, batch: Batch, *, spool: str | None = None) -> Future[RenderedBatch]:
+        """Render ``batch``. ``spool``: a directory where renderer processes write each
+        message (:attr:`Rendered.path`) rather than send its bytes back; rendering in this
+        process ignores it (the bytes are already here)."""
         if self._executor is not None:
             papers_file = str(self._papers_file) if self._papers_file else None
-            return self._executor.submit(_render_in_worker, batch, papers_file)
+            return self._executor.submit(_render_in_worker, batch, papers_file, spool)
         future: Future[RenderedBatch] = Future()
         started, started_cpu = time.perf_counter(), time.thread_time()
         try:

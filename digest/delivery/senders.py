@@ -9,6 +9,13 @@ filesystem) and the directory is synced; only then are the messages reported ``s
 the ledger never says ``sent`` for a file a crash could still lose. Readers never see a
 half-written file. The queue in front of the writer is bounded (back-pressure).
 
+A run's renderer processes write their messages' files themselves, into the sender's
+*spool* (``<outbox>/.tmp/spool-<pid>-<random>@<host>/``, one per sender, removed when it
+closes, or by a later sender on the same host once its process is gone), and hand over only the path
+(:attr:`Outgoing.path`): 67 KB a message sent back down a pipe, read, unpickled and
+written again by the run's process cost more CPU than the write itself. Such a file is
+made durable and renamed like the ones the writer thread wrote.
+
 :class:`TransportSender` adapts a one-message-at-a-time :class:`~digest.delivery.base.Transport`
 (a test double, a custom transport): each message is sent when
 submitted and its outcome is known at once.
@@ -23,6 +30,9 @@ import itertools
 import logging
 import os
 import queue
+import secrets
+import shutil
+import socket
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -32,6 +42,7 @@ from typing import Any, Self
 
 from digest.delivery.base import Outcome, Outgoing, Transport
 from digest.delivery.outbox import eml_name
+from digest.digests.claims import process_alive
 from digest.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
 log = logging.getLogger(__name__)
@@ -39,6 +50,7 @@ log = logging.getLogger(__name__)
 OUTBOX_BATCH = 256  # messages made durable together
 OUTBOX_IDLE_FLUSH = 0.2  # seconds without a new message before a partial batch is synced
 _PUT_WAIT = 0.5  # seconds between checks that the writer is still alive, when the queue is full
+SPOOL_PREFIX = "spool-"
 
 
 def _syncfs_function() -> Any:
@@ -93,14 +105,19 @@ class OutboxSender:
         self._names = itertools.count()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None  # the writer died of this
+        self.spool: str | None = None  # while open: where other processes write messages
 
     def __enter__(self) -> Self:
+        spool = self.tmp / f"{SPOOL_PREFIX}{os.getpid()}-{secrets.token_hex(4)}@{_HOST}"
         try:
             self.tmp.mkdir(parents=True, exist_ok=True)
+            _remove_dead_spools(self.tmp)
+            spool.mkdir(mode=0o700)
         except OSError as exc:
             raise DeliveryError(
                 f"cannot create outbox directory {self.directory}: {exc.strerror or exc}"
             ) from exc
+        self.spool = str(spool)
         self._thread = threading.Thread(target=self._write_loop, name="outbox-writer")
         self._thread.start()
         return self
@@ -164,11 +181,17 @@ class OutboxSender:
 
     def _write(self, message: Outgoing) -> None:
         if self._stopped is not None:
+            if message.path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(message.path)  # noqa: PTH108 - strings, see below
             self._outcomes.append(Outcome(message.key, "deferred", self._stopped))
             return
         # Plain strings, not Path objects: this runs for every message of a run.
         name = eml_name(message.message_id)
         final = os.path.join(self._directory, name)  # noqa: PTH118 - see above
+        if message.path is not None:  # written by a renderer, in the spool
+            self._written.append((message.key, message.path, final))
+            return
         stem = name.removesuffix(".eml")[:40]
         temporary = f"{self._tmp}{os.sep}{stem}.{os.getpid()}.{next(self._names)}.tmp"
         try:
@@ -221,6 +244,23 @@ class OutboxSender:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)  # noqa: PTH108 - strings, see _write
         self._written = []
+        if self.spool is not None:  # with any message a renderer wrote but nobody handed over
+            shutil.rmtree(self.spool, ignore_errors=True)
+            self.spool = None
+
+
+_HOST = socket.gethostname().replace(os.sep, "_")
+
+
+def _remove_dead_spools(tmp: Path) -> None:
+    """Spools of senders of this host whose process is gone (killed before closing); an
+    outbox shared with other hosts keeps theirs."""
+    for path in tmp.glob(f"{SPOOL_PREFIX}*-*@*"):
+        if path.name.rpartition("@")[2] != _HOST:
+            continue
+        pid = path.name.removeprefix(SPOOL_PREFIX).partition("-")[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class TransportSender:

@@ -9,10 +9,12 @@ are looked up in the configured override directory first, then in the shipped ``
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import markupsafe
 import mjml
 from jinja2 import (
     BaseLoader,
@@ -49,6 +51,13 @@ _cached_wrap = functools.lru_cache(maxsize=PAPER_CACHE_SIZE)(wrap)
 _cached_indent = functools.lru_cache(maxsize=PAPER_CACHE_SIZE)(do_indent)
 
 
+@functools.lru_cache(maxsize=PAPER_CACHE_SIZE)
+def _wrap_indent(s: str, width: int, pad: str) -> str:
+    """``s | wrap(width) | indent(pad)`` in one remembered call (the shipped text template
+    does this four times an item; the text part's values are plain strings)."""
+    return do_indent(wrap(s, width), pad)
+
+
 def _indent(s: str, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
     """Jinja's ``indent`` filter, remembered for plain strings (Markup keeps its type)."""
     if type(s) is str:
@@ -60,6 +69,37 @@ def clear_filter_caches() -> None:
     """Forget the remembered filter results (benchmarks and tests start cold with it)."""
     _cached_wrap.cache_clear()
     _cached_indent.cache_clear()
+    _wrap_indent.cache_clear()
+
+
+# markupsafe's C escaping of a str (private): what markupsafe.escape returns, as a plain str.
+_ESCAPE_STR: Callable[[str], str] | None = getattr(markupsafe, "_escape_inner", None)
+
+
+def _escape_output(value: object) -> str:
+    """``markupsafe.escape(value)`` as text: the same characters, but a str rather than a
+    Markup for a str (the Markup's Python-level ``__new__`` was half the cost)."""
+    if type(value) is str and _ESCAPE_STR is not None:
+        return _ESCAPE_STR(value)
+    return markupsafe.escape(value)
+
+
+def _plain_escapes(template: Template) -> Template:
+    """``template`` with its printed values escaped by :func:`_escape_output`.
+
+    Jinja's generated code calls the name ``escape`` of its own module only where it prints
+    a value (``yield escape(value)``, autoescaped output); what it yields is joined as text,
+    so whether each escaped value is a Markup or a str changes no byte of the HTML (filters,
+    ``~`` and macros use markupsafe themselves). Anything but a str is escaped by markupsafe
+    as before. A Jinja whose generated code differs keeps its own escape."""
+    namespace = getattr(template.root_render_func, "__globals__", None)
+    if (
+        _ESCAPE_STR is not None
+        and isinstance(namespace, dict)
+        and namespace.get("escape") is markupsafe.escape
+    ):
+        namespace["escape"] = _escape_output
+    return template
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +109,9 @@ class RenderedEmail:
     subject: str
     html: str
     text: str
+    # The HTML as UTF-8 when the renderer already encoded it (its size check): the message
+    # writer encodes it only when empty.
+    html_utf8: bytes = field(default=b"", compare=False, repr=False)
 
 
 def template_loader(templates_dir: Path | None = None) -> BaseLoader:
@@ -97,6 +140,7 @@ def _text_env(loader: BaseLoader) -> Environment:
     )
     env.filters["wrap"] = _cached_wrap
     env.filters["indent"] = _indent
+    env.filters["wrap_indent"] = _wrap_indent
     return env
 
 
@@ -111,7 +155,7 @@ def compile_mjml(env: Environment, name: str) -> Template:
     except ValueError as exc:  # MRML reports every parse error as ValueError
         raise RenderError(f"{name} is not valid MJML: {exc}") from exc
     try:
-        return env.from_string(html)
+        return _plain_escapes(env.from_string(html))
     except TemplateError as exc:
         raise RenderError(f"{name} compiled to HTML that is not a valid template: {exc}") from exc
 
@@ -187,14 +231,16 @@ class EmailRenderer:
         items = context["items"]
         try:
             html = self._html.render(context)
-            while len(html.encode("utf-8")) > HTML_BUDGET and len(context["items"]) > 1:
+            encoded = html.encode("utf-8")
+            while len(encoded) > HTML_BUDGET and len(context["items"]) > 1:
                 context["items"] = context["items"][:-1]
                 context["left_out"] = len(items) - len(context["items"])
                 html = self._html.render(context)
+                encoded = html.encode("utf-8")
             text = self._text.render(context)
         except TemplateError as exc:
             raise RenderError(f"rendering digest {view.key} failed: {exc}") from exc
-        return RenderedEmail(subject=context["subject"], html=html, text=text)
+        return RenderedEmail(subject=context["subject"], html=html, text=text, html_utf8=encoded)
 
 
 @functools.lru_cache(maxsize=8)
