@@ -239,6 +239,38 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
 ) -> Graded:
     """Grade every candidate (interest ``cand_i[j]``, paper ``cand_d[j]``); see the module
     docstring for the grades. Plain typed Python, compiled by :func:`kernel`."""
+
+    def spanned(
+        hit_pos: IntArray,
+        hit_unit: IntArray,
+        hits: int,
+        counts: IntArray,
+        units: int,
+        need: int,
+        limit: int,
+    ) -> bool:
+        """Whether some run of the ``hits`` (positions in a field, in order, each of one of
+        ``units`` units) holds ``need`` distinct units within fewer than ``limit`` positions
+        (a sliding window; ``counts`` is work space)."""
+        for k in range(units):
+            counts[k] = 0
+        covered = 0
+        left = 0
+        for right in range(hits):
+            k = hit_unit[right]
+            if counts[k] == 0:
+                covered += 1
+            counts[k] += 1
+            while covered == need:
+                if hit_pos[right] - hit_pos[left] < limit:
+                    return True
+                k = hit_unit[left]
+                counts[k] -= 1
+                if counts[k] == 0:
+                    covered -= 1
+                left += 1
+        return False
+
     n = cand_i.size
     value = np.zeros(n, dtype=np.float64)
     code = np.zeros(n, dtype=np.int64)
@@ -351,26 +383,7 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
                             hit_unit[hits] = k
                             hits += 1
                             break
-                for k in range(np_):
-                    counts[k] = 0
-                covered = 0
-                left = 0
-                said = False
-                for right in range(hits):
-                    k = hit_unit[right]
-                    if counts[k] == 0:
-                        covered += 1
-                    counts[k] += 1
-                    while covered == np_:
-                        if hit_pos[right] - hit_pos[left] <= 2 * (np_ - 1):
-                            said = True
-                        k = hit_unit[left]
-                        counts[k] -= 1
-                        if counts[k] == 0:
-                            covered -= 1
-                        left += 1
-                    if said:
-                        break
+                said = spanned(hit_pos, hit_unit, hits, counts, np_, np_, 2 * np_ - 1)
                 if field == 0:
                     in_title = said
                 else:
@@ -398,25 +411,8 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
                                 hit_unit[hits] = k
                                 hits += 1
                                 break
-                    for k in range(nu):
-                        counts[k] = 0
-                    covered = 0
-                    left = 0
-                    for right in range(hits):
-                        k = hit_unit[right]
-                        if counts[k] == 0:
-                            covered += 1
-                        counts[k] += 1
-                        while covered == n_distinct:
-                            if hit_pos[right] - hit_pos[left] < window:
-                                found |= 1 << field
-                            k = hit_unit[left]
-                            counts[k] -= 1
-                            if counts[k] == 0:
-                                covered -= 1
-                            left += 1
-                        if found & (1 << field):
-                            break
+                    if spanned(hit_pos, hit_unit, hits, counts, nu, n_distinct, window):
+                        found |= 1 << field
             if found:
                 grade = 1
                 fields = found
