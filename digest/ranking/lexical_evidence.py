@@ -239,38 +239,6 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
 ) -> Graded:
     """Grade every candidate (interest ``cand_i[j]``, paper ``cand_d[j]``); see the module
     docstring for the grades. Plain typed Python, compiled by :func:`kernel`."""
-
-    def spanned(
-        hit_pos: IntArray,
-        hit_unit: IntArray,
-        hits: int,
-        counts: IntArray,
-        units: int,
-        need: int,
-        limit: int,
-    ) -> bool:
-        """Whether some run of the ``hits`` (positions in a field, in order, each of one of
-        ``units`` units) holds ``need`` distinct units within fewer than ``limit`` positions
-        (a sliding window; ``counts`` is work space)."""
-        for k in range(units):
-            counts[k] = 0
-        covered = 0
-        left = 0
-        for right in range(hits):
-            k = hit_unit[right]
-            if counts[k] == 0:
-                covered += 1
-            counts[k] += 1
-            while covered == need:
-                if hit_pos[right] - hit_pos[left] < limit:
-                    return True
-                k = hit_unit[left]
-                counts[k] -= 1
-                if counts[k] == 0:
-                    covered -= 1
-                left += 1
-        return False
-
     n = cand_i.size
     value = np.zeros(n, dtype=np.float64)
     code = np.zeros(n, dtype=np.int64)
@@ -290,6 +258,45 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
     hit_pos = np.empty(longest, dtype=np.int64)
     hit_unit = np.empty(longest, dtype=np.int64)
     counts = np.zeros(max_units, dtype=np.int64)
+    wanted = np.empty(max_units, dtype=np.int64)
+
+    # The two inner functions below work on the arrays above (Numba compiles them inline).
+    def gather(at: int, units: int) -> int:
+        """The tokens of field ``at`` (paper * 2 + field) that are one of the ``units``
+        wanted terms (-1: none), into ``hit_pos`` / ``hit_unit``, in order; how many."""
+        hits = 0
+        for t in range(tok_start[at], tok_start[at + 1]):
+            term = tok_term[t]
+            for k in range(units):
+                if wanted[k] == term:
+                    hit_pos[hits] = tok_pos[t]
+                    hit_unit[hits] = k
+                    hits += 1
+                    break
+        return hits
+
+    def spanned(hits: int, units: int, need: int, limit: int) -> bool:
+        """Whether some run of the ``hits`` gathered (each of one of ``units`` units) holds
+        ``need`` distinct units within fewer than ``limit`` positions (a sliding window)."""
+        for k in range(units):
+            counts[k] = 0
+        covered = 0
+        left = 0
+        for right in range(hits):
+            k = hit_unit[right]
+            if counts[k] == 0:
+                covered += 1
+            counts[k] += 1
+            while covered == need:
+                if hit_pos[right] - hit_pos[left] < limit:
+                    return True
+                k = hit_unit[left]
+                counts[k] -= 1
+                if counts[k] == 0:
+                    covered -= 1
+                left += 1
+        return False
+
     for j in range(n):
         i = cand_i[j]
         d = cand_d[j]
@@ -371,19 +378,11 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
             for field in range(2):
                 if not (in_title if field == 0 else in_abstract):
                     continue
-                start = tok_start[2 * d + field]
-                stop = tok_start[2 * d + field + 1]
-                hits = 0
-                for t in range(start, stop):
-                    term = tok_term[t]
-                    for k in range(np_):
-                        x = g.phrase_loc[p0 + k]
-                        if x >= 0 and g.feat[f0 + x] == term:
-                            hit_pos[hits] = tok_pos[t]
-                            hit_unit[hits] = k
-                            hits += 1
-                            break
-                said = spanned(hit_pos, hit_unit, hits, counts, np_, np_, 2 * np_ - 1)
+                for k in range(np_):
+                    x = g.phrase_loc[p0 + k]
+                    wanted[k] = g.feat[f0 + x] if x >= 0 else -1
+                hits = gather(2 * d + field, np_)
+                said = spanned(hits, np_, np_, 2 * np_ - 1)
                 if field == 0:
                     in_title = said
                 else:
@@ -398,20 +397,12 @@ def grade_kernel(  # noqa: PLR0912, PLR0915  # one compiled loop on purpose
         else:
             found = 0
             if n_distinct >= 2 and distinct_there == n_distinct:
+                for k in range(nu):
+                    key = g.unit_key[u0 + k]
+                    wanted[k] = g.feat[f0 + key] if g.unit_distinct[u0 + k] and key >= 0 else -1
                 for field in range(2):  # all distinctive units within the window?
-                    start = tok_start[2 * d + field]
-                    stop = tok_start[2 * d + field + 1]
-                    hits = 0
-                    for t in range(start, stop):
-                        term = tok_term[t]
-                        for k in range(nu):
-                            key = g.unit_key[u0 + k]
-                            if g.unit_distinct[u0 + k] and key >= 0 and g.feat[f0 + key] == term:
-                                hit_pos[hits] = tok_pos[t]
-                                hit_unit[hits] = k
-                                hits += 1
-                                break
-                    if spanned(hit_pos, hit_unit, hits, counts, nu, n_distinct, window):
+                    hits = gather(2 * d + field, nu)
+                    if spanned(hits, nu, n_distinct, window):
                         found |= 1 << field
             if found:
                 grade = 1
