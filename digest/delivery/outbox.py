@@ -7,6 +7,7 @@ after a crash) replaces the file instead of adding a second one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -92,6 +93,26 @@ class OutboxTransport(BaseTransport):
             raise DeliveryError(
                 f"cannot create outbox directory {self.directory}: {exc.strerror or exc}"
             ) from exc
+
+
+def write_file(path: str, data: bytes, *, exclusive: bool = False) -> None:
+    """Write ``data`` to the file ``path`` (created with mode 0600: links hold tokens;
+    ``exclusive``: never an existing one). Raises OSError with no partial file left.
+
+    Plain string paths and ``os`` calls: this runs for every message of a run."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    try:
+        fd = os.open(path, flags, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # noqa: PTH108 - a plain string path, see above
+        raise
 
 
 def _atomic_write(target: Path, data: bytes) -> None:

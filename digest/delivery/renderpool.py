@@ -12,7 +12,6 @@ bytes never cross the pool's pipe.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import multiprocessing
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 from digest.delivery import qp
 from digest.delivery.fastmime import message_writer
 from digest.delivery.message import MessageOptions
+from digest.delivery.outbox import write_file
 from digest.digests.claims import process_alive
 from digest.errors import DigestError
 from digest.render.assemble import ViewOptions
@@ -81,16 +81,8 @@ def spool_file(spool: str, digest_id: int, data: bytes) -> str | None:
     could not be written (the bytes then travel as they are)."""
     path = f"{spool}{os.sep}{digest_id}.{os.getpid()}.{next(_spooled)}.tmp"
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # links hold tokens
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        write_file(path, data, exclusive=True)
     except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(path)  # noqa: PTH108 - a plain string path, per message
         return None
     return path
 

@@ -41,7 +41,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from digest.delivery.base import Outcome, Outgoing, Transport
-from digest.delivery.outbox import eml_name
+from digest.delivery.outbox import eml_name, write_file
 from digest.digests.claims import process_alive
 from digest.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
@@ -195,19 +195,9 @@ class OutboxSender:
         stem = name.removesuffix(".eml")[:40]
         temporary = f"{self._tmp}{os.sep}{stem}.{os.getpid()}.{next(self._names)}.tmp"
         try:
-            fd = os.open(
-                temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
-            )  # links hold tokens
-            try:
-                view = memoryview(message.data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
+            write_file(temporary, message.data)
         except OSError as exc:
             # our side of the hand-over failed: retry at once, once the folder is fixed
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)  # noqa: PTH108 - see above
             error = f"cannot write {final}: {exc.strerror or exc}"
             self._outcomes.append(Outcome(message.key, "deferred", error))
             return
